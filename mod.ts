@@ -1,0 +1,84 @@
+/**
+ * DPO on WebGPU: the public library. Re-exports only; nothing reachable from here uses `Deno.*`
+ * or `node:*`, so it runs in Deno, browsers and edge workers with WebGPU.
+ *
+ * @example
+ * ```ts
+ * import { configFromHf, createBackend, LlamaModel } from "./mod.ts";
+ * const backend = await createBackend("auto");
+ * const model = new LlamaModel(backend, configFromHf(configJson), { maxBatch: 8, maxSeqLen: 128 });
+ * ```
+ *
+ * @module
+ */
+
+/** The backend interface the model, losses and optimizers are written against. */
+export type {
+  Backend,
+  DType,
+  MatmulOptions,
+  Ops,
+  OptimizerHyper,
+  PreferenceLossType,
+  Role,
+  Tensor,
+} from "./src/backend.ts";
+/** Metric names of the preference losses (TRL's). */
+export { PREFERENCE_METRICS } from "./src/backend.ts";
+/** The WebGPU backend (WGSL kernels). */
+export { GpuBackend } from "./src/gpu/backend.ts";
+/** The plain TypeScript reference backend (float32 or float64). */
+export { CpuBackend } from "./src/cpu/backend.ts";
+/** Adapter discovery: `requestDevice` asks for the adapter's maximum limits. */
+export { hasWebGpu, NoAdapterError, requestDevice } from "./src/gpu/device.ts";
+/** `--device webgpu|cpu|auto`. */
+export { createBackend, type DeviceChoice } from "./src/gpu/select.ts";
+
+/** HF `config.json` <-> model config, and the HF parameter table. */
+export {
+  ConfigError,
+  configFromHf,
+  configToHf,
+  type ModelConfig,
+  parameterCount,
+  parameterShapes,
+} from "./src/model/config.ts";
+/** The Llama-family model: forward to completion log-probs, backward. */
+export { LlamaModel, type LlamaModelOptions, type TokenBatch } from "./src/model/llama.ts";
+/** Parameter arenas with HF names. */
+export { ParamArena, paramLayout, type ParamLayout } from "./src/model/params.ts";
+/** Seeded HF-style initialisation. */
+export { initWeights } from "./src/model/init.ts";
+
+/** File access that a browser can supply, and an in-memory store. */
+export { type FileStore, FileNotFoundError, joinPath } from "./src/io/fs.ts";
+export { MemoryFileStore } from "./src/io/memory_fs.ts";
+/** safetensors and HF checkpoint folders. */
+export { readSafetensors, SafetensorsError, writeSafetensors } from "./src/io/safetensors.ts";
+export {
+  type Checkpoint,
+  CheckpointError,
+  loadCheckpoint,
+  saveCheckpoint,
+} from "./src/io/checkpoint.ts";
+/** SHA-256 fingerprints. */
+export { fingerprintJson, sha256Hex, stableStringify } from "./src/io/hash.ts";
+
+/** Optimizers on the device, HF learning-rate schedules, the training step. */
+export { DeviceOptimizer, type OptimizerOptions } from "./src/train/optimizer.ts";
+export { learningRate } from "./src/train/schedule.ts";
+export { type MicroBatch, type Objective, Trainer } from "./src/train/trainer.ts";
+/** Preference losses as pure functions of per-sequence log-probs. */
+export { pairLoss, preferenceLoss } from "./src/train/losses.ts";
+
+/** The reference log-prob cache format. */
+export {
+  CacheError,
+  decodeCache,
+  encodeCache,
+  mergeCaches,
+  type ReferenceCache,
+} from "./src/cache/reference_cache.ts";
+
+/** Datasets in TRL's formats, validation, tokenization, collation. */
+export * from "./src/data/mod.ts";
