@@ -1,0 +1,31 @@
+/**
+ * CPU reference of the elementwise ops: residual adds, copies (optionally accumulating, for
+ * gradients that reach a tensor along two paths) and fills.
+ *
+ * Shapes: every tensor is flat with at least `n` elements; only the first `n` are touched.
+ * Each element is computed in JS numbers (float64) and stored once, so a Float64Array backend
+ * keeps full precision and a Float32Array backend rounds once, as an f32 GPU add does.
+ *
+ * @module
+ */
+
+import type { FloatArray } from "./types.ts";
+
+/** out (n) = a + b. `out` may be `a` or `b` (in place). */
+export function add(out: FloatArray, a: FloatArray, b: FloatArray, n: number): void {
+  for (let i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+/** out (n) = a, or out += a with `accumulate`. */
+export function copy(out: FloatArray, a: FloatArray, n: number, accumulate = false): void {
+  if (accumulate) {
+    for (let i = 0; i < n; i++) out[i] = out[i] + a[i];
+  } else if (out !== a) {
+    for (let i = 0; i < n; i++) out[i] = a[i];
+  }
+}
+
+/** Sets out[0..n) to `value`. */
+export function fill(out: FloatArray, value: number, n: number): void {
+  out.fill(value, 0, n);
+}
