@@ -1,0 +1,131 @@
+import assert from "node:assert/strict";
+import { attentionBackward, attentionForward } from "../../src/cpu/attention.ts";
+import type { GpuBackend } from "../../src/gpu/backend.ts";
+import { assertClose, gpuTest, randomArray, upload } from "../helpers.ts";
+
+interface Shape {
+  B: number;
+  T: number;
+  H: number;
+  Hkv: number;
+  D: number;
+}
+
+/** Runs forward and backward on the GPU, outputs prefilled with garbage so every slot must be written. */
+async function runGpu(gpu: GpuBackend, s: Shape, inputs: Record<string, Float32Array>) {
+  const { B, T, H, Hkv, D } = s;
+  const garbage = (n: number) => upload(gpu, new Float32Array(n).fill(7.5));
+  const q = upload(gpu, inputs.q), k = upload(gpu, inputs.k), v = upload(gpu, inputs.v);
+  const dOut = upload(gpu, inputs.dOut);
+  const out = garbage(B * T * H * D), probs = garbage(B * H * T * T);
+  const dq = garbage(q.size), dk = garbage(k.size), dv = garbage(v.size);
+  const dScores = garbage(B * H * T * T);
+  gpu.ops.attentionForward(out, probs, q, k, v, B, T, H, Hkv, D);
+  gpu.ops.attentionBackward(dq, dk, dv, dScores, dOut, q, k, v, probs, B, T, H, Hkv, D);
+  const read = async (t: typeof q) => (await gpu.read(t)) as Float32Array;
+  return {
+    out: await read(out),
+    probs: await read(probs),
+    dq: await read(dq),
+    dk: await read(dk),
+    dv: await read(dv),
+    dScores: await read(dScores),
+  };
+}
+
+function runCpu(s: Shape, inputs: Record<string, Float32Array>) {
+  const { B, T, H, Hkv, D } = s;
+  const out = new Float32Array(B * T * H * D), probs = new Float32Array(B * H * T * T);
+  const dq = new Float32Array(out.length), dk = new Float32Array(inputs.k.length);
+  const dv = new Float32Array(dk.length), dScores = new Float32Array(probs.length);
+  const { q, k, v, dOut } = inputs;
+  attentionForward(out, probs, q, k, v, B, T, H, Hkv, D);
+  attentionBackward(dq, dk, dv, dScores, dOut, q, k, v, probs, B, T, H, Hkv, D);
+  return { out, probs, dq, dk, dv, dScores };
+}
+
+function makeInputs({ B, T, H, Hkv, D }: Shape, seed: number) {
+  return {
+    q: randomArray(B * T * H * D, seed, 2),
+    k: randomArray(B * T * Hkv * D, seed + 1, 2),
+    v: randomArray(B * T * Hkv * D, seed + 2),
+    dOut: randomArray(B * T * H * D, seed + 3),
+  };
+}
+
+/** Largest |a - b| over the arrays, for the reported error. */
+const maxError = (a: ArrayLike<number>, b: ArrayLike<number>) =>
+  Array.from(a).reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
+
+// T = 70 exceeds the 64-invocation workgroup and D = 72 exceeds it too, so both strided loops run.
+for (
+  const shape of [
+    { B: 2, T: 26, H: 6, Hkv: 2, D: 16 },
+    { B: 2, T: 26, H: 4, Hkv: 4, D: 12 },
+    { B: 1, T: 70, H: 2, Hkv: 1, D: 72 },
+  ]
+) {
+  const { B, T, H, Hkv, D } = shape;
+  gpuTest(
+    `WGSL attention forward and backward match the CPU (B=${B} T=${T} H=${H} Hkv=${Hkv} D=${D})`,
+    async (gpu) => {
+      const inputs = makeInputs(shape, 10 * T + H);
+      const g = await runGpu(gpu, shape, inputs);
+      const c = runCpu(shape, inputs);
+      // f32 on both sides; the CPU sums in float64. Scores reach |q.k|/sqrt(D) ~ 5, so exp and
+      // the D-term dots carry a few f32 ulps: 2e-6 absolute + 1e-4 relative covers them.
+      const tol = { atol: 2e-6, rtol: 1e-4 };
+      for (const name of ["out", "probs", "dScores", "dq", "dk", "dv"] as const) {
+        assertClose(g[name], c[name], { ...tol, label: name });
+      }
+      console.log(
+        `  max |gpu - cpu|: out ${maxError(g.out, c.out).toExponential(1)}, ` +
+          `dq ${maxError(g.dq, c.dq).toExponential(1)}, dk ${
+            maxError(g.dk, c.dk).toExponential(1)
+          }, ` +
+          `dv ${maxError(g.dv, c.dv).toExponential(1)}`,
+      );
+      // Above the diagonal probs and dScores are exact zeros, whatever the buffers held before.
+      for (let row = 0; row < B * H * T; row++) {
+        for (let s = row % T + 1; s < T; s++) {
+          assert.ok(
+            Object.is(g.probs[row * T + s], 0),
+            `probs[${row}, ${s}] = ${g.probs[row * T + s]}`,
+          );
+          assert.ok(Object.is(g.dScores[row * T + s], 0), `dScores[${row}, ${s}]`);
+        }
+      }
+    },
+  );
+}
+
+gpuTest("WGSL attention is bit-identical from run to run", async (gpu) => {
+  const shape = { B: 2, T: 26, H: 6, Hkv: 2, D: 16 };
+  const inputs = makeInputs(shape, 99);
+  const first = await runGpu(gpu, shape, inputs);
+  const second = await runGpu(gpu, shape, inputs);
+  for (const name of ["out", "probs", "dScores", "dq", "dk", "dv"] as const) {
+    assert.deepEqual(
+      new Uint32Array(first[name].buffer),
+      new Uint32Array(second[name].buffer),
+      `${name} differs between runs`,
+    );
+  }
+});
+
+gpuTest("WGSL attention outputs of real tokens ignore right padding", async (gpu) => {
+  const shape = { B: 2, T: 26, H: 4, Hkv: 2, D: 16 };
+  const { T, H, D } = shape;
+  const inputs = makeInputs(shape, 7);
+  const base = await runGpu(gpu, shape, inputs);
+  // Batch 1 has 20 real tokens: change its pad positions' q, k, v.
+  const real = 20;
+  const noisy = { ...inputs, q: inputs.q.slice(), k: inputs.k.slice(), v: inputs.v.slice() };
+  for (const [name, heads] of [["q", H], ["k", 2], ["v", 2]] as const) {
+    const start = (T + real) * heads * D;
+    noisy[name].set(randomArray(noisy[name].length - start, 3, 4), start);
+  }
+  const padded = await runGpu(gpu, shape, noisy);
+  const realEnd = (T + real) * H * D;
+  assert.deepEqual(padded.out.subarray(0, realEnd), base.out.subarray(0, realEnd));
+});
