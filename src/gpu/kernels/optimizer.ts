@@ -1,0 +1,268 @@
+/**
+ * WGSL optimizer ops: the squared global gradient norm (fixed-order reduction, no atomics) and one
+ * AdamW / RMSprop / SGD step over a whole arena in one dispatch, with `clip_grad_norm_` applied on
+ * the device from that norm (no readback). The CPU reference is `src/cpu/optimizer.ts`, which
+ * documents the update rules; the hyper tensor layout is `packHyper`'s (src/backend.ts).
+ *
+ * Every binding is declared `read_write`, even those only read: WebGPU tracks usage per buffer,
+ * and the tensors of one role share an arena buffer (gradNormSq and hyper sit beside the moments),
+ * so a read-only binding next to a writable one of the same buffer fails validation.
+ *
+ * Arenas larger than the adapter's largest storage binding are processed in several dispatches
+ * on views of the same buffer; the sum of squares keeps the same chunk layout either way, so its
+ * result does not depend on the split.
+ *
+ * @module
+ */
+
+import { type GpuContext, type GpuTensor, grid1d } from "../context.ts";
+import type { Tensor } from "../../backend.ts";
+import { chunkSize, partialSlots as cpuPartialSlots } from "../../cpu/optimizer.ts";
+
+const WG = 256;
+
+/**
+ * Number of elements the `partial` tensor of {@link sumSquares} needs for `n` elements: one per
+ * chunk of g. The same as the CPU reference's, so one allocation serves both backends.
+ */
+export function partialSlots(n: number): number {
+  return cpuPartialSlots(n);
+}
+
+// g: (n) split in chunks of u.chunk elements; partial: (partialSlots) — one slot per chunk.
+// Workgroup w sums chunk w: thread t takes elements t, t+256, ... in order, then a fixed tree.
+export const SUM_SQUARES_PARTIAL_WGSL = /* wgsl */ `
+struct Params { n: u32, chunk: u32, firstSlot: u32 }
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read_write> g: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partial: array<f32>;
+var<workgroup> sums: array<f32, ${WG}>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let start = wid.x * u.chunk;
+  let end = min(u.n, start + u.chunk);
+  var s = 0.0;
+  for (var i = start + lid; i < end; i += ${WG}u) {
+    let x = g[i];
+    s += x * x;
+  }
+  sums[lid] = s;
+  workgroupBarrier();
+  for (var stride = ${WG / 2}u; stride > 0u; stride >>= 1u) {
+    if (lid < stride) { sums[lid] += sums[lid + stride]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { partial[u.firstSlot + wid.x] = sums[0]; }
+}
+`;
+
+// partial: (count) -> total: (1), one workgroup, same fixed order as the partial pass.
+export const SUM_SQUARES_TOTAL_WGSL = /* wgsl */ `
+struct Params { count: u32 }
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(2) var<storage, read_write> total: array<f32>;
+var<workgroup> sums: array<f32, ${WG}>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32) {
+  var s = 0.0;
+  for (var i = lid; i < u.count; i += ${WG}u) { s += partial[i]; }
+  sums[lid] = s;
+  workgroupBarrier();
+  for (var stride = ${WG / 2}u; stride > 0u; stride >>= 1u) {
+    if (lid < stride) { sums[lid] += sums[lid + stride]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { total[0] = sums[0]; }
+}
+`;
+
+/**
+ * total (1) = sum of squares of g (n): per-chunk sums into partial (≥ partialSlots(n)), then one
+ * workgroup adds them in order. `maxElements` (default: the adapter's largest binding) bounds the
+ * view of g each dispatch binds; tests lower it to exercise the split.
+ */
+export function sumSquares(
+  ctx: GpuContext,
+  total: Tensor,
+  partial: Tensor,
+  g: Tensor,
+  n: number,
+  maxElements = ctx.maxBindingElements,
+): void {
+  const slots = partialSlots(n);
+  const chunk = chunkSize(n);
+  if (partial.size < slots) {
+    throw new Error(
+      `sumSquares: partial has ${partial.size} elements, needs partialSlots(n) = ${slots}`,
+    );
+  }
+  if (n <= maxElements && g.size <= maxElements) {
+    ctx.launch("sumSquaresPartial", SUM_SQUARES_PARTIAL_WGSL, [g, partial], [n, chunk, 0], [slots]);
+  } else {
+    const slotsPerDispatch = Math.floor(maxElements / chunk);
+    if (slotsPerDispatch < 1) throw new Error(`sumSquares: chunk ${chunk} exceeds ${maxElements}`);
+    for (let first = 0; first < slots; first += slotsPerDispatch) {
+      const offset = first * chunk;
+      if (offset >= n) break;
+      const size = Math.min(n - offset, slotsPerDispatch * chunk);
+      const count = Math.min(slotsPerDispatch, slots - first);
+      const view = ctx.view(g as GpuTensor, offset, size);
+      ctx.launch("sumSquaresPartial", SUM_SQUARES_PARTIAL_WGSL, [view, partial], [
+        size,
+        chunk,
+        first,
+      ], [count]);
+    }
+  }
+  ctx.launch("sumSquaresTotal", SUM_SQUARES_TOTAL_WGSL, [partial, total], [slots], [1]);
+}
+
+// Shared by the three optimizers: bindings gradNormSq (1) and hyper (16) are declared by each
+// kernel; this returns clip_grad_norm_'s factor (1 when off or when the norm is within bounds).
+const CLIP_WGSL = /* wgsl */ `
+fn clipCoefficient(normSq: f32, maxNorm: f32) -> f32 {
+  if (maxNorm > 0.0) {
+    let coef = maxNorm / (sqrt(normSq) + 1e-6);
+    if (coef < 1.0) { return coef; }
+  }
+  return 1.0;
+}
+`;
+
+const INDEX_WGSL = /* wgsl */ `
+  let i = gid.x + gid.y * nwg.x * ${WG}u;
+  if (i >= u.n) { return; }
+  let g0 = grads[i] * clipCoefficient(gradNormSq[0], hyper[9]);
+`;
+
+// params, grads, state1 (m), state2 (v): (n); gradNormSq: (1); hyper: (16) packHyper.
+// torch.optim.AdamW single-tensor path: decoupled decay, lerp'd first moment, bias corrections.
+export const ADAMW_WGSL = /* wgsl */ `
+struct Params { n: u32 }
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read_write> params: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(3) var<storage, read_write> state1: array<f32>;
+@group(0) @binding(4) var<storage, read_write> state2: array<f32>;
+@group(0) @binding(5) var<storage, read_write> gradNormSq: array<f32>;
+@group(0) @binding(6) var<storage, read_write> hyper: array<f32>;
+${CLIP_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${INDEX_WGSL}
+  let lr = hyper[0];
+  let beta2 = hyper[2];
+  let p = params[i] * (1.0 - lr * hyper[4]);
+  let m = state1[i] + (g0 - state1[i]) * hyper[11];
+  let v = state2[i] * beta2 + hyper[12] * g0 * g0;
+  state1[i] = m;
+  state2[i] = v;
+  let denom = sqrt(v) / hyper[6] + hyper[3];
+  params[i] = p - hyper[5] * m / denom;
+}
+`;
+
+// params, grads, state1 (square average), state2 (momentum buffer): (n); gradNormSq: (1);
+// hyper: (16). torch.optim.RMSprop, not centered; weight decay is L2 added to the gradient.
+export const RMSPROP_WGSL = /* wgsl */ `
+struct Params { n: u32 }
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read_write> params: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(3) var<storage, read_write> state1: array<f32>;
+@group(0) @binding(4) var<storage, read_write> state2: array<f32>;
+@group(0) @binding(5) var<storage, read_write> gradNormSq: array<f32>;
+@group(0) @binding(6) var<storage, read_write> hyper: array<f32>;
+${CLIP_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${INDEX_WGSL}
+  let lr = hyper[0];
+  let alpha = hyper[7];
+  let momentum = hyper[8];
+  let p = params[i];
+  let g = g0 + hyper[4] * p;
+  let v = alpha * state1[i] + hyper[13] * g * g;
+  state1[i] = v;
+  let avg = sqrt(v) + hyper[3];
+  if (momentum != 0.0) {
+    let buf = momentum * state2[i] + g / avg;
+    state2[i] = buf;
+    params[i] = p - lr * buf;
+  } else {
+    params[i] = p - lr * g / avg;
+  }
+}
+`;
+
+// params, grads, state1 (momentum buffer): (n); gradNormSq: (1); hyper: (16). torch.optim.SGD,
+// dampening 0, not Nesterov: the buffer starts as the first gradient (hyper[10] = step = 1).
+export const SGD_WGSL = /* wgsl */ `
+struct Params { n: u32 }
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read_write> params: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(3) var<storage, read_write> state1: array<f32>;
+@group(0) @binding(4) var<storage, read_write> gradNormSq: array<f32>;
+@group(0) @binding(5) var<storage, read_write> hyper: array<f32>;
+${CLIP_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${INDEX_WGSL}
+  let lr = hyper[0];
+  let momentum = hyper[8];
+  let p = params[i];
+  let g = g0 + hyper[4] * p;
+  if (momentum != 0.0) {
+    var buf = g;
+    if (hyper[10] > 1.0) { buf = momentum * state1[i] + g; }
+    state1[i] = buf;
+    params[i] = p - lr * buf;
+  } else {
+    params[i] = p - lr * g;
+  }
+}
+`;
+
+const KERNELS = {
+  adamw: { name: "optimizerAdamw", wgsl: ADAMW_WGSL },
+  rmsprop: { name: "optimizerRmsprop", wgsl: RMSPROP_WGSL },
+  sgd: { name: "optimizerSgd", wgsl: SGD_WGSL },
+} as const;
+
+/**
+ * One optimizer step over params, grads, state1, state2 (n) in one dispatch (several when n
+ * exceeds `maxElements`, default the adapter's largest binding: then each binds views of the same
+ * range). gradNormSq (1) comes from {@link sumSquares}; hyper (16) from `Backend.writeHyper`.
+ */
+export function optimizerStep(
+  ctx: GpuContext,
+  kind: "adamw" | "rmsprop" | "sgd",
+  params: Tensor,
+  grads: Tensor,
+  state1: Tensor,
+  state2: Tensor,
+  gradNormSq: Tensor,
+  hyper: Tensor,
+  n: number,
+  maxElements = ctx.maxBindingElements,
+): void {
+  const kernel = KERNELS[kind];
+  if (!kernel) {
+    throw new Error(`optimizerStep: unknown optimizer "${kind}"; use adamw, rmsprop or sgd`);
+  }
+  const arenas = kind === "sgd" ? [params, grads, state1] : [params, grads, state1, state2];
+  const fits = arenas.every((t) => t.size <= maxElements);
+  // Views start on 64-element (256-byte) boundaries.
+  const slice = fits && n <= maxElements ? n : Math.floor(maxElements / 64) * 64;
+  for (let offset = 0; offset < n; offset += slice) {
+    const size = Math.min(slice, n - offset);
+    const views = fits && size === n
+      ? arenas
+      : arenas.map((t) => ctx.view(t as GpuTensor, offset, size));
+    ctx.launch(kernel.name, kernel.wgsl, [...views, gradNormSq, hyper], [size], grid1d(size, WG));
+  }
+}
