@@ -1,0 +1,90 @@
+/**
+ * The Deno implementation of {@link FileStore}: the only file in `src/` that touches `Deno.*`.
+ * It calls Deno only inside its methods, but it must still stay out of `mod.ts` (which must run
+ * in browsers): Deno entry points (tasks/, tests/) import it directly.
+ *
+ * @module
+ */
+
+import { FileNotFoundError, type FileStore, tempPathFor } from "./fs.ts";
+
+/** Maps Deno's NotFound to {@link FileNotFoundError}; other errors keep their message plus the path. */
+function rethrow(path: string, error: unknown): never {
+  if (error instanceof Deno.errors.NotFound) throw new FileNotFoundError(path);
+  const message = error instanceof Error ? error.message : String(error);
+  throw new Error(`${path}: ${message}`, { cause: error });
+}
+
+/**
+ * {@link FileStore} on the local file system through `Deno.*`. Needs `--allow-read` and, for
+ * writes, `--allow-write`.
+ *
+ * @example
+ * ```ts
+ * const store = new DenoFileStore();
+ * const config = JSON.parse(await store.readText("runs/sft/config.json"));
+ * ```
+ */
+export class DenoFileStore implements FileStore {
+  /** {@inheritDoc FileStore.readFile} */
+  async readFile(path: string): Promise<Uint8Array> {
+    try {
+      return await Deno.readFile(path);
+    } catch (error) {
+      rethrow(path, error);
+    }
+  }
+
+  /** {@inheritDoc FileStore.readText} */
+  async readText(path: string): Promise<string> {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (error) {
+      rethrow(path, error);
+    }
+  }
+
+  /** {@inheritDoc FileStore.writeFileAtomic} */
+  async writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+    const temp = tempPathFor(path);
+    try {
+      await Deno.writeFile(temp, bytes);
+      await Deno.rename(temp, path);
+    } catch (error) {
+      // Leave no half-written temporary file behind; the target is untouched.
+      await Deno.remove(temp).catch(() => {});
+      rethrow(path, error);
+    }
+  }
+
+  /** {@inheritDoc FileStore.exists} */
+  async exists(path: string): Promise<boolean> {
+    try {
+      await Deno.stat(path);
+      return true;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return false;
+      rethrow(path, error);
+    }
+  }
+
+  /** {@inheritDoc FileStore.mkdirp} */
+  async mkdirp(path: string): Promise<void> {
+    try {
+      await Deno.mkdir(path, { recursive: true });
+    } catch (error) {
+      rethrow(path, error);
+    }
+  }
+
+  /** {@inheritDoc FileStore.list} */
+  async list(dir: string): Promise<string[]> {
+    const names: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+    } catch (error) {
+      rethrow(dir, error);
+    }
+    return names.sort();
+  }
+}
