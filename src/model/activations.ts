@@ -1,0 +1,144 @@
+/**
+ * Activation memory of the Llama forward pass, kept for the backward (llm.c style: one tensor per
+ * saved quantity per layer, allocated once for the largest batch), and the scratch tensors of the
+ * backward, shared by all layers.
+ *
+ * @module
+ */
+
+import type { Backend, Tensor } from "../backend.ts";
+import type { ModelConfig } from "./config.ts";
+
+/** Tensors one layer saves in the forward. N = B*T rows. */
+export interface LayerActivations {
+  /** Residual stream entering the layer (N,C). */
+  input: Tensor;
+  /** input_layernorm output (N,C) and its 1/rms (N). */
+  ln1: Tensor;
+  rstd1: Tensor;
+  /** Rotated queries (N,H*D), rotated keys (N,Hkv*D), values (N,Hkv*D). */
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  /** Softmax of the attention scores (B,H,T,T). */
+  probs: Tensor;
+  /** Attention output before o_proj (N,H*D). */
+  attn: Tensor;
+  /** Residual after attention (N,C). */
+  mid: Tensor;
+  /** post_attention_layernorm output (N,C) and its 1/rms (N). */
+  ln2: Tensor;
+  rstd2: Tensor;
+  /** MLP gate and up projections (N,F) and silu(gate)*up (N,F). */
+  gate: Tensor;
+  up: Tensor;
+  act: Tensor;
+}
+
+/** Everything the forward and the backward need besides the parameters. */
+export interface Activations {
+  layers: LayerActivations[];
+  /** Residual stream after the last layer (N,C). */
+  final: Tensor;
+  /** model.norm output (N,C) and its 1/rms (N). */
+  lnf: Tensor;
+  rstdf: Tensor;
+  /** Logits of one chunk of rows (R,V); holds d(logits) in the backward. */
+  logits: Tensor;
+  /** Per-row logsumexp (N), per-row target log-prob (N), per-row gradient (N). */
+  lse: Tensor;
+  tokenLogp: Tensor;
+  rowGrad: Tensor;
+  /** Per-sequence completion log-prob sums (B) and their gradients (B). */
+  seqLogps: Tensor;
+  seqGrad: Tensor;
+  /** Inputs: token ids (N), targets (N, -1 = not counted), embedding CSR (N) and (V+1). */
+  ids: Tensor;
+  targets: Tensor;
+  order: Tensor;
+  offsets: Tensor;
+  /** Backward scratch. */
+  dRes: Tensor;
+  dLn: Tensor;
+  dAttn: Tensor;
+  dq: Tensor;
+  dk: Tensor;
+  dv: Tensor;
+  dScores: Tensor;
+  dAct: Tensor;
+  dGate: Tensor;
+  dUp: Tensor;
+  /** Rows per LM-head chunk. */
+  chunkRows: number;
+}
+
+/**
+ * Rows of logits held at once: all of them when `N*V` fits in `logitsBudget` elements, else a
+ * multiple of 64 rows (so chunk views stay binding-aligned).
+ */
+export function logitsChunkRows(N: number, V: number, logitsBudget: number): number {
+  if (N * V <= logitsBudget) return N;
+  return Math.max(64, Math.floor(logitsBudget / V / 64) * 64);
+}
+
+/** Allocates activations for batches of up to `B` rows of `T` tokens. */
+export function allocActivations(
+  backend: Backend,
+  config: ModelConfig,
+  B: number,
+  T: number,
+  logitsBudget: number,
+): Activations {
+  const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
+  const V = config.vocabSize;
+  const N = B * T;
+  const a = (size: number) => backend.alloc("activations", size);
+  const layers: LayerActivations[] = [];
+  for (let l = 0; l < config.numLayers; l++) {
+    layers.push({
+      input: a(N * C),
+      ln1: a(N * C),
+      rstd1: a(N),
+      q: a(N * H * D),
+      k: a(N * Hkv * D),
+      v: a(N * Hkv * D),
+      probs: a(B * H * T * T),
+      attn: a(N * H * D),
+      mid: a(N * C),
+      ln2: a(N * C),
+      rstd2: a(N),
+      gate: a(N * F),
+      up: a(N * F),
+      act: a(N * F),
+    });
+  }
+  const chunkRows = logitsChunkRows(N, V, logitsBudget);
+  const i32 = (size: number) => backend.alloc("inputs", size, "i32");
+  return {
+    layers,
+    final: a(N * C),
+    lnf: a(N * C),
+    rstdf: a(N),
+    logits: a(chunkRows * V),
+    lse: a(N),
+    tokenLogp: a(N),
+    rowGrad: a(N),
+    seqLogps: a(B),
+    seqGrad: a(B),
+    ids: i32(N),
+    targets: i32(N),
+    order: i32(N),
+    offsets: i32(V + 1),
+    dRes: a(N * C),
+    dLn: a(N * C),
+    dAttn: a(N * H * D),
+    dq: a(N * H * D),
+    dk: a(N * Hkv * D),
+    dv: a(N * Hkv * D),
+    dScores: a(B * H * T * T),
+    dAct: a(N * F),
+    dGate: a(N * F),
+    dUp: a(N * F),
+    chunkRows,
+  };
+}

@@ -1,0 +1,303 @@
+/**
+ * The Llama family (Llama, Qwen2, SmolLM2) as Hugging Face transformers computes it, written once
+ * against the {@link Backend} interface: forward to per-sequence completion log-probs, and the
+ * backward from their gradients, layers in reverse order of the forward (llm.c's layout).
+ *
+ * Shapes: B sequences of T tokens, N = B*T rows, C hidden, H query heads and Hkv key/value heads
+ * of D dims, F MLP width, V vocabulary.
+ *
+ * @module
+ */
+
+import type { Backend, Tensor } from "../backend.ts";
+import type { ModelConfig } from "./config.ts";
+import { type Activations, allocActivations } from "./activations.ts";
+import { ParamArena, type ParamLayout, paramLayout } from "./params.ts";
+import { ropeTables } from "./rope_tables.ts";
+import { tokenIndex } from "../cpu/embedding.ts";
+
+/** Options of {@link LlamaModel}. */
+export interface LlamaModelOptions {
+  /** Largest number of sequences per forward. */
+  maxBatch: number;
+  /** Largest sequence length. */
+  maxSeqLen: number;
+  /**
+   * Logit elements held at once by the fused LM head + log-softmax + gather; larger batches are
+   * processed in chunks of rows and the chunk's logits are recomputed in the backward.
+   * @default 4194304 (16 MiB of f32)
+   */
+  logitsBudget?: number;
+}
+
+/** A batch on the host: token ids and next-token targets (-1 = not a completion token). */
+export interface TokenBatch {
+  /** (B,T) token ids, right-padded. */
+  inputIds: Int32Array;
+  /** (B,T) targets[b,t] = the token at t+1 when that token is a completion token, else -1. */
+  targets: Int32Array;
+  B: number;
+  T: number;
+}
+
+/** A Llama-family causal LM on a backend, with its parameters and gradients in arenas. */
+export class LlamaModel {
+  readonly layout: ParamLayout;
+  readonly params: ParamArena;
+  readonly grads: ParamArena;
+  readonly acts: Activations;
+  readonly #cos: Tensor;
+  readonly #sin: Tensor;
+  #B = 0;
+  #T = 0;
+
+  constructor(
+    readonly backend: Backend,
+    readonly config: ModelConfig,
+    readonly options: LlamaModelOptions,
+  ) {
+    this.layout = paramLayout(config);
+    this.params = new ParamArena(backend, this.layout, "parameters");
+    this.grads = new ParamArena(backend, this.layout, "gradients");
+    const { maxBatch, maxSeqLen, logitsBudget = 4 * 1024 * 1024 } = options;
+    this.acts = allocActivations(backend, config, maxBatch, maxSeqLen, logitsBudget);
+    const { cos, sin } = ropeTables(maxSeqLen, config.headDim, config.ropeTheta);
+    this.#cos = backend.alloc("activations", cos.length);
+    this.#sin = backend.alloc("activations", sin.length);
+    backend.write(this.#cos, cos);
+    backend.write(this.#sin, sin);
+  }
+
+  /**
+   * Replaces the rotary tables (T, D/2) computed by {@link ropeTables}, e.g. with PyTorch's own
+   * values in tests: torch's float32 cos and sin are not always correctly rounded.
+   */
+  setRopeTables(cos: ArrayLike<number>, sin: ArrayLike<number>): void {
+    this.backend.write(this.#cos, cos);
+    this.backend.write(this.#sin, sin);
+  }
+
+  /** The LM head weight (V,C): the embedding when tied. */
+  get lmHead(): string {
+    return this.config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  }
+
+  /** Uploads a batch's ids, targets and the embedding-gradient index. */
+  setBatch(batch: TokenBatch): void {
+    const { B, T } = batch;
+    if (B > this.options.maxBatch || T > this.options.maxSeqLen) {
+      throw new Error(
+        `batch (${B}, ${T}) exceeds the model's allocation (${this.options.maxBatch}, ` +
+          `${this.options.maxSeqLen})`,
+      );
+    }
+    const { order, offsets } = tokenIndex(batch.inputIds.subarray(0, B * T), this.config.vocabSize);
+    const a = this.acts;
+    this.backend.write(a.ids, batch.inputIds.subarray(0, B * T));
+    this.backend.write(a.targets, batch.targets.subarray(0, B * T));
+    this.backend.write(a.order, order);
+    this.backend.write(a.offsets, offsets);
+    this.#B = B;
+    this.#T = T;
+  }
+
+  /** Records the forward; per-sequence completion log-prob sums land in `acts.seqLogps` (B). */
+  forward(): void {
+    const { backend, config, acts: a } = this;
+    const ops = backend.ops;
+    const p = (name: string) => this.params.get(name);
+    const B = this.#B, T = this.#T, N = B * T;
+    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
+    const eps = config.rmsNormEps;
+    ops.embeddingForward(
+      a.layers[0]?.input ?? a.final,
+      a.ids,
+      p("model.embed_tokens.weight"),
+      N,
+      C,
+    );
+    for (let l = 0; l < config.numLayers; l++) {
+      const x = a.layers[l];
+      const w = (s: string) => p(`model.layers.${l}.${s}`);
+      const bias = (s: string) => this.params.maybe(`model.layers.${l}.${s}`);
+      const next = a.layers[l + 1]?.input ?? a.final;
+      ops.rmsnormForward(x.ln1, x.rstd1, x.input, w("input_layernorm.weight"), N, C, eps);
+      ops.matmul(x.q, x.ln1, w("self_attn.q_proj.weight"), N, H * D, C, {
+        transB: true,
+        bias: bias("self_attn.q_proj.bias"),
+      });
+      ops.matmul(x.k, x.ln1, w("self_attn.k_proj.weight"), N, Hkv * D, C, {
+        transB: true,
+        bias: bias("self_attn.k_proj.bias"),
+      });
+      ops.matmul(x.v, x.ln1, w("self_attn.v_proj.weight"), N, Hkv * D, C, {
+        transB: true,
+        bias: bias("self_attn.v_proj.bias"),
+      });
+      ops.rope(x.q, this.#cos, this.#sin, N, T, H, D, false);
+      ops.rope(x.k, this.#cos, this.#sin, N, T, Hkv, D, false);
+      ops.attentionForward(x.attn, x.probs, x.q, x.k, x.v, B, T, H, Hkv, D);
+      ops.matmul(x.mid, x.attn, w("self_attn.o_proj.weight"), N, C, H * D, { transB: true });
+      ops.add(x.mid, x.mid, x.input, N * C);
+      ops.rmsnormForward(x.ln2, x.rstd2, x.mid, w("post_attention_layernorm.weight"), N, C, eps);
+      ops.matmul(x.gate, x.ln2, w("mlp.gate_proj.weight"), N, F, C, { transB: true });
+      ops.matmul(x.up, x.ln2, w("mlp.up_proj.weight"), N, F, C, { transB: true });
+      ops.swigluForward(x.act, x.gate, x.up, N * F);
+      ops.matmul(next, x.act, w("mlp.down_proj.weight"), N, C, F, { transB: true });
+      ops.add(next, next, x.mid, N * C);
+    }
+    ops.rmsnormForward(a.lnf, a.rstdf, a.final, p("model.norm.weight"), N, C, eps);
+    this.#headChunks((R, logits, v) => {
+      ops.matmul(logits, v(a.lnf, C), p(this.lmHead), R, config.vocabSize, C, { transB: true });
+      ops.logitsForward(
+        v(a.lse, 1),
+        v(a.tokenLogp, 1),
+        logits,
+        v(a.targets, 1),
+        R,
+        config.vocabSize,
+      );
+    });
+    ops.sequenceSum(a.seqLogps, a.tokenLogp, B, T);
+  }
+
+  /**
+   * Records the backward of the last {@link forward}, given d(loss)/d(seqLogps) in
+   * `acts.seqGrad` (B). Parameter gradients are accumulated into {@link grads}; zero them
+   * before the first micro-batch of an optimizer step.
+   */
+  backward(): void {
+    const { backend, config, acts: a } = this;
+    const ops = backend.ops;
+    const p = (name: string) => this.params.get(name);
+    const g = (name: string) => this.grads.get(name);
+    const B = this.#B, T = this.#T, N = B * T;
+    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
+    const V = config.vocabSize;
+    ops.broadcastSequence(a.rowGrad, a.seqGrad, B, T);
+    const single = a.chunkRows >= N;
+    this.#headChunks((R, logits, v) => {
+      if (!single) {
+        ops.matmul(logits, v(a.lnf, C), p(this.lmHead), R, V, C, { transB: true });
+      }
+      ops.logitsBackward(logits, v(a.lse, 1), v(a.targets, 1), v(a.rowGrad, 1), R, V);
+      // d(lnf) (R,C) = dLogits (R,V) @ W (V,C); dW (V,C) += dLogits^T @ lnf (R,C).
+      ops.matmul(v(a.dLn, C), logits, p(this.lmHead), R, C, V);
+      ops.matmul(g(this.lmHead), logits, v(a.lnf, C), V, C, R, { transA: true, accumulate: true });
+    });
+    ops.rmsnormBackward(
+      a.dRes,
+      g("model.norm.weight"),
+      a.dLn,
+      a.final,
+      p("model.norm.weight"),
+      a.rstdf,
+      N,
+      C,
+      false,
+    );
+    for (let l = config.numLayers - 1; l >= 0; l--) {
+      const x = a.layers[l];
+      const name = (s: string) => `model.layers.${l}.${s}`;
+      const w = (s: string) => p(name(s));
+      const dw = (s: string) => g(name(s));
+      // MLP: next = mid + down(act).
+      ops.matmul(a.dAct, a.dRes, w("mlp.down_proj.weight"), N, F, C);
+      ops.matmul(dw("mlp.down_proj.weight"), a.dRes, x.act, C, F, N, {
+        transA: true,
+        accumulate: true,
+      });
+      ops.swigluBackward(a.dGate, a.dUp, a.dAct, x.gate, x.up, N * F);
+      ops.matmul(a.dLn, a.dGate, w("mlp.gate_proj.weight"), N, C, F);
+      ops.matmul(a.dLn, a.dUp, w("mlp.up_proj.weight"), N, C, F, { accumulate: true });
+      ops.matmul(dw("mlp.gate_proj.weight"), a.dGate, x.ln2, F, C, N, {
+        transA: true,
+        accumulate: true,
+      });
+      ops.matmul(dw("mlp.up_proj.weight"), a.dUp, x.ln2, F, C, N, {
+        transA: true,
+        accumulate: true,
+      });
+      ops.rmsnormBackward(
+        a.dRes,
+        dw("post_attention_layernorm.weight"),
+        a.dLn,
+        x.mid,
+        w("post_attention_layernorm.weight"),
+        x.rstd2,
+        N,
+        C,
+        true,
+      );
+      // Attention: mid = input + o_proj(attn).
+      ops.matmul(a.dAttn, a.dRes, w("self_attn.o_proj.weight"), N, H * D, C);
+      ops.matmul(dw("self_attn.o_proj.weight"), a.dRes, x.attn, C, H * D, N, {
+        transA: true,
+        accumulate: true,
+      });
+      ops.attentionBackward(
+        a.dq,
+        a.dk,
+        a.dv,
+        a.dScores,
+        a.dAttn,
+        x.q,
+        x.k,
+        x.v,
+        x.probs,
+        B,
+        T,
+        H,
+        Hkv,
+        D,
+      );
+      ops.rope(a.dq, this.#cos, this.#sin, N, T, H, D, true);
+      ops.rope(a.dk, this.#cos, this.#sin, N, T, Hkv, D, true);
+      const proj: Array<[string, Tensor, number]> = [
+        ["q_proj", a.dq, H * D],
+        ["k_proj", a.dk, Hkv * D],
+        ["v_proj", a.dv, Hkv * D],
+      ];
+      proj.forEach(([proj, d, width], i) => {
+        ops.matmul(a.dLn, d, w(`self_attn.${proj}.weight`), N, C, width, { accumulate: i > 0 });
+        ops.matmul(dw(`self_attn.${proj}.weight`), d, x.ln1, width, C, N, {
+          transA: true,
+          accumulate: true,
+        });
+        const dBias = this.grads.maybe(name(`self_attn.${proj}.bias`));
+        if (dBias) ops.colSum(dBias, d, N, width, true);
+      });
+      ops.rmsnormBackward(
+        a.dRes,
+        dw("input_layernorm.weight"),
+        a.dLn,
+        x.input,
+        w("input_layernorm.weight"),
+        x.rstd1,
+        N,
+        C,
+        true,
+      );
+    }
+    ops.embeddingBackward(g("model.embed_tokens.weight"), a.dRes, a.order, a.offsets, V, C);
+  }
+
+  /** Runs `fn` on each chunk of LM-head rows with a view helper `v(t, width)` of that chunk. */
+  #headChunks(
+    fn: (R: number, logits: Tensor, v: (t: Tensor, width: number) => Tensor) => void,
+  ): void {
+    const N = this.#B * this.#T;
+    const step = this.acts.chunkRows;
+    const V = this.config.vocabSize;
+    for (let r0 = 0; r0 < N; r0 += step) {
+      const R = Math.min(step, N - r0);
+      const whole = r0 === 0 && R === N;
+      const v = (t: Tensor, width: number) =>
+        whole && t.size === N * width ? t : this.backend.view(t, r0 * width, R * width);
+      const logits = R * V === this.acts.logits.size
+        ? this.acts.logits
+        : this.backend.view(this.acts.logits, 0, R * V);
+      fn(R, logits, v);
+    }
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Training-step benchmark: a DPO step (forward + backward of 2P sequences, the sigmoid loss on
+ * cached reference log-probs, AdamW) on random tokens, timed on the backend, with the work and
+ * memory counters of a step. Used by `deno task bench`.
+ *
+ * @module
+ */
+
+import type { Backend, Role } from "../backend.ts";
+import { configFromHf, type ModelConfig } from "../model/config.ts";
+import { initWeights, mulberry32 } from "../model/init.ts";
+import { LlamaModel } from "../model/llama.ts";
+import { DeviceOptimizer } from "./optimizer.ts";
+import { Trainer } from "./trainer.ts";
+
+/** A benchmark configuration: model shape and batch. */
+export interface StepBenchConfig {
+  name: string;
+  hidden: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  ffn: number;
+  vocab: number;
+  pairs: number;
+  seqLen: number;
+}
+
+/** The two configurations of the engine issue. */
+export const STEP_BENCH_CONFIGS: StepBenchConfig[] = [
+  {
+    name: "0.8M d128 L4",
+    hidden: 128,
+    layers: 4,
+    heads: 4,
+    kvHeads: 2,
+    ffn: 344,
+    vocab: 256,
+    pairs: 16,
+    seqLen: 64,
+  },
+  {
+    name: "3.4M d256 L4",
+    hidden: 256,
+    layers: 4,
+    heads: 4,
+    kvHeads: 4,
+    ffn: 688,
+    vocab: 512,
+    pairs: 8,
+    seqLen: 128,
+  },
+];
+
+/** Result of {@link benchStep}. */
+export interface StepBenchResult {
+  name: string;
+  params: number;
+  tokens_per_step: number;
+  seconds_per_step: number;
+  tokens_per_s: number;
+  /** 6 × parameters × tokens/s, in GFLOP/s. */
+  gflops: number;
+  dispatches_per_step: number;
+  submits_per_step: number;
+  readbacks_per_step: number;
+  bytes: Record<Role, number>;
+}
+
+/** A Llama config of the benchmark's shape. */
+export function benchModelConfig(c: StepBenchConfig): ModelConfig {
+  return configFromHf({
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    vocab_size: c.vocab,
+    hidden_size: c.hidden,
+    intermediate_size: c.ffn,
+    num_hidden_layers: c.layers,
+    num_attention_heads: c.heads,
+    num_key_value_heads: c.kvHeads,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    tie_word_embeddings: true,
+    hidden_act: "silu",
+    max_position_embeddings: Math.max(2048, c.seqLen),
+  });
+}
+
+/**
+ * Times `steps` DPO steps after one warm-up step (pipelines compiled, bind groups built).
+ * Waits for the device only at the end, as a training loop would.
+ */
+export async function benchStep(
+  backend: Backend,
+  c: StepBenchConfig,
+  { steps = 2 }: { steps?: number } = {},
+): Promise<StepBenchResult> {
+  const config = benchModelConfig(c);
+  const B = 2 * c.pairs, T = c.seqLen;
+  const model = new LlamaModel(backend, config, { maxBatch: B, maxSeqLen: T });
+  model.params.writeAll(initWeights(model.layout, { seed: 0 }));
+  const optimizer = new DeviceOptimizer(backend, model.layout, { lr: 1e-4 });
+  const trainer = new Trainer(model, optimizer, {
+    kind: "preference",
+    lossType: "sigmoid",
+    beta: 0.1,
+  });
+  const rand = mulberry32(1);
+  const inputIds = Int32Array.from({ length: B * T }, () => Math.floor(rand() * c.vocab));
+  // Prompt = first quarter of each row; the rest is completion.
+  const targets = Int32Array.from({ length: B * T }, (_, i) => {
+    const t = i % T;
+    return t >= T / 4 && t + 1 < T ? inputIds[i + 1] : -1;
+  });
+  const micro = [{
+    batch: { inputIds, targets, B, T },
+    tokenCounts: new Array(B).fill(T - T / 4 - 1),
+    referenceLogps: new Float32Array(B).fill(-100),
+  }];
+  trainer.step(micro);
+  await backend.read(optimizer.gradNormSq);
+  const before = backend.counters();
+  const start = performance.now();
+  for (let s = 0; s < steps; s++) trainer.step(micro);
+  await backend.read(optimizer.gradNormSq); // waits for the device
+  const seconds = (performance.now() - start) / 1000 / steps;
+  const after = backend.counters();
+  const tokens = B * T;
+  const params = model.layout.count;
+  const result: StepBenchResult = {
+    name: c.name,
+    params,
+    tokens_per_step: tokens,
+    seconds_per_step: seconds,
+    tokens_per_s: tokens / seconds,
+    gflops: 6 * params * tokens / seconds / 1e9,
+    dispatches_per_step: (after.dispatches - before.dispatches) / steps,
+    submits_per_step: (after.submits - before.submits - 1) / steps,
+    readbacks_per_step: (after.readbacks - before.readbacks - 1) / steps,
+    bytes: backend.bytesByRole(),
+  };
+  return result;
+}

@@ -1,0 +1,135 @@
+/**
+ * The optimizer on the device: state arenas laid out like the parameters, a small hyper tensor
+ * written each step (learning rate from the schedule, bias corrections), and the global gradient
+ * norm reduced on the device, so a step needs no readback.
+ *
+ * @module
+ */
+
+import type { Backend, OptimizerHyper, Tensor } from "../backend.ts";
+import { HYPER_SLOTS } from "../backend.ts";
+import { ParamArena, type ParamLayout } from "../model/params.ts";
+import { learningRate } from "./schedule.ts";
+import { partialSlots } from "../gpu/kernels/optimizer.ts";
+
+/** Options of {@link DeviceOptimizer}; defaults follow HF TrainingArguments and PyTorch. */
+export interface OptimizerOptions {
+  /** @default "adamw" */
+  kind?: "adamw" | "rmsprop" | "sgd";
+  /** Peak learning rate. @default 5e-5 */
+  lr?: number;
+  /** @default 0.9 */
+  beta1?: number;
+  /** @default 0.999 */
+  beta2?: number;
+  /** @default 1e-8 */
+  eps?: number;
+  /** Decoupled for AdamW, L2 for RMSprop and SGD (PyTorch). @default 0 */
+  weightDecay?: number;
+  /** RMSprop smoothing constant. @default 0.99 */
+  alpha?: number;
+  /** RMSprop / SGD momentum. @default 0 */
+  momentum?: number;
+  /** Global gradient-norm clip, 0 = off. @default 1 (HF's max_grad_norm) */
+  maxGradNorm?: number;
+  /** @default "linear" (HF's lr_scheduler_type) */
+  schedule?: "constant" | "linear" | "cosine" | "constant_with_warmup";
+  /** @default 0 */
+  warmupSteps?: number;
+  /** Total optimizer steps, for decaying schedules. @default 1 */
+  totalSteps?: number;
+}
+
+/** Fills in the defaults of {@link OptimizerOptions}. */
+export function optimizerDefaults(o: OptimizerOptions = {}): Required<OptimizerOptions> {
+  return {
+    kind: o.kind ?? "adamw",
+    lr: o.lr ?? 5e-5,
+    beta1: o.beta1 ?? 0.9,
+    beta2: o.beta2 ?? 0.999,
+    eps: o.eps ?? (o.kind === "rmsprop" ? 1e-8 : 1e-8),
+    weightDecay: o.weightDecay ?? 0,
+    alpha: o.alpha ?? 0.99,
+    momentum: o.momentum ?? 0,
+    maxGradNorm: o.maxGradNorm ?? 1,
+    schedule: o.schedule ?? "linear",
+    warmupSteps: o.warmupSteps ?? 0,
+    totalSteps: o.totalSteps ?? 1,
+  };
+}
+
+/** An optimizer whose state and update live on the backend. */
+export class DeviceOptimizer {
+  readonly options: Required<OptimizerOptions>;
+  readonly state1: ParamArena;
+  readonly state2: ParamArena;
+  readonly hyper: Tensor;
+  readonly gradNormSq: Tensor;
+  readonly #partial: Tensor;
+  /** Optimizer steps taken. */
+  step = 0;
+
+  constructor(
+    readonly backend: Backend,
+    readonly layout: ParamLayout,
+    options: OptimizerOptions = {},
+  ) {
+    this.options = optimizerDefaults(options);
+    this.state1 = new ParamArena(backend, layout, "optimizer");
+    this.state2 = new ParamArena(backend, layout, "optimizer");
+    this.hyper = backend.alloc("optimizer", HYPER_SLOTS);
+    this.gradNormSq = backend.alloc("optimizer", 1);
+    this.#partial = backend.alloc("optimizer", partialSlots(layout.total));
+  }
+
+  /** The learning rate the k-th step (k from 0) uses: HF's schedule lambdas. */
+  lrAt(k: number): number {
+    const o = this.options;
+    return learningRate(k, {
+      lr: o.lr,
+      schedule: o.schedule,
+      warmupSteps: o.warmupSteps,
+      totalSteps: o.totalSteps,
+    });
+  }
+
+  /** The scalars of the next step. */
+  hyperAt(k: number): OptimizerHyper {
+    const o = this.options;
+    return {
+      lr: this.lrAt(k),
+      step: k + 1,
+      beta1: o.beta1,
+      beta2: o.beta2,
+      eps: o.eps,
+      weightDecay: o.weightDecay,
+      alpha: o.alpha,
+      momentum: o.momentum,
+      maxGradNorm: o.maxGradNorm,
+    };
+  }
+
+  /** Records the gradient-norm reduction and one update of `params` from `grads`. */
+  record(params: ParamArena, grads: ParamArena): void {
+    const ops = this.backend.ops;
+    const n = this.layout.total;
+    this.backend.writeHyper(this.hyper, this.hyperAt(this.step));
+    ops.sumSquares(this.gradNormSq, this.#partial, grads.arena, n);
+    ops.optimizerStep(
+      this.options.kind,
+      params.arena,
+      grads.arena,
+      this.state1.arena,
+      this.state2.arena,
+      this.gradNormSq,
+      this.hyper,
+      n,
+    );
+    this.step++;
+  }
+
+  /** Reads the global gradient norm of the last step (a readback: call at logging steps). */
+  async gradNorm(): Promise<number> {
+    return Math.sqrt((await this.backend.read(this.gradNormSq))[0]);
+  }
+}
