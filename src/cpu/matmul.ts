@@ -54,8 +54,8 @@ export function matmul(
   checkSize("a", a, m * k);
   checkSize("b", b, k * n);
   if (bias) checkSize("bias", bias, n);
-  if (out === a || out === b || out === bias) {
-    throw new Error("matmul: out must be an array distinct from a, b and bias");
+  for (const input of bias ? [a, b, bias] : [a, b]) {
+    if (overlaps(out, input)) throw new Error("matmul: out overlaps an input; use another array");
   }
   // One row of the result, summed in float64 before the single store.
   const row = new Float64Array(n);
@@ -108,6 +108,12 @@ export function colSum(
     for (let c = 0; c < cols; c++) sums[c] += x[base + c];
   }
   for (let c = 0; c < cols; c++) out[c] = accumulate ? out[c] + sums[c] : sums[c];
+}
+
+/** Whether two arrays share bytes (out is written row by row while inputs are still read). */
+function overlaps(x: FloatArray, y: FloatArray): boolean {
+  return x.buffer === y.buffer && x.byteOffset < y.byteOffset + y.byteLength &&
+    y.byteOffset < x.byteOffset + x.byteLength;
 }
 
 function checkSize(name: string, t: FloatArray, needed: number): void {
