@@ -34,7 +34,10 @@ export interface MicroBatch {
   batch: TokenBatch;
   /** Completion tokens per sequence (B), for the NLL's normalisation. */
   tokenCounts: ArrayLike<number>;
-  /** Reference log-probs (B = 2P, chosen then rejected), for preference objectives. */
+  /**
+   * Reference log-probs (B = 2P, chosen then rejected), for preference objectives; omitted when
+   * the trainer has a live reference model.
+   */
   referenceLogps?: ArrayLike<number>;
 }
 
@@ -48,10 +51,15 @@ export class Trainer {
   readonly #reference: Tensor;
   #stepsSinceRead = 0;
 
+  /**
+   * @param reference a live reference model: each micro-batch runs its forward on the device
+   *   instead of reading cached log-probs (for comparison; the cache is the point of the design).
+   */
   constructor(
     readonly model: LlamaModel,
     readonly optimizer: DeviceOptimizer,
     readonly objective: Objective,
+    readonly reference?: LlamaModel,
   ) {
     const backend: Backend = model.backend;
     const maxB = model.options.maxBatch;
@@ -75,6 +83,10 @@ export class Trainer {
       model.setBatch(m.batch);
       if (objective.kind === "nll") {
         backend.write(this.#weights, new Float32Array(B).fill(-1 / Math.max(1, totalTokens)));
+      } else if (this.reference) {
+        this.reference.setBatch(m.batch);
+        this.reference.forward();
+        ops.copy(this.#reference, this.reference.acts.seqLogps, B);
       } else if (m.referenceLogps) {
         backend.write(this.#reference, m.referenceLogps);
       } else {

@@ -1,0 +1,151 @@
+/**
+ * A run's data: a dataset split loaded, validated, tokenized and fingerprinted, with everything
+ * the reference cache keys on. The same function serves precompute and DPO, so both see the same
+ * examples in the same order.
+ *
+ * @module
+ */
+
+import type { FileStore } from "../io/fs.ts";
+import { sha256Hex, stableStringify } from "../io/hash.ts";
+import {
+  type DatasetReport,
+  fingerprintDataset,
+  type HfTokenizer,
+  loadDataset,
+  type PreferenceExample,
+  type SequenceExample,
+  tokenizePreference,
+  tokenizeSft,
+  type TruncationMode,
+} from "../data/mod.ts";
+
+/** Options that change token ids (TRL's names in kebab-case on the command line). */
+export interface TokenOptions {
+  /** @default 1024 */
+  maxLength?: number | null;
+  /** @default 512 (preference), null (SFT) */
+  maxPromptLength?: number | null;
+  /** @default "keep_end" */
+  truncationMode?: TruncationMode;
+}
+
+/** Where a split comes from. */
+export interface SplitSpec {
+  /** Dataset file or folder. */
+  path: string;
+  /** `train` or `test` (with `testFraction`), or a named split of a folder. @default "train" */
+  split?: string;
+  /** Held-out fraction of the file (0 = none). @default 0 */
+  testFraction?: number;
+  /** Seed of the held-out split. @default 42 */
+  seed?: number;
+  /** Drop invalid rows (reported) instead of stopping. @default false */
+  skipInvalid?: boolean;
+}
+
+/** A tokenized split and its identity. */
+export interface PreparedSplit<Example> {
+  examples: Example[];
+  fingerprint: string;
+  fileHashes: string[];
+  source: string;
+  report: DatasetReport;
+}
+
+/** Token options with defaults resolved, as stored in cache headers and manifests. */
+export function resolvedTokenOptions(
+  kind: "preference" | "sft",
+  o: TokenOptions,
+): Required<TokenOptions> {
+  return {
+    maxLength: o.maxLength === undefined ? 1024 : o.maxLength,
+    maxPromptLength: o.maxPromptLength === undefined
+      ? (kind === "sft" ? null : 512)
+      : o.maxPromptLength,
+    truncationMode: o.truncationMode ?? "keep_end",
+  };
+}
+
+/** Fingerprint of a tokenizer: its files' canonical content. */
+export async function tokenizerFingerprint(tokenizer: HfTokenizer): Promise<string> {
+  const parts: string[] = [];
+  for (const s of tokenizer.sources) parts.push(`${s.name}:${await sha256Hex(s.bytes)}`);
+  return await sha256Hex(stableStringify(parts.sort()));
+}
+
+function loadOptions(spec: SplitSpec) {
+  return {
+    split: spec.split ?? "train",
+    testFraction: spec.testFraction ? spec.testFraction : undefined,
+    seed: spec.seed ?? 42,
+    skipInvalid: spec.skipInvalid ?? false,
+  };
+}
+
+/** Loads, validates, tokenizes and fingerprints a preference split. */
+export async function preparePreferenceSplit(
+  store: FileStore,
+  spec: SplitSpec,
+  tokenizer: HfTokenizer,
+  tokenOptions: TokenOptions,
+): Promise<PreparedSplit<PreferenceExample>> {
+  const dataset = await loadDataset(store, spec.path, "preference", loadOptions(spec));
+  const { examples, report } = tokenizePreference(dataset.rows, tokenizer, tokenOptions);
+  mergeReports(report, dataset.report);
+  return {
+    examples,
+    fingerprint: await fingerprintDataset(dataset, tokenizer, tokenOptions),
+    fileHashes: dataset.fileHashes,
+    source: spec.path,
+    report,
+  };
+}
+
+/** Loads, validates, tokenizes and fingerprints an SFT split. */
+export async function prepareSftSplit(
+  store: FileStore,
+  spec: SplitSpec,
+  tokenizer: HfTokenizer,
+  tokenOptions: TokenOptions & { completionOnlyLoss?: boolean },
+): Promise<PreparedSplit<SequenceExample>> {
+  const dataset = await loadDataset(store, spec.path, "sft", loadOptions(spec));
+  const { examples, report } = tokenizeSft(dataset.rows, tokenizer, tokenOptions);
+  mergeReports(report, dataset.report);
+  return {
+    examples,
+    fingerprint: await fingerprintDataset(dataset, tokenizer, tokenOptions),
+    fileHashes: dataset.fileHashes,
+    source: spec.path,
+    report,
+  };
+}
+
+/** Folds the loader's counts (read, invalid, held out) into the tokenizer's report. */
+function mergeReports(into: DatasetReport, from: DatasetReport): void {
+  into.read = from.read;
+  for (const [reason, count] of Object.entries(from.dropped)) {
+    into.dropped[reason] = (into.dropped[reason] ?? 0) + count;
+  }
+}
+
+/** Longest sequence (prompt + completion) of a set of pairs. */
+export function longestPair(examples: readonly PreferenceExample[]): number {
+  let longest = 1;
+  for (const e of examples) {
+    longest = Math.max(
+      longest,
+      e.promptIds.length + Math.max(e.chosenIds.length, e.rejectedIds.length),
+    );
+  }
+  return longest;
+}
+
+/** Longest sequence of a set of SFT examples. */
+export function longestSequence(examples: readonly SequenceExample[]): number {
+  let longest = 1;
+  for (const e of examples) {
+    longest = Math.max(longest, e.promptIds.length + e.completionIds.length);
+  }
+  return longest;
+}

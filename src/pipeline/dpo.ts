@@ -1,0 +1,302 @@
+/**
+ * The DPO stage: trains the policy on preference pairs against reference log-probs read from the
+ * cache, so the reference is never loaded. With `refModel` and no cache the reference runs live
+ * (for comparison); with neither, the starting policy is the reference and its cache is computed
+ * first into `<outputDir>/ref_cache.bin`.
+ *
+ * @module
+ */
+
+import type { Backend, PreferenceLossType } from "../backend.ts";
+import { CacheError, decodeCache, type ReferenceCache } from "../cache/reference_cache.ts";
+import { collatePreference, type PreferenceExample } from "../data/mod.ts";
+import type { FileStore } from "../io/fs.ts";
+import { joinPath } from "../io/fs.ts";
+import { modelFingerprint, readModelFolder } from "../model/checkpoint.ts";
+import { LlamaModel } from "../model/llama.ts";
+import { preferenceLoss } from "../train/losses.ts";
+import { DeviceOptimizer, type OptimizerOptions } from "../train/optimizer.ts";
+import { Trainer } from "../train/trainer.ts";
+import { longestPair, type SplitSpec, type TokenOptions } from "./data.ts";
+import { loopDefaults, type LoopOptions, runLoop, totalSteps } from "./loop.ts";
+import {
+  fingerprintedOptions,
+  finishManifest,
+  isUpToDate,
+  readRows,
+  type StageResult,
+  startManifest,
+} from "./manifest.ts";
+import { assertCacheFits, preparePairs, runPrecompute } from "./precompute.ts";
+import { scorePairs } from "./scoring.ts";
+
+/** Options of {@link runDpo} (TRL's DPOConfig names). */
+export interface DpoOptions {
+  /** The policy's starting point (HF folder with tokenizer files). */
+  model: string;
+  data: SplitSpec;
+  /** Held-out pairs: another file; or use `evalFraction`. */
+  evalData?: string;
+  /** Fraction of `data` held out for evaluation. @default 0 */
+  evalFraction?: number;
+  /** Reference cache from `deno task precompute`. */
+  refCache?: string;
+  /** Reference model: checked against the cache, or run live when there is no cache. */
+  refModel?: string;
+  outputDir: string;
+  tokenOptions?: TokenOptions;
+  /** @default 0.1 */
+  beta?: number;
+  /** @default 0 */
+  labelSmoothing?: number;
+  /** @default "sigmoid" */
+  lossType?: PreferenceLossType;
+  optimizer?: OptimizerOptions;
+  loop: LoopOptions;
+  /** Continue from the newest checkpoint in outputDir. */
+  resume?: boolean;
+  /** Redo the stage even when its outputs are up to date. @default false */
+  force?: boolean;
+}
+
+/** Hooks of a stage: progress and messages. */
+export interface StageHooks {
+  log?: (message: string) => void;
+  onStep?: (step: number, total: number) => void;
+  onLog?: (row: Record<string, number>) => void;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Reads and checks a cache file; errors say what to do. */
+export async function readCache(store: FileStore, path: string): Promise<ReferenceCache> {
+  if (!await store.exists(path)) {
+    throw new CacheError(
+      `${path}: no such reference cache; build it with \`deno task precompute\``,
+    );
+  }
+  return await decodeCache(await store.readFile(path), path);
+}
+
+/** Reference log-probs of pair `i` of section `name`, from a cache. */
+function cacheColumn(cache: ReferenceCache, name: string) {
+  let offset = 0;
+  for (const s of cache.header.sections) {
+    if (s.name === name) break;
+    offset += s.count;
+  }
+  const chosen = cache.columns.chosen_logp as Float64Array;
+  const rejected = cache.columns.rejected_logp as Float64Array;
+  return (i: number): [number, number] => [chosen[offset + i], rejected[offset + i]];
+}
+
+/** Trains DPO; returns the metrics rows (the last is the final eval when there is one). */
+export async function runDpo(
+  store: FileStore,
+  backend: Backend,
+  options: DpoOptions,
+  hooks: StageHooks = {},
+): Promise<StageResult> {
+  const evalSpec: SplitSpec | undefined = options.evalData
+    ? { path: options.evalData }
+    : options.evalFraction
+    ? { ...options.data, testFraction: options.evalFraction, split: "test" }
+    : undefined;
+  const trainSpec: SplitSpec = options.evalFraction && !options.evalData
+    ? { ...options.data, testFraction: options.evalFraction, split: "train" }
+    : options.data;
+  const { tokenizer, prepared } = await preparePairs(
+    store,
+    options.model,
+    trainSpec,
+    evalSpec,
+    options.tokenOptions,
+  );
+  const [train, evalSplit] = prepared.sections;
+  const { config, rawConfig, weights } = await readModelFolder(store, options.model);
+  const beta = options.beta ?? 0.1;
+  const labelSmoothing = options.labelSmoothing ?? 0;
+  const lossType = options.lossType ?? "sigmoid";
+  const loop = loopDefaults(options.loop);
+
+  // The reference: a cache (default), or a live model.
+  let cachePath = options.refCache;
+  let cache: ReferenceCache | undefined;
+  let live: LlamaModel | undefined;
+  const refFingerprint = options.refModel
+    ? await (async () => {
+      const r = await readModelFolder(store, options.refModel!);
+      return await modelFingerprint(r.config, r.weights);
+    })()
+    : undefined;
+  if (!cachePath && !options.refModel) {
+    cachePath = joinPath(options.outputDir, "ref_cache.bin");
+    hooks.log?.(`no --ref-cache or --ref-model: the reference is ${options.model}; caching it`);
+    await runPrecompute(store, backend, {
+      model: options.model,
+      data: trainSpec,
+      evalData: evalSpec,
+      tokenOptions: options.tokenOptions,
+      output: cachePath,
+      force: options.force,
+    }, hooks);
+  }
+  if (cachePath) {
+    cache = await readCache(store, cachePath);
+    assertCacheFits(cache.header, prepared, cachePath);
+    if (refFingerprint && refFingerprint !== cache.header.reference_fingerprint) {
+      throw new CacheError(
+        `${cachePath} was computed with another reference model than --ref-model ` +
+          `${options.refModel}; rebuild it with \`deno task precompute --model ${options.refModel}\``,
+      );
+    }
+  }
+
+  const maxSeqLen = longestPair(prepared.sections.flatMap((s) => s.examples));
+  const modelOptions = { maxBatch: 2 * loop.batchSize, maxSeqLen };
+  const model = new LlamaModel(backend, config, modelOptions);
+  model.params.writeAll(weights, { source: options.model });
+  if (!cache && options.refModel) {
+    const r = await readModelFolder(store, options.refModel);
+    live = new LlamaModel(backend, r.config, modelOptions);
+    live.params.writeAll(r.weights, { source: options.refModel });
+    hooks.log?.(`reference ${options.refModel} runs live (no cache)`);
+  }
+  const total = totalSteps(train.examples.length, loop);
+  const optimizer = new DeviceOptimizer(backend, model.layout, {
+    ...options.optimizer,
+    totalSteps: total,
+  });
+  const trainer = new Trainer(model, optimizer, {
+    kind: "preference",
+    lossType,
+    beta,
+    labelSmoothing,
+  }, live);
+  const trainRef = cache ? cacheColumn(cache, "train") : undefined;
+  const padTokenId = tokenizer.padTokenId;
+
+  const manifestPath = joinPath(options.outputDir, "manifest.json");
+  await store.mkdirp(options.outputDir);
+  const manifest = await startManifest("dpo", {
+    ...fingerprintedOptions(options),
+    beta,
+    labelSmoothing,
+    lossType,
+    loop,
+    optimizer: optimizer.options,
+  }, {
+    policy: await modelFingerprint(config, weights),
+    train_data: train.fingerprint,
+    ...(evalSplit ? { eval_data: evalSplit.fingerprint } : {}),
+    ...(cache ? { reference: cache.header.reference_fingerprint } : {}),
+    ...(refFingerprint ? { reference: refFingerprint } : {}),
+  }, backend.adapterName);
+  if (
+    !options.force && await isUpToDate(store, manifestPath, manifest.stage_fingerprint) &&
+    await store.exists(joinPath(options.outputDir, "model.safetensors"))
+  ) {
+    return {
+      skipped: true,
+      rows: await readRows(store, joinPath(options.outputDir, "metrics.jsonl")),
+    };
+  }
+  manifest.sources = {
+    policy: options.model,
+    reference: cache?.header.reference_source ?? options.refModel ?? "",
+    ...(cachePath ? { reference_cache: cachePath } : {}),
+  };
+  manifest.datasets = Object.fromEntries(prepared.sections.map((s) => [s.name, s.report]));
+  manifest.results = { device_bytes: backend.bytesByRole() };
+
+  const evaluate = evalSplit
+    ? () =>
+      evaluatePairs(
+        model,
+        evalSplit.examples,
+        padTokenId,
+        loop.batchSize,
+        beta,
+        lossType,
+        labelSmoothing,
+        cache ? cacheColumn(cache, "eval") : undefined,
+        live,
+      )
+    : undefined;
+  const rows = await runLoop({
+    store,
+    outputDir: options.outputDir,
+    model,
+    optimizer,
+    trainer,
+    examples: train.examples.length,
+    options: loop,
+    tokenizerFrom: options.model,
+    rawConfig,
+    resume: options.resume,
+  }, {
+    microBatch: (indices) => {
+      const part = indices.map((i) => train.examples[i]);
+      const batch = collatePreference(part, { padTokenId });
+      const P = part.length;
+      const referenceLogps = trainRef ? new Float64Array(2 * P) : undefined;
+      if (referenceLogps) {
+        indices.forEach((i, j) => [referenceLogps[j], referenceLogps[P + j]] = trainRef!(i));
+      }
+      return {
+        batch: { inputIds: batch.inputIds, targets: batch.targets, B: 2 * P, T: batch.T },
+        tokenCounts: batch.counts,
+        referenceLogps,
+      };
+    },
+    evaluate,
+    ...hooks,
+  });
+  await finishManifest(store, manifestPath, manifest, {
+    final: rows.at(-1),
+    device_bytes: backend.bytesByRole(),
+  });
+  return { skipped: false, rows };
+}
+
+/**
+ * Eval metrics of the policy on held-out pairs (TRL's names, without the eval_ prefix):
+ * the loss and implicit-reward statistics against the cached (or live) reference.
+ */
+export async function evaluatePairs(
+  model: LlamaModel,
+  examples: readonly PreferenceExample[],
+  padTokenId: number,
+  batchSize: number,
+  beta: number,
+  lossType: PreferenceLossType,
+  labelSmoothing: number,
+  reference?: (i: number) => [number, number],
+  live?: LlamaModel,
+): Promise<Record<string, number>> {
+  const policy = await scorePairs(model, examples, { batchSize, padTokenId });
+  let refChosen: ArrayLike<number>, refRejected: ArrayLike<number>;
+  if (reference) {
+    refChosen = examples.map((_, i) => reference(i)[0]);
+    refRejected = examples.map((_, i) => reference(i)[1]);
+  } else {
+    const r = await scorePairs(live!, examples, { batchSize, padTokenId });
+    refChosen = r.chosenLogps;
+    refRejected = r.rejectedLogps;
+  }
+  const result = preferenceLoss(policy.chosenLogps, policy.rejectedLogps, refChosen, refRejected, {
+    beta,
+    labelSmoothing,
+    lossType,
+  });
+  const mean = (xs: ArrayLike<number>) => Array.from(xs).reduce((a, b) => a + b, 0) / xs.length;
+  const margins = result.chosenRewards.map((c, i) => c - result.rejectedRewards[i]);
+  return {
+    loss: mean(result.losses),
+    "rewards/chosen": mean(result.chosenRewards),
+    "rewards/rejected": mean(result.rejectedRewards),
+    "rewards/accuracies": mean(margins.map((m) => (m > 0 ? 1 : 0))),
+    "rewards/margins": mean(margins),
+    "logps/chosen": mean(policy.chosenLogps),
+    "logps/rejected": mean(policy.rejectedLogps),
+  };
+}

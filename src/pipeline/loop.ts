@@ -1,0 +1,242 @@
+/**
+ * The training loop shared by SFT and DPO, with HF Trainer semantics: `batchSize` examples per
+ * micro-batch, `gradientAccumulationSteps` micro-batches per optimizer step, a seeded batch order
+ * that is a pure function of the step (so a resumed run sees the batches the uninterrupted run
+ * would), metrics every `loggingSteps`, evaluation every `evalSteps`, checkpoints every
+ * `saveSteps` that hold everything a bit-identical resume needs.
+ *
+ * @module
+ */
+
+import { BatchSampler } from "../data/mod.ts";
+import type { FileStore } from "../io/fs.ts";
+import { joinPath } from "../io/fs.ts";
+import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
+import { readModelFolder, saveModel } from "../model/checkpoint.ts";
+import type { LlamaModel } from "../model/llama.ts";
+import type { DeviceOptimizer } from "../train/optimizer.ts";
+import type { MicroBatch, Trainer } from "../train/trainer.ts";
+
+/** Loop options (TRL/HF TrainingArguments names). */
+export interface LoopOptions {
+  /** Examples (pairs for DPO) per micro-batch. */
+  batchSize: number;
+  /** @default 1 */
+  gradientAccumulationSteps?: number;
+  /** Optimizer steps; overrides epochs when > 0. @default -1 */
+  maxSteps?: number;
+  /** @default 1 */
+  numTrainEpochs?: number;
+  /** @default 10 */
+  loggingSteps?: number;
+  /** 0 = evaluate only at the end. @default 0 */
+  evalSteps?: number;
+  /** 0 = no intermediate checkpoints. @default 0 */
+  saveSteps?: number;
+  /** Seed of the batch order. @default 42 */
+  seed?: number;
+}
+
+/** Resolved loop options. */
+export type ResolvedLoop = Required<LoopOptions>;
+
+/** Fills in the loop defaults. */
+export function loopDefaults(o: LoopOptions): ResolvedLoop {
+  return {
+    batchSize: o.batchSize,
+    gradientAccumulationSteps: o.gradientAccumulationSteps ?? 1,
+    maxSteps: o.maxSteps ?? -1,
+    numTrainEpochs: o.numTrainEpochs ?? 1,
+    loggingSteps: o.loggingSteps ?? 10,
+    evalSteps: o.evalSteps ?? 0,
+    saveSteps: o.saveSteps ?? 0,
+    seed: o.seed ?? 42,
+  };
+}
+
+/** Optimizer steps a run takes over `examples`. */
+export function totalSteps(examples: number, o: ResolvedLoop): number {
+  if (o.maxSteps > 0) return o.maxSteps;
+  const microPerEpoch = Math.ceil(examples / o.batchSize);
+  return Math.max(1, Math.ceil(o.numTrainEpochs * microPerEpoch / o.gradientAccumulationSteps));
+}
+
+/** What the loop calls back. */
+export interface LoopHooks {
+  /** Builds the micro-batch of these example indices. */
+  microBatch(indices: number[]): MicroBatch;
+  /** Eval metrics (without the `eval_` prefix); absent when there is no eval set. */
+  evaluate?: () => Promise<Record<string, number>>;
+  /** A metrics row was logged. */
+  onLog?: (row: Record<string, number>) => void;
+  /** An optimizer step finished (for progress bars). */
+  onStep?: (step: number, total: number) => void;
+  /** Human messages (checkpoint saved, resumed...). */
+  log?: (message: string) => void;
+}
+
+/** Everything the loop needs. */
+export interface LoopContext {
+  store: FileStore;
+  outputDir: string;
+  model: LlamaModel;
+  optimizer: DeviceOptimizer;
+  trainer: Trainer;
+  examples: number;
+  options: ResolvedLoop;
+  /** Tokenizer folder copied into checkpoints. */
+  tokenizerFrom?: string;
+  rawConfig?: Record<string, unknown>;
+  /** Continue from the newest complete checkpoint in outputDir. */
+  resume?: boolean;
+}
+
+const STATE_FILE = "trainer_state.json";
+const OPTIMIZER_FILE = "optimizer.safetensors";
+
+/** The newest checkpoint folder of `dir` that was written completely, or undefined. */
+export async function newestCheckpoint(store: FileStore, dir: string): Promise<string | undefined> {
+  if (!await store.exists(dir)) return undefined;
+  const steps = (await store.list(dir))
+    .map((name) => /^checkpoint-(\d+)$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => b - a);
+  for (const step of steps) {
+    const path = joinPath(dir, `checkpoint-${step}`);
+    // trainer_state.json is written last: without it the checkpoint is incomplete.
+    if (await store.exists(joinPath(path, STATE_FILE))) return path;
+  }
+  return undefined;
+}
+
+/** Runs the loop to the end; returns the logged rows (metrics.jsonl). */
+export async function runLoop(
+  ctx: LoopContext,
+  hooks: LoopHooks,
+): Promise<Array<Record<string, number>>> {
+  const { store, outputDir, model, optimizer, trainer, options: o } = ctx;
+  const sampler = new BatchSampler(ctx.examples, { batchSize: o.batchSize, seed: o.seed });
+  const total = totalSteps(ctx.examples, o);
+  const ga = o.gradientAccumulationSteps;
+  let rows: Array<Record<string, number>> = [];
+  let step = 0;
+  if (ctx.resume) {
+    const checkpoint = await newestCheckpoint(store, outputDir);
+    if (checkpoint) {
+      const state = JSON.parse(await store.readText(joinPath(checkpoint, STATE_FILE)));
+      step = state.global_step;
+      rows = state.log_history;
+      await restoreTrainingState(store, checkpoint, model, optimizer);
+      optimizer.step = step;
+      hooks.log?.(`resumed from ${checkpoint} at step ${step}`);
+    } else hooks.log?.(`no checkpoint in ${outputDir}: starting from step 0`);
+  }
+  const metricsPath = joinPath(outputDir, "metrics.jsonl");
+  const writeRows = () =>
+    store.writeFileAtomic(
+      metricsPath,
+      new TextEncoder().encode(rows.map((r) => JSON.stringify(r)).join("\n") + "\n"),
+    );
+  let tokens = 0;
+  let windowStart = performance.now();
+  while (step < total) {
+    const micro: MicroBatch[] = [];
+    for (let j = 0; j < ga; j++) {
+      const m = hooks.microBatch(sampler.batch(step * ga + j));
+      tokens += m.batch.B * m.batch.T;
+      micro.push(m);
+    }
+    trainer.step(micro);
+    step++;
+    hooks.onStep?.(step, total);
+    const epoch = (step * ga) / sampler.batchesPerEpoch;
+    if (step % o.loggingSteps === 0 || step === total) {
+      const metrics = await trainer.readMetrics();
+      const seconds = (performance.now() - windowStart) / 1000;
+      const row = { ...metrics, epoch, step, tokens_per_s: tokens / seconds };
+      rows.push(row);
+      hooks.onLog?.(row);
+      tokens = 0;
+      windowStart = performance.now();
+    }
+    if (hooks.evaluate && o.evalSteps > 0 && step % o.evalSteps === 0 && step !== total) {
+      rows.push(evalRow(await hooks.evaluate(), epoch, step));
+      hooks.onLog?.(rows.at(-1)!);
+    }
+    if (o.saveSteps > 0 && step % o.saveSteps === 0 && step !== total) {
+      await writeRows();
+      await saveTrainingCheckpoint(ctx, step, rows);
+      hooks.log?.(`saved ${joinPath(outputDir, `checkpoint-${step}`)}`);
+    }
+  }
+  if (hooks.evaluate) {
+    rows.push(evalRow(await hooks.evaluate(), (step * ga) / sampler.batchesPerEpoch, step));
+    hooks.onLog?.(rows.at(-1)!);
+  }
+  await saveModel(store, outputDir, model, {
+    tokenizerFrom: ctx.tokenizerFrom,
+    rawConfig: ctx.rawConfig,
+  });
+  await writeRows();
+  return rows;
+}
+
+function evalRow(metrics: Record<string, number>, epoch: number, step: number) {
+  const row: Record<string, number> = { epoch, step };
+  for (const [k, v] of Object.entries(metrics)) row[`eval_${k}`] = v;
+  return row;
+}
+
+/**
+ * Writes `checkpoint-<step>/`: the policy in HF layout, the optimizer moments, and last
+ * trainer_state.json (step and log history), which marks the checkpoint complete. Each file is
+ * written atomically, so a run killed at any moment leaves the previous checkpoint intact.
+ */
+async function saveTrainingCheckpoint(
+  ctx: LoopContext,
+  step: number,
+  rows: Array<Record<string, number>>,
+): Promise<void> {
+  const dir = joinPath(ctx.outputDir, `checkpoint-${step}`);
+  await saveModel(ctx.store, dir, ctx.model, {
+    tokenizerFrom: ctx.tokenizerFrom,
+    rawConfig: ctx.rawConfig,
+  });
+  const arena = async (t: { readArena(): Promise<ArrayLike<number>> }) =>
+    Float32Array.from(await t.readArena());
+  const tensors = new Map([
+    ["state1", await arena(ctx.optimizer.state1)],
+    ["state2", await arena(ctx.optimizer.state2)],
+  ].map(([name, data]) => [name as string, {
+    shape: [(data as Float32Array).length],
+    data: data as Float32Array,
+  }]));
+  await ctx.store.writeFileAtomic(joinPath(dir, OPTIMIZER_FILE), writeSafetensors(tensors));
+  const state = { global_step: step, optimizer: ctx.optimizer.options.kind, log_history: rows };
+  await ctx.store.writeFileAtomic(
+    joinPath(dir, STATE_FILE),
+    new TextEncoder().encode(JSON.stringify(state, null, 1) + "\n"),
+  );
+}
+
+async function restoreTrainingState(
+  store: FileStore,
+  dir: string,
+  model: LlamaModel,
+  optimizer: DeviceOptimizer,
+): Promise<void> {
+  const { weights } = await readModelFolder(store, dir);
+  model.params.writeAll(weights, { source: dir });
+  const file = joinPath(dir, OPTIMIZER_FILE);
+  const { tensors } = readSafetensors(await store.readFile(file), { file });
+  for (
+    const [name, arena] of [["state1", optimizer.state1], ["state2", optimizer.state2]] as const
+  ) {
+    const t = tensors.get(name);
+    if (!t || t.data.length !== arena.layout.total) {
+      throw new Error(`${file}: ${name} does not match this model; resume with the same model`);
+    }
+    model.backend.write(arena.arena, t.data);
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The whole pipeline as one library call: SFT from a base model, the reference cache computed
+ * with the SFT model, DPO from the SFT model against that cache. Outputs go under one run folder
+ * (`<runDir>/sft`, `<runDir>/ref_cache`, `<runDir>/dpo`); a stage whose manifest says it is up to
+ * date with the same inputs and options is skipped.
+ *
+ * @module
+ */
+
+import type { Backend, PreferenceLossType } from "../backend.ts";
+import type { FileStore } from "../io/fs.ts";
+import { joinPath } from "../io/fs.ts";
+import type { OptimizerOptions } from "../train/optimizer.ts";
+import type { TokenOptions } from "./data.ts";
+import { runDpo, type StageHooks } from "./dpo.ts";
+import type { LoopOptions } from "./loop.ts";
+import type { StageResult } from "./manifest.ts";
+import { runPrecompute } from "./precompute.ts";
+import { runSft } from "./sft.ts";
+
+/** What the pipeline runs on and how. */
+export interface PipelineSpec {
+  /** Base model folder (with tokenizer files). */
+  baseModel: string;
+  sftData: string;
+  sftEvalData?: string;
+  preferenceData: string;
+  preferenceEvalData?: string;
+  /** Run folder, e.g. `runs/default`. */
+  runDir: string;
+  tokenOptions?: TokenOptions;
+  sft: { optimizer: OptimizerOptions; loop: LoopOptions };
+  dpo: {
+    optimizer: OptimizerOptions;
+    loop: LoopOptions;
+    beta: number;
+    lossType?: PreferenceLossType;
+    labelSmoothing?: number;
+  };
+  /** Redo every stage. @default false */
+  force?: boolean;
+}
+
+/** Folders of a run. */
+export function runPaths(runDir: string) {
+  return {
+    sft: joinPath(runDir, "sft"),
+    refCache: joinPath(runDir, "ref_cache", "ref_cache.bin"),
+    dpo: joinPath(runDir, "dpo"),
+  };
+}
+
+/** Per-stage hooks and announcements. */
+export interface PipelineHooks {
+  stage(name: "sft" | "precompute" | "dpo"): StageHooks;
+  /** A stage starts, was skipped, or finished in `seconds`. */
+  onStage?: (name: string, event: "start" | "skipped" | "done", seconds?: number) => void;
+}
+
+/** Runs SFT -> precompute -> DPO; returns each stage's result. */
+export async function runPipeline(
+  store: FileStore,
+  backend: Backend,
+  spec: PipelineSpec,
+  hooks: PipelineHooks,
+): Promise<{ sft: StageResult; precompute: { skipped: boolean }; dpo: StageResult }> {
+  const paths = runPaths(spec.runDir);
+  const timed = async <T extends { skipped: boolean }>(name: string, fn: () => Promise<T>) => {
+    hooks.onStage?.(name, "start");
+    const start = performance.now();
+    const result = await fn();
+    hooks.onStage?.(name, result.skipped ? "skipped" : "done", (performance.now() - start) / 1000);
+    return result;
+  };
+  const sft = await timed("sft", () =>
+    runSft(store, backend, {
+      model: spec.baseModel,
+      data: { path: spec.sftData },
+      evalData: spec.sftEvalData,
+      outputDir: paths.sft,
+      tokenOptions: spec.tokenOptions,
+      optimizer: spec.sft.optimizer,
+      loop: spec.sft.loop,
+      force: spec.force,
+    }, hooks.stage("sft")));
+  // A redone SFT changes the reference, and the fingerprints carry that forward.
+  const precompute = await timed("precompute", () =>
+    runPrecompute(store, backend, {
+      model: paths.sft,
+      data: { path: spec.preferenceData },
+      evalData: spec.preferenceEvalData ? { path: spec.preferenceEvalData } : undefined,
+      tokenOptions: spec.tokenOptions,
+      output: paths.refCache,
+      force: spec.force,
+    }, hooks.stage("precompute")));
+  const dpo = await timed("dpo", () =>
+    runDpo(store, backend, {
+      model: paths.sft,
+      data: { path: spec.preferenceData },
+      evalData: spec.preferenceEvalData,
+      refCache: paths.refCache,
+      outputDir: paths.dpo,
+      tokenOptions: spec.tokenOptions,
+      beta: spec.dpo.beta,
+      lossType: spec.dpo.lossType,
+      labelSmoothing: spec.dpo.labelSmoothing,
+      optimizer: spec.dpo.optimizer,
+      loop: spec.dpo.loop,
+      force: spec.force,
+    }, hooks.stage("dpo")));
+  return { sft, precompute, dpo };
+}

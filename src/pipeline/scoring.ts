@@ -1,0 +1,56 @@
+/**
+ * Forward-only scoring: per-pair completion log-prob sums and token counts of a model, in batches.
+ * The precompute stage scores with the reference; evaluation scores with the policy.
+ *
+ * @module
+ */
+
+import { collatePreference, type PreferenceExample } from "../data/mod.ts";
+import type { LlamaModel } from "../model/llama.ts";
+
+/** Per-pair log-probs and completion token counts, in example order. */
+export interface PairScores {
+  chosenLogps: Float64Array;
+  rejectedLogps: Float64Array;
+  chosenLens: Uint32Array;
+  rejectedLens: Uint32Array;
+}
+
+/**
+ * Scores every pair with `model` (maxBatch ≥ 2 × batchSize, maxSeqLen ≥ the longest pair).
+ * One readback per batch: scoring is not a training step.
+ */
+export async function scorePairs(
+  model: LlamaModel,
+  examples: readonly PreferenceExample[],
+  {
+    batchSize,
+    padTokenId,
+    onProgress,
+  }: { batchSize: number; padTokenId: number; onProgress?: (done: number) => void },
+): Promise<PairScores> {
+  const n = examples.length;
+  const out: PairScores = {
+    chosenLogps: new Float64Array(n),
+    rejectedLogps: new Float64Array(n),
+    chosenLens: new Uint32Array(n),
+    rejectedLens: new Uint32Array(n),
+  };
+  for (let start = 0; start < n; start += batchSize) {
+    const part = examples.slice(start, start + batchSize);
+    const batch = collatePreference(part, { padTokenId });
+    const P = part.length;
+    model.setBatch({ inputIds: batch.inputIds, targets: batch.targets, B: 2 * P, T: batch.T });
+    model.forward();
+    model.backend.submit();
+    const logps = await model.backend.read(model.acts.seqLogps);
+    for (let i = 0; i < P; i++) {
+      out.chosenLogps[start + i] = logps[i];
+      out.rejectedLogps[start + i] = logps[P + i];
+      out.chosenLens[start + i] = batch.counts[i];
+      out.rejectedLens[start + i] = batch.counts[P + i];
+    }
+    onProgress?.(Math.min(n, start + batchSize));
+  }
+  return out;
+}

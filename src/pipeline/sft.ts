@@ -1,0 +1,158 @@
+/**
+ * The SFT stage: supervised fine-tuning on demonstrations with the prompt masked out of the loss
+ * (TRL's completion_only_loss), the NLL averaged over the step's completion tokens.
+ *
+ * @module
+ */
+
+import type { Backend } from "../backend.ts";
+import { collateSft, loadTokenizer, type SequenceExample } from "../data/mod.ts";
+import type { FileStore } from "../io/fs.ts";
+import { joinPath } from "../io/fs.ts";
+import { modelFingerprint, readModelFolder } from "../model/checkpoint.ts";
+import { LlamaModel } from "../model/llama.ts";
+import { DeviceOptimizer, type OptimizerOptions } from "../train/optimizer.ts";
+import { Trainer } from "../train/trainer.ts";
+import { longestSequence, prepareSftSplit, type SplitSpec, type TokenOptions } from "./data.ts";
+import type { StageHooks } from "./dpo.ts";
+import { loopDefaults, type LoopOptions, runLoop, totalSteps } from "./loop.ts";
+import {
+  fingerprintedOptions,
+  finishManifest,
+  isUpToDate,
+  readRows,
+  type StageResult,
+  startManifest,
+} from "./manifest.ts";
+
+/** Options of {@link runSft}. */
+export interface SftOptions {
+  /** Base model folder (HF layout with tokenizer files). */
+  model: string;
+  data: SplitSpec;
+  evalData?: string;
+  /** @default 0 */
+  evalFraction?: number;
+  outputDir: string;
+  tokenOptions?: TokenOptions & { completionOnlyLoss?: boolean };
+  optimizer?: OptimizerOptions;
+  loop: LoopOptions;
+  resume?: boolean;
+  /** Redo the stage even when its outputs are up to date. @default false */
+  force?: boolean;
+}
+
+/** Mean completion-token NLL of a model over examples (forward only). */
+export async function sequenceLoss(
+  model: LlamaModel,
+  examples: readonly SequenceExample[],
+  padTokenId: number,
+  batchSize: number,
+): Promise<number> {
+  let nll = 0, tokens = 0;
+  for (let start = 0; start < examples.length; start += batchSize) {
+    const part = examples.slice(start, start + batchSize);
+    const batch = collateSft(part, { padTokenId });
+    model.setBatch({
+      inputIds: batch.inputIds,
+      targets: batch.targets,
+      B: part.length,
+      T: batch.T,
+    });
+    model.forward();
+    const logps = await model.backend.read(model.acts.seqLogps);
+    for (let i = 0; i < part.length; i++) {
+      nll -= logps[i];
+      tokens += batch.counts[i];
+    }
+  }
+  return nll / Math.max(1, tokens);
+}
+
+/** Runs SFT; returns the metrics rows. */
+export async function runSft(
+  store: FileStore,
+  backend: Backend,
+  options: SftOptions,
+  hooks: StageHooks = {},
+): Promise<StageResult> {
+  const tokenizer = await loadTokenizer(store, options.model);
+  const trainSpec: SplitSpec = options.evalFraction && !options.evalData
+    ? { ...options.data, testFraction: options.evalFraction, split: "train" }
+    : options.data;
+  const evalSpec: SplitSpec | undefined = options.evalData
+    ? { path: options.evalData }
+    : options.evalFraction
+    ? { ...options.data, testFraction: options.evalFraction, split: "test" }
+    : undefined;
+  const tokenOptions = options.tokenOptions ?? {};
+  const train = await prepareSftSplit(store, trainSpec, tokenizer, tokenOptions);
+  const evalSplit = evalSpec
+    ? await prepareSftSplit(store, evalSpec, tokenizer, tokenOptions)
+    : undefined;
+  const { config, rawConfig, weights } = await readModelFolder(store, options.model);
+  const loop = loopDefaults(options.loop);
+  const maxSeqLen = longestSequence([...train.examples, ...(evalSplit?.examples ?? [])]);
+  const model = new LlamaModel(backend, config, { maxBatch: loop.batchSize, maxSeqLen });
+  model.params.writeAll(weights, { source: options.model });
+  const optimizer = new DeviceOptimizer(backend, model.layout, {
+    ...options.optimizer,
+    totalSteps: totalSteps(train.examples.length, loop),
+  });
+  const trainer = new Trainer(model, optimizer, { kind: "nll" });
+  const padTokenId = tokenizer.padTokenId;
+  await store.mkdirp(options.outputDir);
+  const manifestPath = joinPath(options.outputDir, "manifest.json");
+  const manifest = await startManifest("sft", {
+    ...fingerprintedOptions(options),
+    loop,
+    optimizer: optimizer.options,
+  }, {
+    model: await modelFingerprint(config, weights),
+    train_data: train.fingerprint,
+    ...(evalSplit ? { eval_data: evalSplit.fingerprint } : {}),
+  }, backend.adapterName);
+  if (
+    !options.force && await isUpToDate(store, manifestPath, manifest.stage_fingerprint) &&
+    await store.exists(joinPath(options.outputDir, "model.safetensors"))
+  ) {
+    return {
+      skipped: true,
+      rows: await readRows(store, joinPath(options.outputDir, "metrics.jsonl")),
+    };
+  }
+  manifest.sources = { model: options.model };
+  manifest.datasets = { train: train.report, ...(evalSplit ? { eval: evalSplit.report } : {}) };
+  const rows = await runLoop({
+    store,
+    outputDir: options.outputDir,
+    model,
+    optimizer,
+    trainer,
+    examples: train.examples.length,
+    options: loop,
+    tokenizerFrom: options.model,
+    rawConfig,
+    resume: options.resume,
+  }, {
+    microBatch: (indices) => {
+      const part = indices.map((i) => train.examples[i]);
+      const batch = collateSft(part, { padTokenId });
+      return {
+        batch: { inputIds: batch.inputIds, targets: batch.targets, B: part.length, T: batch.T },
+        tokenCounts: batch.counts,
+      };
+    },
+    evaluate: evalSplit
+      ? async () => ({
+        loss: await sequenceLoss(model, evalSplit.examples, padTokenId, loop.batchSize),
+      })
+      : undefined,
+    ...hooks,
+  });
+  await finishManifest(store, manifestPath, manifest, {
+    final: rows.at(-1),
+    device_bytes: backend.bytesByRole(),
+  });
+  return { skipped: false, rows };
+}

@@ -1,0 +1,184 @@
+/**
+ * Command-line plumbing shared by the tasks: flag specs with defaults and help text, parsing with
+ * `node:util`'s parseArgs, usage errors that name the flag and exit with code 2, and progress
+ * on stderr.
+ */
+
+import { parseArgs } from "node:util";
+
+/** One flag: its type, default, help line and aliases (kebab-case, without dashes). */
+export interface FlagSpec {
+  type: "string" | "number" | "boolean";
+  default?: string | number | boolean;
+  help: string;
+  aliases?: string[];
+  /** Allowed values of a string flag. */
+  choices?: readonly string[];
+}
+
+/** A usage or input error: printed without a stack trace, exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** Parsed flag values, keyed by camelCase name; positional arguments under `_`. */
+export interface Flags {
+  _: string[];
+  [key: string]: string | number | boolean | undefined | string[];
+}
+
+const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** Formats the help text of a task. */
+export function helpText(name: string, summary: string, specs: Record<string, FlagSpec>): string {
+  const lines = [`deno task ${name} [flags]`, "", summary, "", "Flags:"];
+  for (const [flag, spec] of Object.entries(specs)) {
+    const names = [flag, ...(spec.aliases ?? [])].map((f) => `--${f}`).join(", ");
+    const arg = spec.type === "boolean" ? "" : spec.choices ? ` ${spec.choices.join("|")}` : " X";
+    const def = spec.default === undefined ? "" : ` (default: ${spec.default})`;
+    lines.push(`  ${(names + arg).padEnd(40)} ${spec.help}${def}`);
+  }
+  lines.push(`  ${"--help".padEnd(40)} show this help`);
+  return lines.join("\n");
+}
+
+/**
+ * Parses `args` against `specs`. Prints help and exits 0 on --help; on an unknown flag or a bad
+ * value prints what is wrong, naming the flag, and exits 2.
+ */
+export function parseFlags(
+  name: string,
+  summary: string,
+  specs: Record<string, FlagSpec>,
+  args: string[] = Deno.args,
+  options: { positionals?: boolean } = {},
+): Flags {
+  try {
+    return parseFlagsOrThrow(name, summary, specs, args, options);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`error: ${error.message}`);
+    Deno.exit(2);
+  }
+}
+
+/** {@link parseFlags}, throwing {@link UsageError} instead of exiting. */
+export function parseFlagsOrThrow(
+  name: string,
+  summary: string,
+  specs: Record<string, FlagSpec>,
+  args: string[] = Deno.args,
+  { positionals = false }: { positionals?: boolean } = {},
+): Flags {
+  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
+  for (const [flag, spec] of Object.entries(specs)) {
+    const type = spec.type === "boolean" ? "boolean" : "string";
+    for (const n of [flag, ...(spec.aliases ?? [])]) options[n] = { type };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}. Run \`deno task ${name} --help\`.`);
+  }
+  if (parsed.values.help) {
+    console.log(helpText(name, summary, specs));
+    Deno.exit(0);
+  }
+  if (!positionals && parsed.positionals.length > 0) {
+    throw new UsageError(
+      `unexpected argument "${parsed.positionals[0]}". Run \`deno task ${name} --help\`.`,
+    );
+  }
+  const out: Flags = { _: parsed.positionals };
+  for (const [flag, spec] of Object.entries(specs)) {
+    const raw = [flag, ...(spec.aliases ?? [])].map((n) => parsed.values[n]).find((v) =>
+      v !== undefined
+    );
+    const key = camel(flag);
+    if (raw === undefined) {
+      out[key] = spec.default;
+      continue;
+    }
+    if (spec.type === "number") {
+      const value = Number(raw);
+      if (raw === "" || !Number.isFinite(value)) {
+        throw new UsageError(`--${flag}: expected a number, got "${raw}"`);
+      }
+      out[key] = value;
+    } else if (spec.type === "string" && spec.choices && !spec.choices.includes(String(raw))) {
+      throw new UsageError(`--${flag}: expected one of ${spec.choices.join(", ")}, got "${raw}"`);
+    } else {
+      out[key] = raw as string | boolean;
+    }
+  }
+  return out;
+}
+
+/** Errors that mean bad usage or bad input (exit code 2), by class name. */
+const INPUT_ERRORS = new Set([
+  "UsageError",
+  "ValidationError",
+  "CacheError",
+  "ConfigError",
+  "CheckpointError",
+  "SafetensorsError",
+  "FileNotFoundError",
+  "NoAdapterError",
+  "RangeError",
+]);
+
+/**
+ * Runs a task's main: a usage or input error ({@link INPUT_ERRORS}, or any error marked
+ * `exitCode: 2`) prints its message and exits 2; any other error prints and exits 1.
+ */
+export async function runMain(main: () => Promise<void>): Promise<void> {
+  try {
+    await main();
+  } catch (error) {
+    const code = (error as { exitCode?: number }).exitCode === 2 ||
+        (error instanceof Error && INPUT_ERRORS.has(error.name))
+      ? 2
+      : 1;
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`error: ${message}`);
+    if (code === 1 && Deno.env.get("DPO_DEBUG")) console.error(error);
+    Deno.exit(code);
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** A one-line progress bar on stderr, redrawn in place when stderr is a terminal. */
+export class Progress {
+  #start = performance.now();
+  #tty = Deno.stderr.isTerminal();
+  #last = 0;
+
+  constructor(readonly label: string, readonly total: number) {}
+
+  /** Redraws with `done` of `total` and a status text; throttled to 10 per second. */
+  update(done: number, status = ""): void {
+    const now = performance.now();
+    if (done < this.total && now - this.#last < 100) return;
+    this.#last = now;
+    const width = 24;
+    const filled = Math.round(width * done / Math.max(1, this.total));
+    const bar = "█".repeat(filled) + "░".repeat(width - filled);
+    const secs = ((now - this.#start) / 1000).toFixed(1);
+    const line = `${this.label} ${bar} ${done}/${this.total} ${secs}s ${status}`;
+    if (this.#tty) Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${line}`));
+    else if (done === this.total || done % Math.max(1, Math.floor(this.total / 10)) === 0) {
+      Deno.stderr.writeSync(encoder.encode(line + "\n"));
+    }
+  }
+
+  /** Ends the bar with a final line. */
+  done(status = ""): void {
+    this.update(this.total, status);
+    if (this.#tty) Deno.stderr.writeSync(encoder.encode("\n"));
+  }
+}

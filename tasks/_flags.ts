@@ -1,0 +1,161 @@
+/**
+ * Flag groups shared by the training tasks (kebab-case forms of TRL's option names, DESIGN.md)
+ * and their conversion into the library's option objects.
+ */
+
+import type { Flags, FlagSpec } from "./_cli.ts";
+import { UsageError } from "./_cli.ts";
+import type { OptimizerOptions } from "../src/train/optimizer.ts";
+import type { LoopOptions } from "../src/pipeline/loop.ts";
+import type { SplitSpec, TokenOptions } from "../src/pipeline/data.ts";
+import type { DeviceChoice } from "../src/gpu/select.ts";
+
+/** --device and --json. */
+export const COMMON_FLAGS: Record<string, FlagSpec> = {
+  device: {
+    type: "string",
+    default: "auto",
+    choices: ["webgpu", "cpu", "auto"],
+    help: "backend; auto falls back to the CPU with a warning",
+  },
+  json: { type: "boolean", default: false, help: "print machine-readable results on stdout" },
+};
+
+/** Dataset and token options. */
+export const DATA_FLAGS: Record<string, FlagSpec> = {
+  "max-length": { type: "number", default: 1024, help: "most tokens of prompt + completion" },
+  "max-prompt-length": { type: "number", default: 512, help: "most tokens of a prompt" },
+  "truncation-mode": {
+    type: "string",
+    default: "keep_end",
+    choices: ["keep_end", "keep_start"],
+    help: "which end of a long prompt is kept",
+  },
+  "skip-invalid": { type: "boolean", default: false, help: "drop invalid rows (reported)" },
+  split: { type: "string", default: "train", help: "named split of a dataset folder" },
+};
+
+/** Optimizer, schedule and loop options (HF TrainingArguments). */
+export const TRAIN_FLAGS: Record<string, FlagSpec> = {
+  optim: {
+    type: "string",
+    default: "adamw",
+    choices: ["adamw", "rmsprop", "sgd"],
+    help: "optimizer",
+  },
+  "learning-rate": { type: "number", default: 5e-5, aliases: ["lr"], help: "peak learning rate" },
+  "per-device-train-batch-size": {
+    type: "number",
+    default: 8,
+    aliases: ["batch-size"],
+    help: "examples (pairs for DPO) per micro-batch",
+  },
+  "gradient-accumulation-steps": { type: "number", default: 1, help: "micro-batches per step" },
+  "num-train-epochs": { type: "number", default: 1, help: "epochs (when --max-steps is -1)" },
+  "max-steps": { type: "number", default: -1, help: "optimizer steps; overrides epochs if > 0" },
+  "warmup-steps": { type: "number", default: 0, help: "linear warmup steps" },
+  "lr-scheduler-type": {
+    type: "string",
+    default: "linear",
+    choices: ["constant", "linear", "cosine", "constant_with_warmup"],
+    help: "learning-rate schedule",
+  },
+  "max-grad-norm": { type: "number", default: 1, help: "global gradient-norm clip (0 = off)" },
+  "weight-decay": { type: "number", default: 0, help: "weight decay" },
+  seed: { type: "number", default: 42, help: "seed of the batch order and held-out split" },
+  "eval-data": { type: "string", help: "held-out dataset file" },
+  "eval-fraction": { type: "number", default: 0, help: "fraction of --data held out for eval" },
+  "eval-steps": { type: "number", default: 0, help: "evaluate every N steps (0 = at the end)" },
+  "logging-steps": { type: "number", default: 10, help: "log metrics every N steps" },
+  "save-steps": { type: "number", default: 0, help: "checkpoint every N steps (0 = off)" },
+  resume: { type: "boolean", default: false, help: "continue from the newest checkpoint" },
+};
+
+const num = (f: Flags, k: string) => f[k] as number;
+
+/** Checks the numeric ranges of the training flags. */
+export function checkTrainFlags(f: Flags): void {
+  const positive = ["learningRate", "perDeviceTrainBatchSize", "gradientAccumulationSteps"];
+  for (const k of positive) {
+    if (!(num(f, k) > 0)) throw new UsageError(`--${kebab(k)}: must be > 0, got ${f[k]}`);
+  }
+  const ints = [
+    "perDeviceTrainBatchSize",
+    "gradientAccumulationSteps",
+    "warmupSteps",
+    "loggingSteps",
+  ];
+  for (const k of ints) {
+    if (!Number.isInteger(num(f, k))) {
+      throw new UsageError(`--${kebab(k)}: must be an integer, got ${f[k]}`);
+    }
+  }
+  if (!(num(f, "evalFraction") >= 0 && num(f, "evalFraction") < 1)) {
+    throw new UsageError(`--eval-fraction: must be in [0, 1), got ${f.evalFraction}`);
+  }
+  if (num(f, "loggingSteps") < 1) throw new UsageError("--logging-steps: must be >= 1");
+  if (num(f, "maxGradNorm") < 0) throw new UsageError("--max-grad-norm: must be >= 0");
+}
+
+function kebab(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** The optimizer options of the flags. */
+export function optimizerOf(f: Flags): OptimizerOptions {
+  return {
+    kind: f.optim as OptimizerOptions["kind"],
+    lr: num(f, "learningRate"),
+    weightDecay: num(f, "weightDecay"),
+    maxGradNorm: num(f, "maxGradNorm"),
+    schedule: f.lrSchedulerType as OptimizerOptions["schedule"],
+    warmupSteps: num(f, "warmupSteps"),
+  };
+}
+
+/** The loop options of the flags. */
+export function loopOf(f: Flags): LoopOptions {
+  return {
+    batchSize: num(f, "perDeviceTrainBatchSize"),
+    gradientAccumulationSteps: num(f, "gradientAccumulationSteps"),
+    maxSteps: num(f, "maxSteps"),
+    numTrainEpochs: num(f, "numTrainEpochs"),
+    loggingSteps: num(f, "loggingSteps"),
+    evalSteps: num(f, "evalSteps"),
+    saveSteps: num(f, "saveSteps"),
+    seed: num(f, "seed"),
+  };
+}
+
+/** The token options of the flags. */
+export function tokenOptionsOf(f: Flags): TokenOptions {
+  return {
+    maxLength: num(f, "maxLength"),
+    maxPromptLength: num(f, "maxPromptLength"),
+    truncationMode: f.truncationMode as TokenOptions["truncationMode"],
+  };
+}
+
+/** The dataset split of `--data` and the shared dataset flags. */
+export function splitOf(f: Flags, path: string): SplitSpec {
+  return {
+    path,
+    split: f.split as string,
+    seed: num(f, "seed"),
+    skipInvalid: f.skipInvalid as boolean,
+  };
+}
+
+/** `--device` as a choice. */
+export function deviceOf(f: Flags): DeviceChoice {
+  return f.device as DeviceChoice;
+}
+
+/** A required string flag. */
+export function required(f: Flags, key: string): string {
+  const v = f[key];
+  if (typeof v !== "string" || v === "") {
+    throw new UsageError(`--${kebab(key)} is required; see --help`);
+  }
+  return v;
+}

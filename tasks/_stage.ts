@@ -1,0 +1,56 @@
+/** What the stage tasks share: the backend, the file store, progress bars and metric lines. */
+
+import { createBackend, type DeviceChoice } from "../src/gpu/select.ts";
+import type { Backend } from "../src/backend.ts";
+import { DenoFileStore } from "../src/io/deno_fs.ts";
+import type { StageHooks } from "../src/pipeline/dpo.ts";
+import { Progress } from "./_cli.ts";
+
+/** The Deno file store. */
+export const store = new DenoFileStore();
+
+/** Opens the backend of `--device`, telling which adapter runs. */
+export async function openBackend(device: DeviceChoice): Promise<Backend> {
+  const backend = await createBackend(device);
+  console.error(`device: ${backend.kind} (${backend.adapterName})`);
+  return backend;
+}
+
+const fmt = (v: number) => Math.abs(v) >= 100 || v === 0 ? v.toFixed(1) : v.toPrecision(4);
+
+/** Hooks that draw a progress bar on stderr and print logged metrics. */
+export function stageHooks(label: string, keys: string[]): StageHooks & { finish(): void } {
+  let bar: Progress | undefined;
+  let scoring: Progress | undefined;
+  let last = "";
+  return {
+    log: (message) => console.error(`${label}: ${message}`),
+    onStep: (step, total) => {
+      bar ??= new Progress(label, total);
+      bar.update(step, last);
+    },
+    onLog: (row) => {
+      const shown = Object.entries(row).filter(([k]) =>
+        keys.includes(k) || keys.includes(k.replace(/^eval_/, ""))
+      );
+      last = shown.map(([k, v]) => `${k} ${fmt(v)}`).join("  ");
+      if (Object.keys(row).some((k) => k.startsWith("eval_"))) {
+        console.error(`\n${label} eval: ${last}`);
+      }
+    },
+    onProgress: (done, total) => {
+      scoring ??= new Progress(`${label} scoring`, total);
+      scoring.update(done);
+      if (done === total) scoring.done();
+    },
+    finish: () => bar?.done(last),
+  };
+}
+
+/** Runs `fn` and prints how long it took. */
+export async function timed<T>(label: string, fn: () => Promise<T>): Promise<T> {
+  const start = performance.now();
+  const result = await fn();
+  console.error(`${label} took ${((performance.now() - start) / 1000).toFixed(1)} s`);
+  return result;
+}

@@ -1,0 +1,92 @@
+/**
+ * `deno task dpo`: DPO training of a policy against cached reference log-probs. With no
+ * --model/--data it runs the whole default pipeline on the embedded world in data/
+ * (SFT -> precompute -> DPO -> evaluation), skipping stages that are up to date.
+ */
+
+import { parseFlags, runMain, UsageError } from "./_cli.ts";
+import {
+  checkTrainFlags,
+  COMMON_FLAGS,
+  DATA_FLAGS,
+  deviceOf,
+  loopOf,
+  optimizerOf,
+  required,
+  splitOf,
+  tokenOptionsOf,
+  TRAIN_FLAGS,
+} from "./_flags.ts";
+import { openBackend, stageHooks, store, timed } from "./_stage.ts";
+import { runDpo } from "../src/pipeline/dpo.ts";
+import type { PreferenceLossType } from "../src/backend.ts";
+import { runDefaultPipeline } from "./_default_pipeline.ts";
+
+const flags = parseFlags(
+  "dpo",
+  "Trains a policy with DPO against a reference log-prob cache (deno task precompute).\n" +
+    "With no --model and --data, runs the default pipeline on data/ (SFT, precompute, DPO, eval).",
+  {
+    model: { type: "string", help: "the policy's starting point (HF folder with tokenizer)" },
+    data: { type: "string", help: "preference dataset" },
+    "ref-cache": { type: "string", help: "reference log-prob cache from deno task precompute" },
+    "ref-model": {
+      type: "string",
+      help: "reference model: must match the cache; without a cache it runs live",
+    },
+    "output-dir": { type: "string", help: "where the policy, checkpoints and metrics go" },
+    beta: { type: "number", default: 0.1, help: "KL strength β" },
+    "label-smoothing": { type: "number", default: 0, help: "cDPO's ε (0 = plain DPO)" },
+    "loss-type": {
+      type: "string",
+      default: "sigmoid",
+      choices: ["sigmoid", "robust", "hinge", "ipo"],
+      help: "preference loss",
+    },
+    "run-name": { type: "string", default: "default", help: "default pipeline: runs/<name>" },
+    force: { type: "boolean", default: false, help: "default pipeline: redo every stage" },
+    ...TRAIN_FLAGS,
+    "learning-rate": { ...TRAIN_FLAGS["learning-rate"], default: 5e-6 },
+    ...DATA_FLAGS,
+    ...COMMON_FLAGS,
+  },
+);
+
+await runMain(async () => {
+  checkTrainFlags(flags);
+  if (!(flags.beta as number > 0)) throw new UsageError(`--beta: must be > 0, got ${flags.beta}`);
+  const ls = flags.labelSmoothing as number;
+  if (!(ls >= 0 && ls < 0.5)) throw new UsageError(`--label-smoothing: must be in [0, 0.5)`);
+  if (!flags.model && !flags.data) {
+    await runDefaultPipeline(flags);
+    return;
+  }
+  const backend = await openBackend(deviceOf(flags));
+  const hooks = stageHooks("dpo", [
+    "loss",
+    "rewards/accuracies",
+    "rewards/margins",
+    "logps/chosen",
+    "logps/rejected",
+  ]);
+  const { rows, skipped } = await timed("dpo", () =>
+    runDpo(store, backend, {
+      model: required(flags, "model"),
+      data: splitOf(flags, required(flags, "data")),
+      evalData: flags.evalData as string | undefined,
+      evalFraction: flags.evalFraction as number,
+      refCache: flags.refCache as string | undefined,
+      refModel: flags.refModel as string | undefined,
+      outputDir: required(flags, "outputDir"),
+      tokenOptions: tokenOptionsOf(flags),
+      beta: flags.beta as number,
+      labelSmoothing: ls,
+      lossType: flags.lossType as PreferenceLossType,
+      optimizer: optimizerOf(flags),
+      loop: loopOf(flags),
+      resume: flags.resume as boolean,
+    }, hooks));
+  if (skipped) console.error(`${flags.outputDir} is up to date: skipped (--force redoes it)`);
+  else hooks.finish();
+  if (flags.json) console.log(JSON.stringify(rows.at(-1)));
+});

@@ -1,0 +1,77 @@
+/**
+ * `deno task precompute`: the reference model scores every preference pair once; the per-pair
+ * log-probs go to a cache file, so DPO training loads only the policy. `--shard i/n` computes one
+ * slice; `--merge OUT SHARD...` joins slices.
+ */
+
+import { parseFlags, runMain, UsageError } from "./_cli.ts";
+import { COMMON_FLAGS, DATA_FLAGS, deviceOf, required, splitOf, tokenOptionsOf } from "./_flags.ts";
+import { openBackend, stageHooks, store, timed } from "./_stage.ts";
+import { runPrecompute } from "../src/pipeline/precompute.ts";
+import { decodeCache, mergeCaches } from "../src/cache/reference_cache.ts";
+
+const flags = parseFlags(
+  "precompute",
+  "Scores every pair with the reference model and writes the reference log-prob cache.\n" +
+    "Merge shards with: deno task precompute --merge --output OUT SHARD1 SHARD2 ...",
+  {
+    model: { type: "string", help: "reference model folder (HF layout with tokenizer files)" },
+    data: { type: "string", help: "preference dataset (JSONL, JSON, Parquet, or a folder)" },
+    "eval-data": { type: "string", help: "held-out pairs, cached too" },
+    "eval-fraction": { type: "number", default: 0, help: "fraction of --data held out (cached)" },
+    output: { type: "string", help: "cache file to write" },
+    "batch-size": { type: "number", default: 16, help: "pairs per forward" },
+    shard: { type: "string", help: "compute slice i of n, as i/n (0-based)" },
+    merge: { type: "boolean", default: false, help: "join the shard files given as arguments" },
+    seed: { type: "number", default: 42, help: "seed of the held-out split" },
+    ...DATA_FLAGS,
+    ...COMMON_FLAGS,
+  },
+  Deno.args,
+  { positionals: true },
+);
+
+await runMain(async () => {
+  const output = required(flags, "output");
+  if (flags.merge) {
+    const shards = flags._;
+    if (shards.length === 0) throw new UsageError("--merge needs the shard files as arguments");
+    const caches = await Promise.all(
+      shards.map(async (p) => decodeCache(await store.readFile(p), p)),
+    );
+    await store.writeFileAtomic(output, await mergeCaches(caches, shards));
+    console.error(`merged ${shards.length} shards into ${output}`);
+    return;
+  }
+  if (flags._.length > 0) {
+    throw new UsageError(`unexpected argument "${flags._[0]}" (shard files go with --merge)`);
+  }
+  let shard: { index: number; count: number } | undefined;
+  if (flags.shard) {
+    const m = /^(\d+)\/(\d+)$/.exec(String(flags.shard));
+    if (!m || Number(m[1]) >= Number(m[2])) {
+      throw new UsageError(`--shard: expected i/n with 0 <= i < n, got "${flags.shard}"`);
+    }
+    shard = { index: Number(m[1]), count: Number(m[2]) };
+  }
+  const data = splitOf(flags, required(flags, "data"));
+  const fraction = flags.evalFraction as number;
+  const backend = await openBackend(deviceOf(flags));
+  const hooks = stageHooks("precompute", []);
+  const result = await timed("precompute", () =>
+    runPrecompute(store, backend, {
+      model: required(flags, "model"),
+      data: fraction > 0 ? { ...data, testFraction: fraction, split: "train" } : data,
+      evalData: flags.evalData
+        ? { path: flags.evalData as string }
+        : fraction > 0
+        ? { ...data, testFraction: fraction, split: "test" }
+        : undefined,
+      tokenOptions: tokenOptionsOf(flags),
+      output,
+      batchSize: flags.batchSize as number,
+      shard,
+    }, hooks));
+  console.error(`wrote ${output} (${result.examples} pairs)`);
+  if (flags.json) console.log(JSON.stringify({ output, ...result }));
+});

@@ -1,0 +1,59 @@
+/** `deno task sft`: supervised fine-tuning with the prompt masked out of the loss. */
+
+import { parseFlags, runMain } from "./_cli.ts";
+import {
+  checkTrainFlags,
+  COMMON_FLAGS,
+  DATA_FLAGS,
+  deviceOf,
+  loopOf,
+  optimizerOf,
+  required,
+  splitOf,
+  tokenOptionsOf,
+  TRAIN_FLAGS,
+} from "./_flags.ts";
+import { openBackend, stageHooks, store, timed } from "./_stage.ts";
+import { runSft } from "../src/pipeline/sft.ts";
+
+const flags = parseFlags(
+  "sft",
+  "Supervised fine-tuning on demonstrations (text, prompt/completion or messages).",
+  {
+    model: { type: "string", help: "base model folder (HF layout with tokenizer files)" },
+    data: { type: "string", help: "SFT dataset" },
+    "output-dir": { type: "string", help: "where the model, checkpoints and metrics go" },
+    "completion-only-loss": {
+      type: "boolean",
+      default: true,
+      help: "mask the prompt out of the loss (--no-completion-only-loss: train on all tokens)",
+    },
+    ...TRAIN_FLAGS,
+    ...DATA_FLAGS,
+    ...COMMON_FLAGS,
+  },
+);
+
+await runMain(async () => {
+  checkTrainFlags(flags);
+  const backend = await openBackend(deviceOf(flags));
+  const hooks = stageHooks("sft", ["loss", "grad_norm"]);
+  const { rows, skipped } = await timed("sft", () =>
+    runSft(store, backend, {
+      model: required(flags, "model"),
+      data: splitOf(flags, required(flags, "data")),
+      evalData: flags.evalData as string | undefined,
+      evalFraction: flags.evalFraction as number,
+      outputDir: required(flags, "outputDir"),
+      tokenOptions: {
+        ...tokenOptionsOf(flags),
+        completionOnlyLoss: flags.completionOnlyLoss as boolean,
+      },
+      optimizer: optimizerOf(flags),
+      loop: loopOf(flags),
+      resume: flags.resume as boolean,
+    }, hooks));
+  if (skipped) console.error(`${flags.outputDir} is up to date: skipped (--force redoes it)`);
+  else hooks.finish();
+  if (flags.json) console.log(JSON.stringify(rows.at(-1)));
+});
