@@ -258,6 +258,98 @@ export interface Ops {
     hyper: Tensor,
     n: number,
   ): void;
+
+  /**
+   * Decode (one new token per row): rotary embedding in place on x (rows, H, D), row r at the
+   * position positions[r] (i32), from cos, sin tables (L, D/2).
+   */
+  ropeAt(
+    x: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+    positions: Tensor,
+    rows: number,
+    H: number,
+    D: number,
+  ): void;
+  /** Decode: kCache, vCache (B,L,Hkv,D)[b, positions[b]] = k, v (B,Hkv,D)[b]. */
+  kvCacheWrite(
+    kCache: Tensor,
+    vCache: Tensor,
+    k: Tensor,
+    v: Tensor,
+    positions: Tensor,
+    B: number,
+    L: number,
+    Hkv: number,
+    D: number,
+  ): void;
+  /**
+   * Decode: out (B,H,D) = attention of the one query q (B,H,D) of each row over its cache
+   * positions 0..positions[b] (GQA, scaled by 1/sqrt(D)); scores (B,H,L) is scratch.
+   */
+  decodeAttention(
+    out: Tensor,
+    scores: Tensor,
+    q: Tensor,
+    kCache: Tensor,
+    vCache: Tensor,
+    positions: Tensor,
+    B: number,
+    L: number,
+    H: number,
+    Hkv: number,
+    D: number,
+  ): void;
+  /**
+   * Decode: the sampling step of B rows from logits (B,V), all on the device. Rows inside their
+   * prompt feed their next prompt token, finished rows feed the pad token, the others sample
+   * (temperature, top-k, top-p, seeded counter-based noise) and append to the outputs; every
+   * row's position advances by one. See {@link DecodeRows} and src/cpu/decode.ts.
+   */
+  sampleTokens(
+    rows: DecodeRows,
+    logits: Tensor,
+    B: number,
+    V: number,
+    settings: SampleSettings,
+  ): void;
+}
+
+/** The device state of decoding rows, read and written by {@link Ops.sampleTokens}. */
+export interface DecodeRows {
+  /** (B) i32: the token each row feeds next. */
+  tokens: Tensor;
+  /** (B) i32: the position of that token. */
+  positions: Tensor;
+  /** (B,4) i32 per row: generated count, done flag, stream id (noise key), prompt length. */
+  rowState: Tensor;
+  /** (B,promptStride) i32: the prompts, left-aligned. */
+  prompts: Tensor;
+  /** Row stride of `prompts`. */
+  promptStride: number;
+  /** (B,maxNewTokens) i32: generated tokens (the caller fills it with the pad id first). */
+  outTokens: Tensor;
+  /** (B,maxNewTokens) f32: log_softmax(logits)[token] of each generated token (temperature 1). */
+  outLogps: Tensor;
+}
+
+/** Settings of {@link Ops.sampleTokens} (HF generate's names in camelCase). */
+export interface SampleSettings {
+  /** Tokens generated per row at most; also the row stride of the outputs. */
+  maxNewTokens: number;
+  /** Logits are divided by it; 0 means greedy (argmax). */
+  temperature: number;
+  /** Keep the k most likely tokens (ties included); 0 = off. @default 0 */
+  topK?: number;
+  /** Keep the smallest set of most likely tokens whose probability reaches p; 1 = off. @default 1 */
+  topP?: number;
+  /** Seed of the counter-based noise (u32). @default 0 */
+  seed?: number;
+  /** Ids that finish a row (at most 8). @default [] */
+  eosTokenIds?: readonly number[];
+  /** Token fed by finished rows. @default 0 */
+  padTokenId?: number;
 }
 
 /** A backend: memory, the ops, and (on WebGPU) the recording and submission of work. */

@@ -132,7 +132,7 @@ await runMain(async () => {
     batchSize,
     eosTokenIds,
     padTokenId: tokenizer.padTokenId,
-    onProgress: (done) => progress.update(done),
+    onProgress: (done, total) => done < total && progress.update(done),
   });
   const seconds = (performance.now() - start) / 1000;
   const generated = outputs.reduce((s, o) => s + o.tokens.length, 0);

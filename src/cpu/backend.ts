@@ -19,6 +19,7 @@ import * as attention from "./attention.ts";
 import * as logits from "./logits.ts";
 import * as optimizer from "./optimizer.ts";
 import * as loss from "./loss.ts";
+import * as decode from "./decode.ts";
 
 /** A tensor on the host: its own typed array (a view for sub-ranges). */
 export interface CpuTensor extends Tensor {
@@ -117,6 +118,30 @@ export class CpuBackend implements Backend {
       ),
       optimizerStep: count((kind, p, g, s1, s2, nsq, hyper, n) =>
         optimizer.optimizerStep(kind, f(p), f(g), f(s1), f(s2), f(nsq), f(hyper), n)
+      ),
+      ropeAt: count((x, cos, sin, pos, rows, H, D) =>
+        decode.ropeAt(f(x), f(cos), f(sin), i(pos), rows, H, D)
+      ),
+      kvCacheWrite: count((kc, vc, k, v, pos, B, L, Hkv, D) =>
+        decode.kvCacheWrite(f(kc), f(vc), f(k), f(v), i(pos), B, L, Hkv, D)
+      ),
+      decodeAttention: count((out, sc, q, kc, vc, pos, B, L, H, Hkv, D) =>
+        decode.decodeAttention(f(out), f(sc), f(q), f(kc), f(vc), i(pos), B, L, H, Hkv, D)
+      ),
+      sampleTokens: count((r, logits, B, V, settings) =>
+        decode.sampleTokens(
+          i(r.tokens),
+          i(r.positions),
+          i(r.rowState),
+          i(r.prompts),
+          i(r.outTokens),
+          f(r.outLogps),
+          f(logits),
+          B,
+          V,
+          r.promptStride,
+          settings,
+        )
       ),
     };
   }

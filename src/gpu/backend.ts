@@ -19,6 +19,7 @@ import * as attention from "./kernels/attention.ts";
 import * as logits from "./kernels/logits.ts";
 import * as optimizer from "./kernels/optimizer.ts";
 import * as loss from "./kernels/loss.ts";
+import * as decode from "./kernels/decode.ts";
 
 /** A {@link Backend} that records WGSL dispatches and submits them once per step. */
 export class GpuBackend implements Backend {
@@ -51,6 +52,10 @@ export class GpuBackend implements Backend {
       preferenceLoss: (...a) => loss.preferenceLoss(ctx, ...a),
       sumSquares: (...a) => optimizer.sumSquares(ctx, ...a),
       optimizerStep: (...a) => optimizer.optimizerStep(ctx, ...a),
+      ropeAt: (...a) => decode.ropeAt(ctx, ...a),
+      kvCacheWrite: (...a) => decode.kvCacheWrite(ctx, ...a),
+      decodeAttention: (...a) => decode.decodeAttention(ctx, ...a),
+      sampleTokens: (...a) => decode.sampleTokens(ctx, ...a),
     };
   }
 
