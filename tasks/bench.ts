@@ -7,7 +7,13 @@ import { parseFlags, runMain, UsageError } from "./_cli.ts";
 import { GpuBackend } from "../src/gpu/backend.ts";
 import { CpuBackend } from "../src/cpu/backend.ts";
 import { measureMatmul } from "../src/gpu/matmul_bench.ts";
-import { benchStep, STEP_BENCH_CONFIGS, type StepBenchResult } from "../src/train/bench.ts";
+import {
+  benchStep,
+  LARGE_BENCH_CONFIGS,
+  STEP_BENCH_CONFIGS,
+  type StepBenchConfig,
+  type StepBenchResult,
+} from "../src/train/bench.ts";
 import type { Backend } from "../src/backend.ts";
 import { hasWebGpu } from "../src/gpu/device.ts";
 
@@ -15,6 +21,11 @@ const flags = parseFlags("bench", "Measures matmul and training-step throughput.
   device: { type: "string", default: "webgpu", choices: ["webgpu", "cpu"], help: "backend" },
   steps: { type: "number", default: 2, help: "timed training steps per config (after 1 warm-up)" },
   sizes: { type: "string", default: "256,512,1024", help: "square matmul sizes" },
+  large: {
+    type: "boolean",
+    default: false,
+    help: "also time a SmolLM2-135M-shaped step (real GPUs only)",
+  },
   json: { type: "boolean", default: false, help: "print one JSON object on stdout" },
 });
 
@@ -55,22 +66,32 @@ await runMain(async () => {
     }
   }
   probe.destroy();
-  const train: StepBenchResult[] = [];
-  for (const c of STEP_BENCH_CONFIGS) {
+  const step = async (c: StepBenchConfig, liveReference = false) => {
     const backend = await newBackend();
-    const r = await benchStep(backend, c, { steps: Number(flags.steps) });
+    const r = await benchStep(backend, c, { steps: Number(flags.steps), liveReference });
     backend.destroy();
-    train.push(r);
     log(
-      `train ${r.name} (${
-        (r.params / 1e6).toFixed(2)
-      }M params, ${r.tokens_per_step} tokens/step): ` +
+      `train ${r.name}${liveReference ? " (live reference)" : ""} ` +
+        `(${(r.params / 1e6).toFixed(2)}M params, ${r.tokens_per_step} tokens/step): ` +
         `${r.seconds_per_step.toFixed(2)} s/step, ${r.tokens_per_s.toFixed(0)} tokens/s, ` +
         `${r.gflops.toFixed(2)} effective GFLOP/s; ${r.dispatches_per_step} dispatches, ` +
         `${r.submits_per_step} submits, ${r.readbacks_per_step} readbacks per step; MiB ` +
         Object.entries(r.bytes).map(([k, v]) => `${k} ${mib(v)}`).join(", "),
     );
-  }
+    return r;
+  };
+  const train: StepBenchResult[] = [];
+  for (const c of STEP_BENCH_CONFIGS) train.push(await step(c));
+  // The point of the cache: no reference weights in memory and no reference forward per step.
+  const live = await step(STEP_BENCH_CONFIGS[0], true);
+  const cached = train[0];
+  const dpoReference = {
+    config: cached.name,
+    cache: { seconds_per_step: cached.seconds_per_step, bytes: cached.bytes },
+    live: { seconds_per_step: live.seconds_per_step, bytes: live.bytes },
+  };
+  const large: StepBenchResult[] = [];
+  if (flags.large) for (const c of LARGE_BENCH_CONFIGS) large.push(await step(c));
   if (flags.json) {
     // The `train` rows keep the issue's schema; details go under `train_details`.
     console.log(JSON.stringify({
@@ -90,6 +111,8 @@ await runMain(async () => {
         gflops,
       })),
       train_details: train,
+      dpo_reference: dpoReference,
+      ...(large.length ? { large } : {}),
     }));
   }
 });

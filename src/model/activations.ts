@@ -57,7 +57,7 @@ export interface Activations {
   targets: Tensor;
   order: Tensor;
   offsets: Tensor;
-  /** Backward scratch. */
+  /** Backward scratch (zero-sized for a model created with `trainable: false`). */
   dRes: Tensor;
   dLn: Tensor;
   dAttn: Tensor;
@@ -88,6 +88,7 @@ export function allocActivations(
   B: number,
   T: number,
   logitsBudget: number,
+  trainable = true,
 ): Activations {
   const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
   const V = config.vocabSize;
@@ -114,6 +115,7 @@ export function allocActivations(
   }
   const chunkRows = logitsChunkRows(N, V, logitsBudget);
   const i32 = (size: number) => backend.alloc("inputs", size, "i32");
+  const d = (size: number) => a(trainable ? size : 1);
   return {
     layers,
     final: a(N * C),
@@ -122,23 +124,23 @@ export function allocActivations(
     logits: a(chunkRows * V),
     lse: a(N),
     tokenLogp: a(N),
-    rowGrad: a(N),
+    rowGrad: d(N),
     seqLogps: a(B),
-    seqGrad: a(B),
+    seqGrad: d(B),
     ids: i32(N),
     targets: i32(N),
-    order: i32(N),
-    offsets: i32(V + 1),
-    dRes: a(N * C),
-    dLn: a(N * C),
-    dAttn: a(N * H * D),
-    dq: a(N * H * D),
-    dk: a(N * Hkv * D),
-    dv: a(N * Hkv * D),
-    dScores: a(B * H * T * T),
-    dAct: a(N * F),
-    dGate: a(N * F),
-    dUp: a(N * F),
+    order: i32(trainable ? N : 1),
+    offsets: i32(trainable ? V + 1 : 1),
+    dRes: d(N * C),
+    dLn: d(N * C),
+    dAttn: d(N * H * D),
+    dq: d(N * H * D),
+    dk: d(N * Hkv * D),
+    dv: d(N * Hkv * D),
+    dScores: d(B * H * T * T),
+    dAct: d(N * F),
+    dGate: d(N * F),
+    dUp: d(N * F),
     chunkRows,
   };
 }

@@ -28,6 +28,12 @@ export interface LlamaModelOptions {
    * @default 4194304 (16 MiB of f32)
    */
   logitsBudget?: number;
+  /**
+   * Allocate gradients and backward scratch. A frozen model (a live reference, an evaluator)
+   * passes false and holds only its weights and forward activations.
+   * @default true
+   */
+  trainable?: boolean;
 }
 
 /** A batch on the host: token ids and next-token targets (-1 = not a completion token). */
@@ -44,8 +50,8 @@ export interface TokenBatch {
 export class LlamaModel {
   readonly layout: ParamLayout;
   readonly params: ParamArena;
-  readonly grads: ParamArena;
   readonly acts: Activations;
+  readonly #grads?: ParamArena;
   readonly #cos: Tensor;
   readonly #sin: Tensor;
   #B = 0;
@@ -58,14 +64,20 @@ export class LlamaModel {
   ) {
     this.layout = paramLayout(config);
     this.params = new ParamArena(backend, this.layout, "parameters");
-    this.grads = new ParamArena(backend, this.layout, "gradients");
-    const { maxBatch, maxSeqLen, logitsBudget = 4 * 1024 * 1024 } = options;
-    this.acts = allocActivations(backend, config, maxBatch, maxSeqLen, logitsBudget);
+    const { maxBatch, maxSeqLen, logitsBudget = 4 * 1024 * 1024, trainable = true } = options;
+    if (trainable) this.#grads = new ParamArena(backend, this.layout, "gradients");
+    this.acts = allocActivations(backend, config, maxBatch, maxSeqLen, logitsBudget, trainable);
     const { cos, sin } = ropeTables(maxSeqLen, config.headDim, config.ropeTheta);
     this.#cos = backend.alloc("activations", cos.length);
     this.#sin = backend.alloc("activations", sin.length);
     backend.write(this.#cos, cos);
     backend.write(this.#sin, sin);
+  }
+
+  /** Parameter gradients, laid out like {@link params}; only for trainable models. */
+  get grads(): ParamArena {
+    if (!this.#grads) throw new Error("this model was created with trainable: false");
+    return this.#grads;
   }
 
   /**
@@ -91,12 +103,15 @@ export class LlamaModel {
           `${this.options.maxSeqLen})`,
       );
     }
-    const { order, offsets } = tokenIndex(batch.inputIds.subarray(0, B * T), this.config.vocabSize);
     const a = this.acts;
     this.backend.write(a.ids, batch.inputIds.subarray(0, B * T));
     this.backend.write(a.targets, batch.targets.subarray(0, B * T));
-    this.backend.write(a.order, order);
-    this.backend.write(a.offsets, offsets);
+    if (this.#grads) {
+      // The embedding gradient's CSR index (a frozen model never runs the backward).
+      const { order, offsets } = tokenIndex(batch.inputIds.subarray(0, B * T), this.config.vocabSize);
+      this.backend.write(a.order, order);
+      this.backend.write(a.offsets, offsets);
+    }
     this.#B = B;
     this.#T = T;
   }

@@ -192,6 +192,7 @@ export async function runPrecompute(
   const model = new LlamaModel(backend, config, {
     maxBatch: 2 * batchSize,
     maxSeqLen: longestPair(slice.length ? slice : all),
+    trainable: false,
   });
   model.params.writeAll(weights, { source: options.model });
   hooks.log?.(

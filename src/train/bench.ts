@@ -52,6 +52,21 @@ export const STEP_BENCH_CONFIGS: StepBenchConfig[] = [
   },
 ];
 
+/** Larger shapes for real GPUs (`deno task bench --large`): HF models' shapes, random weights. */
+export const LARGE_BENCH_CONFIGS: StepBenchConfig[] = [
+  {
+    name: "SmolLM2-135M shape",
+    hidden: 576,
+    layers: 30,
+    heads: 9,
+    kvHeads: 3,
+    ffn: 1536,
+    vocab: 49152,
+    pairs: 4,
+    seqLen: 256,
+  },
+];
+
 /** Result of {@link benchStep}. */
 export interface StepBenchResult {
   name: string;
@@ -93,18 +108,21 @@ export function benchModelConfig(c: StepBenchConfig): ModelConfig {
 export async function benchStep(
   backend: Backend,
   c: StepBenchConfig,
-  { steps = 2 }: { steps?: number } = {},
+  { steps = 2, liveReference = false }: { steps?: number; liveReference?: boolean } = {},
 ): Promise<StepBenchResult> {
   const config = benchModelConfig(c);
   const B = 2 * c.pairs, T = c.seqLen;
   const model = new LlamaModel(backend, config, { maxBatch: B, maxSeqLen: T });
   model.params.writeAll(initWeights(model.layout, { seed: 0 }));
   const optimizer = new DeviceOptimizer(backend, model.layout, { lr: 1e-4 });
-  const trainer = new Trainer(model, optimizer, {
-    kind: "preference",
-    lossType: "sigmoid",
-    beta: 0.1,
-  });
+  // With a live reference, a frozen second model runs its forward in every step.
+  let reference: LlamaModel | undefined;
+  if (liveReference) {
+    reference = new LlamaModel(backend, config, { maxBatch: B, maxSeqLen: T, trainable: false });
+    reference.params.writeAll(initWeights(reference.layout, { seed: 0 }));
+  }
+  const objective = { kind: "preference", lossType: "sigmoid", beta: 0.1 } as const;
+  const trainer = new Trainer(model, optimizer, objective, reference);
   const rand = mulberry32(1);
   const inputIds = Int32Array.from({ length: B * T }, () => Math.floor(rand() * c.vocab));
   // Prompt = first quarter of each row; the rest is completion.
@@ -115,7 +133,7 @@ export async function benchStep(
   const micro = [{
     batch: { inputIds, targets, B, T },
     tokenCounts: new Array(B).fill(T - T / 4 - 1),
-    referenceLogps: new Float32Array(B).fill(-100),
+    referenceLogps: liveReference ? undefined : new Float32Array(B).fill(-100),
   }];
   trainer.step(micro);
   await backend.read(optimizer.gradNormSq);
