@@ -95,23 +95,32 @@ export function allocActivations(
   const N = B * T;
   const a = (size: number) => backend.alloc("activations", size);
   const layers: LayerActivations[] = [];
-  for (let l = 0; l < config.numLayers; l++) {
-    layers.push({
-      input: a(N * C),
-      ln1: a(N * C),
-      rstd1: a(N),
-      q: a(N * H * D),
-      k: a(N * Hkv * D),
-      v: a(N * Hkv * D),
-      probs: a(B * H * T * T),
-      attn: a(N * H * D),
-      mid: a(N * C),
-      ln2: a(N * C),
-      rstd2: a(N),
-      gate: a(N * F),
-      up: a(N * F),
-      act: a(N * F),
-    });
+  const layer = (input: Tensor): LayerActivations => ({
+    input,
+    ln1: a(N * C),
+    rstd1: a(N),
+    q: a(N * H * D),
+    k: a(N * Hkv * D),
+    v: a(N * Hkv * D),
+    probs: a(B * H * T * T),
+    attn: a(N * H * D),
+    mid: a(N * C),
+    ln2: a(N * C),
+    rstd2: a(N),
+    gate: a(N * F),
+    up: a(N * F),
+    act: a(N * F),
+  });
+  if (trainable) {
+    for (let l = 0; l < config.numLayers; l++) layers.push(layer(a(N * C)));
+  } else {
+    // A frozen model keeps nothing for a backward: the layers share one set of buffers, and the
+    // residual stream alternates between two (a layer reads its input before writing the next).
+    const shared = layer(a(N * C));
+    const other = a(N * C);
+    for (let l = 0; l < config.numLayers; l++) {
+      layers.push({ ...shared, input: l % 2 === 0 ? shared.input : other });
+    }
   }
   const chunkRows = logitsChunkRows(N, V, logitsBudget);
   const i32 = (size: number) => backend.alloc("inputs", size, "i32");

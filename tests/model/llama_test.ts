@@ -5,7 +5,9 @@
  */
 
 import { assertClose, cpu, gpuTest } from "../helpers.ts";
-import { fixtureModel, FIXTURES, forwardBackward, readFixture } from "./fixture.ts";
+import { fixtureBatch, fixtureModel, FIXTURES, forwardBackward, readFixture } from "./fixture.ts";
+import { LlamaModel } from "../../src/model/llama.ts";
+import { configFromHf } from "../../src/model/config.ts";
 
 for (const name of FIXTURES) {
   Deno.test(`CPU float64 model matches PyTorch log-probs and gradients (${name})`, async () => {
@@ -41,3 +43,22 @@ for (const name of FIXTURES) {
     }
   });
 }
+
+Deno.test("a frozen model (trainable: false) gives the same log-probs with shared buffers", async () => {
+  const f = await readFixture(FIXTURES[0]);
+  const backend = cpu("f64");
+  const frozen = new LlamaModel(backend, configFromHf(f.config), {
+    maxBatch: f.input_ids.length,
+    maxSeqLen: f.input_ids[0].length,
+    trainable: false,
+  });
+  frozen.params.writeAll(new Map(Object.entries(f.params)));
+  frozen.setRopeTables(f.expected.rope_cos, f.expected.rope_sin);
+  frozen.setBatch(fixtureBatch(f));
+  frozen.forward();
+  const logps = (await backend.read(frozen.acts.seqLogps)).slice(0, f.loss_weights.length);
+  assertClose(logps, f.expected.seq_logps_f64, { atol: 1e-12, rtol: 1e-12, label: "logps" });
+  if (frozen.layout.total * 8 >= backend.bytesByRole().activations) {
+    throw new Error("a frozen model should hold far fewer activation bytes");
+  }
+});
