@@ -224,19 +224,40 @@ export interface Ops {
     accumulate: boolean,
   ): void;
   /**
-   * A preference loss on P pairs. policyLogps and refLogps (2P) hold chosen sequences 0..P-1
-   * then rejected P..2P-1. Writes seqGrad (2P) = scale * d(sum of per-pair losses)/d(policyLogps)
-   * and adds scale-weighted metrics into metrics ({@link PREFERENCE_METRICS} order).
+   * A preference loss on P pairs (src/train/losses.ts has the formulas). policyLogps, refLogps
+   * and tokenCounts (2P, completion tokens as f32) hold chosen sequences 0..P-1 then rejected
+   * P..2P-1; refLogps is ignored by reference-free losses. Writes seqGrad (2P) = scale *
+   * d(sum of per-pair losses)/d(policyLogps) and adds scale-weighted metrics into metrics
+   * ({@link PREFERENCE_METRICS} order). P ≤ 512 when the spec holds `aot` or `aot_unpaired`
+   * (they sort within the batch in one workgroup).
    */
   preferenceLoss(
-    lossType: PreferenceLossType,
+    spec: PreferenceLossSpec,
     metrics: Tensor,
     seqGrad: Tensor,
     policyLogps: Tensor,
     refLogps: Tensor,
+    tokenCounts: Tensor,
     P: number,
-    beta: number,
-    labelSmoothing: number,
+    scale: number,
+  ): void;
+  /**
+   * KTO (Ethayarajh et al. 2024) on B unpaired examples. policyLogps (B) are the examples'
+   * completion log-probs, policyKlLogps (B) those of the mismatched pairs (prompt i with the
+   * completion of example i+1), refLogps (2B) the reference's, examples then mismatched pairs;
+   * labels (B) are 1 (desirable) or 0. z0 = max(0, mean(policyKl - refKl)) is detached.
+   * Writes seqGrad (B) = scale * d(sum of losses)/d(policyLogps); adds into metrics
+   * ({@link KTO_METRICS} order) scale * loss, scale * B * z0, and unscaled sums and counts.
+   */
+  ktoLoss(
+    spec: KtoLossSpec,
+    metrics: Tensor,
+    seqGrad: Tensor,
+    policyLogps: Tensor,
+    policyKlLogps: Tensor,
+    refLogps: Tensor,
+    labels: Tensor,
+    B: number,
     scale: number,
   ): void;
   /**
@@ -314,6 +335,20 @@ export interface Ops {
     V: number,
     settings: SampleSettings,
   ): void;
+
+  /**
+   * Evaluation: kl (R) = KL(softmax(policyLogits[r]) ‖ softmax(referenceLogits[r])) of two
+   * chunks of logits (R,V), the full-vocabulary KL at one position; 0 where targets[r] < 0.
+   * Summed over a sampled completion's positions it is the sequence-level KL (src/eval/kl.ts).
+   */
+  klRows(
+    kl: Tensor,
+    policyLogits: Tensor,
+    referenceLogits: Tensor,
+    targets: Tensor,
+    R: number,
+    V: number,
+  ): void;
 }
 
 /** The device state of decoding rows, read and written by {@link Ops.sampleTokens}. */
@@ -383,8 +418,70 @@ export interface Backend {
   destroy(): void;
 }
 
-/** Preference losses with a device kernel; the loss issue adds the rest of TRL's family. */
-export type PreferenceLossType = "sigmoid" | "robust" | "hinge" | "ipo";
+/**
+ * TRL's paired preference losses (DPOConfig.loss_type) plus SimPO and ORPO; a type's index is
+ * its code on the device. docs/losses.md has a row per loss.
+ */
+export const PREFERENCE_LOSS_TYPES = [
+  "sigmoid",
+  "robust",
+  "hinge",
+  "ipo",
+  "exo_pair",
+  "nca_pair",
+  "bco_pair",
+  "sppo_hard",
+  "aot",
+  "aot_unpaired",
+  "apo_zero",
+  "apo_down",
+  "discopop",
+  "sigmoid_norm",
+  "sft",
+  "simpo",
+  "orpo",
+] as const;
+
+/** A paired preference loss with a device kernel. */
+export type PreferenceLossType = typeof PREFERENCE_LOSS_TYPES[number];
+
+/** TRL's f-divergence of the implicit reward (Wang et al. 2023, "Beyond Reverse KL"). */
+export type FDivergenceType = "reverse_kl" | "forward_kl" | "js_divergence" | "alpha_divergence";
+
+/**
+ * A resolved preference loss: the weighted sum of `lossTypes` and their hyperparameters (TRL's
+ * DPOConfig names in camelCase). `resolveLossSpec` in src/train/losses.ts fills the defaults.
+ */
+export interface PreferenceLossSpec {
+  lossTypes: readonly PreferenceLossType[];
+  /** One weight per type; the loss is the weighted sum. */
+  lossWeights: readonly number[];
+  beta: number;
+  labelSmoothing: number;
+  fDivergenceType: FDivergenceType;
+  fAlphaDivergenceCoef: number;
+  /** Treat the reference log-probs as 0 (an implicit uniform reference). */
+  referenceFree: boolean;
+  /** R-DPO's length penalty α on the margin (Park et al. 2024); 0 = off. */
+  rdpoAlpha: number;
+  /** SimPO's target margin γ, in reward units. */
+  simpoGamma: number;
+  /** DiscoPOP's temperature τ. */
+  discopopTau: number;
+  /** IPO on per-token averages (TRL) instead of the paper's sums. */
+  ipoLengthNormalized: boolean;
+}
+
+/** KTO's loss types (KTOConfig.loss_type). */
+export type KtoLossType = "kto" | "apo_zero_unpaired";
+
+/** KTO's hyperparameters (TRL's KTOConfig names in camelCase). */
+export interface KtoLossSpec {
+  lossType: KtoLossType;
+  beta: number;
+  desirableWeight: number;
+  undesirableWeight: number;
+}
 
 /** Order of the metrics a preference loss accumulates (TRL's names). */
 export const PREFERENCE_METRICS = [
@@ -395,6 +492,21 @@ export const PREFERENCE_METRICS = [
   "rewards/margins",
   "logps/chosen",
   "logps/rejected",
+  "nll_loss",
+  "log_odds_ratio",
+  "log_odds_chosen",
+] as const;
+
+/** Order of the metric slots of {@link Ops.ktoLoss} (sums, turned into TRL's means on read). */
+export const KTO_METRICS = [
+  "loss",
+  "kl",
+  "rewards/chosen_sum",
+  "rewards/rejected_sum",
+  "logps/chosen_sum",
+  "logps/rejected_sum",
+  "count/chosen",
+  "count/rejected",
 ] as const;
 
 /** Number of f32 slots of the hyper tensor written by {@link Backend.writeHyper}. */

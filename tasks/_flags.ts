@@ -9,6 +9,12 @@ import type { OptimizerOptions } from "../src/train/optimizer.ts";
 import type { LoopOptions } from "../src/pipeline/loop.ts";
 import type { SplitSpec, TokenOptions } from "../src/pipeline/data.ts";
 import type { DeviceChoice } from "../src/gpu/select.ts";
+import {
+  type FDivergenceType,
+  PREFERENCE_LOSS_TYPES,
+  type PreferenceLossType,
+} from "../src/backend.ts";
+import type { PreferenceLossOptions } from "../src/train/losses.ts";
 
 /** --device and --json. */
 export const COMMON_FLAGS: Record<string, FlagSpec> = {
@@ -158,4 +164,83 @@ export function required(f: Flags, key: string): string {
     throw new UsageError(`--${kebab(key)} is required; see --help`);
   }
   return v;
+}
+
+/** The preference-loss flags of `deno task dpo` (TRL's DPOConfig names; docs/losses.md). */
+export const LOSS_FLAGS: Record<string, FlagSpec> = {
+  beta: { type: "number", default: 0.1, help: "KL strength β (IPO's τ; ORPO's λ)" },
+  "loss-type": {
+    type: "string",
+    default: "sigmoid",
+    help: `preference loss, or a comma list summed with --loss-weights: ${
+      PREFERENCE_LOSS_TYPES.join("|")
+    }`,
+  },
+  "loss-weights": { type: "string", help: "comma list, one weight per --loss-type (default 1s)" },
+  "label-smoothing": { type: "number", default: 0, help: "ε of cDPO, robust, exo_pair, simpo" },
+  "f-divergence-type": {
+    type: "string",
+    default: "reverse_kl",
+    choices: ["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"],
+    help: "divergence of the implicit reward",
+  },
+  "f-alpha-divergence-coef": { type: "number", default: 0.5, help: "α of alpha_divergence" },
+  "reference-free": {
+    type: "boolean",
+    default: false,
+    help: "reference log-probs are 0: no cache, no reference model",
+  },
+  "rdpo-alpha": { type: "number", default: 0, help: "R-DPO length penalty α per token (0 = off)" },
+  "simpo-gamma": { type: "number", default: 0.5, help: "SimPO target margin γ" },
+  "discopop-tau": { type: "number", default: 0.05, help: "DiscoPOP temperature τ" },
+  "ipo-summed": {
+    type: "boolean",
+    default: false,
+    help: "IPO on summed log-probs (the paper) instead of per-token averages (TRL)",
+  },
+};
+
+/** The loss options of {@link LOSS_FLAGS}; errors name the flag. */
+export function lossOptionsOf(f: Flags): PreferenceLossOptions {
+  const types = String(f.lossType).split(",").map((t) => t.trim()).filter(Boolean);
+  for (const t of types) {
+    if (!(PREFERENCE_LOSS_TYPES as readonly string[]).includes(t)) {
+      throw new UsageError(
+        `--loss-type: unknown "${t}"; expected one of ${PREFERENCE_LOSS_TYPES.join(", ")}`,
+      );
+    }
+  }
+  if (types.length === 0 || types.length > 8) {
+    throw new UsageError("--loss-type: give 1 to 8 loss types");
+  }
+  let weights: number[] | undefined;
+  if (f.lossWeights !== undefined) {
+    weights = String(f.lossWeights).split(",").map(Number);
+    if (weights.length !== types.length || weights.some((w) => !Number.isFinite(w))) {
+      throw new UsageError(
+        `--loss-weights: expected ${types.length} numbers for --loss-type ${types.join(",")}, ` +
+          `got "${f.lossWeights}"`,
+      );
+    }
+  }
+  if (!(num(f, "beta") > 0)) throw new UsageError(`--beta: must be > 0, got ${f.beta}`);
+  const ls = num(f, "labelSmoothing");
+  if (!(ls >= 0 && ls < 0.5)) throw new UsageError("--label-smoothing: must be in [0, 0.5)");
+  if (!(num(f, "discopopTau") > 0)) throw new UsageError("--discopop-tau: must be > 0");
+  if (types.includes("aot") && types.includes("aot_unpaired")) {
+    throw new UsageError("--loss-type: aot and aot_unpaired cannot be combined");
+  }
+  return {
+    lossType: types as PreferenceLossType[],
+    lossWeights: weights,
+    beta: num(f, "beta"),
+    labelSmoothing: ls,
+    fDivergenceType: f.fDivergenceType as FDivergenceType,
+    fAlphaDivergenceCoef: num(f, "fAlphaDivergenceCoef"),
+    referenceFree: Boolean(f.referenceFree),
+    rdpoAlpha: num(f, "rdpoAlpha"),
+    simpoGamma: num(f, "simpoGamma"),
+    discopopTau: num(f, "discopopTau"),
+    ipoLengthNormalized: !f.ipoSummed,
+  };
 }

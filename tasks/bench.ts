@@ -91,7 +91,7 @@ await runMain(async () => {
     live: { seconds_per_step: live.seconds_per_step, bytes: live.bytes },
   };
   const large: StepBenchResult[] = [];
-  if (flags.large) for (const c of LARGE_BENCH_CONFIGS) large.push(await step(c));
+  if (flags.large) { for (const c of LARGE_BENCH_CONFIGS) large.push(await step(c)); }
   if (flags.json) {
     // The `train` rows keep the issue's schema; details go under `train_details`.
     console.log(JSON.stringify({

@@ -4,13 +4,15 @@
  * (SFT -> precompute -> DPO -> evaluation), skipping stages that are up to date.
  */
 
-import { parseFlags, runMain, UsageError } from "./_cli.ts";
+import { parseFlags, runMain } from "./_cli.ts";
 import {
   checkTrainFlags,
   COMMON_FLAGS,
   DATA_FLAGS,
   deviceOf,
   loopOf,
+  LOSS_FLAGS,
+  lossOptionsOf,
   optimizerOf,
   required,
   splitOf,
@@ -19,12 +21,12 @@ import {
 } from "./_flags.ts";
 import { openBackend, stageHooks, store, timed } from "./_stage.ts";
 import { runDpo } from "../src/pipeline/dpo.ts";
-import type { PreferenceLossType } from "../src/backend.ts";
 import { runDefaultPipeline } from "./_default_pipeline.ts";
 
 const flags = parseFlags(
   "dpo",
   "Trains a policy with DPO against a reference log-prob cache (deno task precompute).\n" +
+    "Reference-free losses (simpo, orpo, sft, --reference-free) need no cache or reference.\n" +
     "With no --model and --data, runs the default pipeline on data/ (SFT, precompute, DPO, eval).",
   {
     model: { type: "string", help: "the policy's starting point (HF folder with tokenizer)" },
@@ -35,14 +37,7 @@ const flags = parseFlags(
       help: "reference model: must match the cache; without a cache it runs live",
     },
     "output-dir": { type: "string", help: "where the policy, checkpoints and metrics go" },
-    beta: { type: "number", default: 0.1, help: "KL strength β" },
-    "label-smoothing": { type: "number", default: 0, help: "cDPO's ε (0 = plain DPO)" },
-    "loss-type": {
-      type: "string",
-      default: "sigmoid",
-      choices: ["sigmoid", "robust", "hinge", "ipo"],
-      help: "preference loss",
-    },
+    ...LOSS_FLAGS,
     "run-name": { type: "string", default: "default", help: "default pipeline: runs/<name>" },
     force: { type: "boolean", default: false, help: "default pipeline: redo every stage" },
     ...TRAIN_FLAGS,
@@ -54,9 +49,7 @@ const flags = parseFlags(
 
 await runMain(async () => {
   checkTrainFlags(flags);
-  if (!(flags.beta as number > 0)) throw new UsageError(`--beta: must be > 0, got ${flags.beta}`);
-  const ls = flags.labelSmoothing as number;
-  if (!(ls >= 0 && ls < 0.5)) throw new UsageError(`--label-smoothing: must be in [0, 0.5)`);
+  const loss = lossOptionsOf(flags);
   if (!flags.model && !flags.data) {
     await runDefaultPipeline(flags);
     return;
@@ -79,9 +72,7 @@ await runMain(async () => {
       refModel: flags.refModel as string | undefined,
       outputDir: required(flags, "outputDir"),
       tokenOptions: tokenOptionsOf(flags),
-      beta: flags.beta as number,
-      labelSmoothing: ls,
-      lossType: flags.lossType as PreferenceLossType,
+      ...loss,
       optimizer: optimizerOf(flags),
       loop: loopOf(flags),
       resume: flags.resume as boolean,

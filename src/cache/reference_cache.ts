@@ -31,6 +31,18 @@ export const PAIR_COLUMNS: CacheColumn[] = [
   { name: "rejected_len", dtype: "u32" },
 ];
 
+/**
+ * KTO's columns (src/pipeline/kto.ts): each unpaired example's completion and its mismatched
+ * pair (the prompt with the completion of the next example in dataset order), which KTO's KL
+ * estimate z0 reads.
+ */
+export const KTO_COLUMNS: CacheColumn[] = [
+  { name: "completion_logp", dtype: "f64" },
+  { name: "kl_logp", dtype: "f64" },
+  { name: "completion_len", dtype: "u32" },
+  { name: "kl_len", dtype: "u32" },
+];
+
 /** One dataset split the cache covers (a training set, an eval set). */
 export interface CacheSection {
   /** `train` or `eval`. */

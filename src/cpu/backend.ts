@@ -20,6 +20,7 @@ import * as logits from "./logits.ts";
 import * as optimizer from "./optimizer.ts";
 import * as loss from "./loss.ts";
 import * as decode from "./decode.ts";
+import * as kl from "./kl.ts";
 
 /** A tensor on the host: its own typed array (a view for sub-ranges). */
 export interface CpuTensor extends Tensor {
@@ -110,8 +111,11 @@ export class CpuBackend implements Backend {
       weightedSum: count((l, sg, sl, w, S, acc) =>
         loss.weightedSum(f(l), f(sg), f(sl), f(w), S, acc)
       ),
-      preferenceLoss: count((type, m, sg, pl, rl, P, beta, ls, scale) =>
-        loss.preferenceLoss(type, f(m), f(sg), f(pl), f(rl), P, beta, ls, scale)
+      preferenceLoss: count((spec, m, sg, pl, rl, tc, P, scale) =>
+        loss.preferenceLoss(spec, f(m), f(sg), f(pl), f(rl), f(tc), P, scale)
+      ),
+      ktoLoss: count((spec, m, sg, pl, pkl, rl, lb, B, scale) =>
+        loss.ktoLoss(spec, f(m), f(sg), f(pl), f(pkl), f(rl), f(lb), B, scale)
       ),
       sumSquares: count((total, partial, g, n) =>
         optimizer.sumSquares(f(total), f(partial), f(g), n)
@@ -143,6 +147,7 @@ export class CpuBackend implements Backend {
           settings,
         )
       ),
+      klRows: count((out, p, q, tg, R, V) => kl.klRows(f(out), f(p), f(q), i(tg), R, V)),
     };
   }
 

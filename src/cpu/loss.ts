@@ -1,12 +1,15 @@
 /**
  * Objectives on per-sequence log-probs, on the host: the weighted sum (SFT, tests) and the
- * preference losses of src/train/losses.ts packed into seqGrad and metrics as the device does.
+ * preference and KTO losses of src/train/losses.ts and src/train/kto_loss.ts, packed into seqGrad
+ * and metrics as the device does.
  *
  * @module
  */
 
-import type { PreferenceLossType } from "../backend.ts";
-import { pairLoss } from "../train/losses.ts";
+import type { KtoLossSpec, PreferenceLossSpec } from "../backend.ts";
+import { PREFERENCE_METRICS } from "../backend.ts";
+import { ktoLoss as ktoLosses } from "../train/kto_loss.ts";
+import { preferenceLoss as preferenceLosses } from "../train/losses.ts";
 import type { FloatArray } from "./types.ts";
 
 /** loss[0] (+)= sum_s weights[s] * seqLogps[s]; seqGrad = weights. */
@@ -28,37 +31,78 @@ export function weightedSum(
 
 /** See Ops.preferenceLoss: chosen rows 0..P-1, rejected P..2P-1. */
 export function preferenceLoss(
-  lossType: PreferenceLossType,
+  spec: PreferenceLossSpec,
   metrics: FloatArray,
   seqGrad: FloatArray,
   policy: FloatArray,
   reference: FloatArray,
+  tokenCounts: FloatArray,
   P: number,
-  beta: number,
-  labelSmoothing: number,
   scale: number,
 ): void {
-  const sums = new Array(7).fill(0);
+  const half = (a: FloatArray, from: number) => a.subarray(from, from + P);
+  const r = preferenceLosses(
+    half(policy, 0),
+    half(policy, P),
+    half(reference, 0),
+    half(reference, P),
+    {
+      ...spec,
+      lossType: spec.lossTypes,
+      chosenTokens: half(tokenCounts, 0),
+      rejectedTokens: half(tokenCounts, P),
+    },
+  );
+  const sums = new Array(PREFERENCE_METRICS.length).fill(0);
   for (let i = 0; i < P; i++) {
-    const chosenLogRatio = policy[i] - reference[i];
-    const rejectedLogRatio = policy[P + i] - reference[P + i];
-    const { loss, dLogits } = pairLoss(
-      lossType,
-      chosenLogRatio - rejectedLogRatio,
-      beta,
-      labelSmoothing,
-    );
-    const chosenReward = beta * chosenLogRatio;
-    const rejectedReward = beta * rejectedLogRatio;
-    seqGrad[i] = scale * dLogits;
-    seqGrad[P + i] = -scale * dLogits;
-    sums[0] += loss;
-    sums[1] += chosenReward;
-    sums[2] += rejectedReward;
-    sums[3] += chosenReward > rejectedReward ? 1 : 0;
-    sums[4] += chosenReward - rejectedReward;
+    // The pure function returns d(mean)/d; the op writes scale * d(sum)/d.
+    seqGrad[i] = scale * P * r.dChosen[i];
+    seqGrad[P + i] = scale * P * r.dRejected[i];
+    const margin = r.chosenRewards[i] - r.rejectedRewards[i];
+    sums[0] += r.losses[i];
+    sums[1] += r.chosenRewards[i];
+    sums[2] += r.rejectedRewards[i];
+    sums[3] += r.chosenRewards[i] > r.rejectedRewards[i] ? 1 : 0;
+    sums[4] += margin;
     sums[5] += policy[i];
     sums[6] += policy[P + i];
+    sums[7] += r.nllLosses[i];
+    sums[8] += r.logOddsRatios[i];
+    sums[9] += r.logOdds[i];
   }
-  for (let m = 0; m < 7; m++) metrics[m] += scale * sums[m];
+  for (let m = 0; m < sums.length; m++) metrics[m] += scale * sums[m];
+}
+
+/** See Ops.ktoLoss: refLogps holds the examples' reference log-probs then the mismatched pairs'. */
+export function ktoLoss(
+  spec: KtoLossSpec,
+  metrics: FloatArray,
+  seqGrad: FloatArray,
+  policy: FloatArray,
+  policyKl: FloatArray,
+  reference: FloatArray,
+  labels: FloatArray,
+  B: number,
+  scale: number,
+): void {
+  const r = ktoLosses(
+    policy.subarray(0, B),
+    policyKl.subarray(0, B),
+    reference.subarray(0, B),
+    reference.subarray(B, 2 * B),
+    labels.subarray(0, B),
+    spec,
+  );
+  const sums = new Array(8).fill(0);
+  for (let i = 0; i < B; i++) {
+    seqGrad[i] = scale * B * r.grads[i];
+    const desirable = labels[i] !== 0;
+    sums[0] += r.losses[i];
+    sums[desirable ? 2 : 3] += r.rewards[i];
+    sums[desirable ? 4 : 5] += policy[i];
+    sums[desirable ? 6 : 7] += 1;
+  }
+  metrics[0] += scale * sums[0];
+  metrics[1] += scale * B * r.kl;
+  for (let m = 2; m < 8; m++) metrics[m] += sums[m];
 }

@@ -20,6 +20,7 @@ import * as logits from "./kernels/logits.ts";
 import * as optimizer from "./kernels/optimizer.ts";
 import * as loss from "./kernels/loss.ts";
 import * as decode from "./kernels/decode.ts";
+import * as kl from "./kernels/kl.ts";
 
 /** A {@link Backend} that records WGSL dispatches and submits them once per step. */
 export class GpuBackend implements Backend {
@@ -50,12 +51,14 @@ export class GpuBackend implements Backend {
       broadcastSequence: (...a) => logits.broadcastSequence(ctx, ...a),
       weightedSum: (...a) => loss.weightedSum(ctx, ...a),
       preferenceLoss: (...a) => loss.preferenceLoss(ctx, ...a),
+      ktoLoss: (...a) => loss.ktoLoss(ctx, ...a),
       sumSquares: (...a) => optimizer.sumSquares(ctx, ...a),
       optimizerStep: (...a) => optimizer.optimizerStep(ctx, ...a),
       ropeAt: (...a) => decode.ropeAt(ctx, ...a),
       kvCacheWrite: (...a) => decode.kvCacheWrite(ctx, ...a),
       decodeAttention: (...a) => decode.decodeAttention(ctx, ...a),
       sampleTokens: (...a) => decode.sampleTokens(ctx, ...a),
+      klRows: (...a) => kl.klRows(ctx, ...a),
     };
   }
 

@@ -2,19 +2,26 @@
  * The DPO stage: trains the policy on preference pairs against reference log-probs read from the
  * cache, so the reference is never loaded. With `refModel` and no cache the reference runs live
  * (for comparison); with neither, the starting policy is the reference and its cache is computed
- * first into `<outputDir>/ref_cache.bin`.
+ * first into `<outputDir>/ref_cache.bin`. Reference-free losses (simpo, orpo, sft, or
+ * `referenceFree`) read no reference at all: the precompute is skipped.
  *
  * @module
  */
 
-import type { Backend, PreferenceLossType } from "../backend.ts";
+import type { Backend, PreferenceLossSpec } from "../backend.ts";
 import { CacheError, decodeCache, type ReferenceCache } from "../cache/reference_cache.ts";
 import { collatePreference, type PreferenceExample } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { modelFingerprint, readModelFolder } from "../model/checkpoint.ts";
 import { LlamaModel } from "../model/llama.ts";
-import { preferenceLoss } from "../train/losses.ts";
+import {
+  needsReference,
+  preferenceLoss,
+  type PreferenceLossOptions,
+  preferenceMetrics,
+  resolveLossSpec,
+} from "../train/losses.ts";
 import { DeviceOptimizer, type OptimizerOptions } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
 import { longestPair, type SplitSpec, type TokenOptions } from "./data.ts";
@@ -30,8 +37,12 @@ import {
 import { assertCacheFits, preparePairs, runPrecompute } from "./precompute.ts";
 import { scorePairs } from "./scoring.ts";
 
-/** Options of {@link runDpo} (TRL's DPOConfig names). */
-export interface DpoOptions {
+/**
+ * Options of {@link runDpo} (TRL's DPOConfig names). The loss fields (lossType, a type or a
+ * list, lossWeights, beta, labelSmoothing, fDivergenceType, referenceFree, rdpoAlpha,
+ * simpoGamma, ...) are those of src/train/losses.ts.
+ */
+export interface DpoOptions extends PreferenceLossOptions {
   /** The policy's starting point (HF folder with tokenizer files). */
   model: string;
   data: SplitSpec;
@@ -45,12 +56,6 @@ export interface DpoOptions {
   refModel?: string;
   outputDir: string;
   tokenOptions?: TokenOptions;
-  /** @default 0.1 */
-  beta?: number;
-  /** @default 0 */
-  labelSmoothing?: number;
-  /** @default "sigmoid" */
-  lossType?: PreferenceLossType;
   optimizer?: OptimizerOptions;
   loop: LoopOptions;
   /** Continue from the newest checkpoint in outputDir. */
@@ -113,22 +118,36 @@ export async function runDpo(
   );
   const [train, evalSplit] = prepared.sections;
   const { config, rawConfig, weights } = await readModelFolder(store, options.model);
-  const beta = options.beta ?? 0.1;
-  const labelSmoothing = options.labelSmoothing ?? 0;
-  const lossType = options.lossType ?? "sigmoid";
+  const resolved = resolveLossSpec(options);
+  const withReference = needsReference(resolved);
+  const spec: PreferenceLossSpec = withReference ? resolved : { ...resolved, referenceFree: true };
+  const { beta, labelSmoothing } = spec;
+  const lossType = spec.lossTypes.length === 1 ? spec.lossTypes[0] : spec.lossTypes;
   const loop = loopDefaults(options.loop);
+  if (!withReference) {
+    const ignored = [options.refCache && "--ref-cache", options.refModel && "--ref-model"]
+      .filter(Boolean);
+    hooks.log?.(
+      `loss ${spec.lossTypes.join(",")} is reference-free: no reference cache or model is ` +
+        `needed and the precompute stage is skipped${
+          ignored.length ? ` (${ignored.join(" and ")} ignored)` : ""
+        }`,
+    );
+  }
 
   // The reference: a cache (default), or a live model.
   let cachePath = options.refCache;
   let cache: ReferenceCache | undefined;
   let live: LlamaModel | undefined;
-  const refFingerprint = options.refModel
+  const refFingerprint = withReference && options.refModel
     ? await (async () => {
       const r = await readModelFolder(store, options.refModel!);
       return await modelFingerprint(r.config, r.weights);
     })()
     : undefined;
-  if (!cachePath && !options.refModel) {
+  if (!withReference) {
+    cachePath = undefined;
+  } else if (!cachePath && !options.refModel) {
     cachePath = joinPath(options.outputDir, "ref_cache.bin");
     hooks.log?.(`no --ref-cache or --ref-model: the reference is ${options.model}; caching it`);
     await runPrecompute(store, backend, {
@@ -155,9 +174,9 @@ export async function runDpo(
   const modelOptions = { maxBatch: 2 * loop.batchSize, maxSeqLen };
   const model = new LlamaModel(backend, config, modelOptions);
   model.params.writeAll(weights, { source: options.model });
-  if (!cache && options.refModel) {
+  if (withReference && !cache && options.refModel) {
     const r = await readModelFolder(store, options.refModel);
-    live = new LlamaModel(backend, r.config, modelOptions);
+    live = new LlamaModel(backend, r.config, { ...modelOptions, trainable: false });
     live.params.writeAll(r.weights, { source: options.refModel });
     hooks.log?.(`reference ${options.refModel} runs live (no cache)`);
   }
@@ -168,9 +187,8 @@ export async function runDpo(
   });
   const trainer = new Trainer(model, optimizer, {
     kind: "preference",
-    lossType,
-    beta,
-    labelSmoothing,
+    ...spec,
+    lossType: spec.lossTypes,
   }, live);
   const trainRef = cache ? cacheColumn(cache, "train") : undefined;
   const padTokenId = tokenizer.padTokenId;
@@ -182,6 +200,7 @@ export async function runDpo(
     beta,
     labelSmoothing,
     lossType,
+    loss: spec,
     loop,
     optimizer: optimizer.options,
   }, {
@@ -202,7 +221,7 @@ export async function runDpo(
   }
   manifest.sources = {
     policy: options.model,
-    reference: cache?.header.reference_source ?? options.refModel ?? "",
+    reference: withReference ? cache?.header.reference_source ?? options.refModel ?? "" : "",
     ...(cachePath ? { reference_cache: cachePath } : {}),
   };
   manifest.datasets = Object.fromEntries(prepared.sections.map((s) => [s.name, s.report]));
@@ -215,9 +234,7 @@ export async function runDpo(
         evalSplit.examples,
         padTokenId,
         loop.batchSize,
-        beta,
-        lossType,
-        labelSmoothing,
+        spec,
         cache ? cacheColumn(cache, "eval") : undefined,
         live,
       )
@@ -260,22 +277,23 @@ export async function runDpo(
 
 /**
  * Eval metrics of the policy on held-out pairs (TRL's names, without the eval_ prefix):
- * the loss and implicit-reward statistics against the cached (or live) reference.
+ * the loss and implicit-reward statistics against the cached (or live) reference; a
+ * reference-free spec reads neither.
  */
 export async function evaluatePairs(
   model: LlamaModel,
   examples: readonly PreferenceExample[],
   padTokenId: number,
   batchSize: number,
-  beta: number,
-  lossType: PreferenceLossType,
-  labelSmoothing: number,
+  spec: PreferenceLossSpec,
   reference?: (i: number) => [number, number],
   live?: LlamaModel,
 ): Promise<Record<string, number>> {
   const policy = await scorePairs(model, examples, { batchSize, padTokenId });
   let refChosen: ArrayLike<number>, refRejected: ArrayLike<number>;
-  if (reference) {
+  if (spec.referenceFree) {
+    refChosen = refRejected = new Float64Array(examples.length);
+  } else if (reference) {
     refChosen = examples.map((_, i) => reference(i)[0]);
     refRejected = examples.map((_, i) => reference(i)[1]);
   } else {
@@ -284,19 +302,10 @@ export async function evaluatePairs(
     refRejected = r.rejectedLogps;
   }
   const result = preferenceLoss(policy.chosenLogps, policy.rejectedLogps, refChosen, refRejected, {
-    beta,
-    labelSmoothing,
-    lossType,
+    ...spec,
+    lossType: spec.lossTypes,
+    chosenTokens: policy.chosenLens,
+    rejectedTokens: policy.rejectedLens,
   });
-  const mean = (xs: ArrayLike<number>) => Array.from(xs).reduce((a, b) => a + b, 0) / xs.length;
-  const margins = result.chosenRewards.map((c, i) => c - result.rejectedRewards[i]);
-  return {
-    loss: mean(result.losses),
-    "rewards/chosen": mean(result.chosenRewards),
-    "rewards/rejected": mean(result.rejectedRewards),
-    "rewards/accuracies": mean(margins.map((m) => (m > 0 ? 1 : 0))),
-    "rewards/margins": mean(margins),
-    "logps/chosen": mean(policy.chosenLogps),
-    "logps/rejected": mean(policy.rejectedLogps),
-  };
+  return preferenceMetrics(result, policy.chosenLogps, policy.rejectedLogps, spec);
 }

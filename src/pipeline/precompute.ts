@@ -83,8 +83,24 @@ export async function preparePairs(
   return { tokenizer, prepared };
 }
 
+/**
+ * What a cache keys on: each split's identity, the tokenizer and the token options. Preference
+ * pairs ({@link PreparedPairs}) and KTO's unpaired examples (src/pipeline/kto.ts) both have it.
+ */
+export interface CacheIdentity {
+  sections: ReadonlyArray<{
+    name: string;
+    fingerprint: string;
+    fileHashes: string[];
+    source: string;
+    examples: { length: number };
+  }>;
+  tokenizerFingerprint: string;
+  tokenOptions: Record<string, unknown>;
+}
+
 /** Cache sections describing prepared splits. */
-export function cacheSections(prepared: PreparedPairs): CacheSection[] {
+export function cacheSections(prepared: CacheIdentity): CacheSection[] {
   return prepared.sections.map((s) => ({
     name: s.name,
     dataset_fingerprint: s.fingerprint,
@@ -98,7 +114,7 @@ export function cacheSections(prepared: PreparedPairs): CacheSection[] {
  * Why a cache does not fit a run, one reason per line with what to do; empty when it fits.
  * Compares the tokenizer, the token-affecting options and each split's data.
  */
-export function cacheMismatches(header: CacheHeader, prepared: PreparedPairs): string[] {
+export function cacheMismatches(header: CacheHeader, prepared: CacheIdentity): string[] {
   const reasons: string[] = [];
   if (header.start !== 0 || header.end !== header.total) {
     reasons.push(
@@ -135,7 +151,7 @@ export function cacheMismatches(header: CacheHeader, prepared: PreparedPairs): s
 }
 
 /** Raises a {@link CacheError} (exit code 2) listing why the cache at `path` is stale. */
-export function assertCacheFits(header: CacheHeader, prepared: PreparedPairs, path: string): void {
+export function assertCacheFits(header: CacheHeader, prepared: CacheIdentity, path: string): void {
   const reasons = cacheMismatches(header, prepared);
   if (reasons.length) {
     throw new CacheError(

@@ -1,77 +1,130 @@
 /**
  * Preference losses as pure functions of per-sequence log-probs, after the reference DPO
- * implementation's `preference_loss`: named intermediates, each formula cited.
+ * implementation's `preference_loss`: named intermediates, each formula cited. The device kernel
+ * (src/gpu/kernels/loss.ts) mirrors {@link pairTerm} line for line; docs/losses.md has the table.
  *
- * Notation (Rafailov et al. 2023, eq. 7): for a pair, `logits = (logp_pi(yw) - logp_pi(yl)) -
- * (logp_ref(yw) - logp_ref(yl))`, the implicit rewards are `beta * (logp_pi(y) - logp_ref(y))`.
+ * Notation (Rafailov et al. 2023, eq. 7; TRL's DPOTrainer): per pair, the log-ratios
+ * `s_w = logp_pi(y_w) - logp_ref(y_w)` and `s_l` likewise (the reference is 0 with
+ * `referenceFree`), passed through the f-divergence's score `f` (identity for reverse KL),
+ * `delta = f(s_w) - f(s_l)`, the margin `z = beta * delta - rdpoAlpha * (|y_w| - |y_l|)`, and
+ * `|y|` the completion's token count (at least 1). The batch loss is the mean over pairs of the
+ * weighted sum of the listed losses.
  *
  * @module
  */
 
-import type { PreferenceLossType } from "../backend.ts";
+import {
+  type PairInput,
+  type PairTerm,
+  pairTerm,
+  sortedPartners,
+  usesPerTokenRewards,
+} from "./pair_terms.ts";
+import type { FDivergenceType, PreferenceLossSpec, PreferenceLossType } from "../backend.ts";
+import { PREFERENCE_LOSS_TYPES } from "../backend.ts";
 
-/** log(sigmoid(x)), stable for large |x|. */
-export function logSigmoid(x: number): number {
-  return x < 0 ? x - Math.log1p(Math.exp(x)) : -Math.log1p(Math.exp(-x));
+export { logSigmoid, type PairInput, type PairTerm, pairTerm, sigmoid } from "./pair_terms.ts";
+
+/** Losses that read no reference log-probs (SimPO, ORPO, and the NLL term). */
+export const REFERENCE_FREE_LOSSES: ReadonlySet<PreferenceLossType> = new Set([
+  "simpo",
+  "orpo",
+  "sft",
+]);
+
+/** Options of a preference loss; every field has TRL's default. */
+export interface PreferenceLossOptions {
+  /** One type or a list (the loss is the weighted sum). @default "sigmoid" */
+  lossType?: PreferenceLossType | readonly PreferenceLossType[];
+  /** One weight per type. @default all 1 */
+  lossWeights?: readonly number[];
+  /** @default 0.1 */
+  beta?: number;
+  /** cDPO / robust / EXO's ε; exo_pair uses 1e-3 when it is 0 (TRL < 0.20). @default 0 */
+  labelSmoothing?: number;
+  /** @default "reverse_kl" */
+  fDivergenceType?: FDivergenceType;
+  /** α of the alpha divergence. @default 0.5 */
+  fAlphaDivergenceCoef?: number;
+  /** @default false */
+  referenceFree?: boolean;
+  /** @default 0 */
+  rdpoAlpha?: number;
+  /** @default 0.5 */
+  simpoGamma?: number;
+  /** @default 0.05 */
+  discopopTau?: number;
+  /** @default true */
+  ipoLengthNormalized?: boolean;
 }
 
-/** sigmoid(x), stable for large |x|. */
-export function sigmoid(x: number): number {
-  if (x >= 0) return 1 / (1 + Math.exp(-x));
-  const e = Math.exp(x);
-  return e / (1 + e);
-}
-
-/** One pair's loss and its derivative with respect to `logits`. */
-export interface PairLoss {
-  loss: number;
-  /** d(loss)/d(logits); d/d(policy chosen) = +dLogits, d/d(policy rejected) = -dLogits. */
-  dLogits: number;
-}
-
-/**
- * The per-pair loss of `lossType` at `logits` (see module notation).
- * - sigmoid (DPO, eq. 7; cDPO with label smoothing ε): -(1-ε) logσ(βx) - ε logσ(-βx)
- * - robust (Chowdhury et al. 2024): ((1-ε)(-logσ(βx)) + ε logσ(-βx)) / (1-2ε)
- * - hinge (SLiC, Zhao et al. 2023): max(0, 1 - βx)
- * - ipo (Azar et al. 2024, eq. 17, summed log-probs): (x - 1/(2β))^2
- */
-export function pairLoss(
-  lossType: PreferenceLossType,
-  logits: number,
-  beta: number,
-  labelSmoothing = 0,
-): PairLoss {
-  const z = beta * logits;
-  const eps = labelSmoothing;
-  switch (lossType) {
-    case "sigmoid":
-      return {
-        loss: -(1 - eps) * logSigmoid(z) - eps * logSigmoid(-z),
-        dLogits: beta * (-(1 - eps) * sigmoid(-z) + eps * sigmoid(z)),
-      };
-    case "robust":
-      return {
-        loss: ((1 - eps) * -logSigmoid(z) + eps * logSigmoid(-z)) / (1 - 2 * eps),
-        dLogits: beta * (-(1 - eps) * sigmoid(-z) - eps * sigmoid(z)) / (1 - 2 * eps),
-      };
-    case "hinge":
-      return z < 1 ? { loss: 1 - z, dLogits: -beta } : { loss: 0, dLogits: 0 };
-    case "ipo": {
-      const diff = logits - 1 / (2 * beta);
-      return { loss: diff * diff, dLogits: 2 * diff };
+/** Fills the defaults and checks the combination; errors name the option and what to do. */
+export function resolveLossSpec(o: PreferenceLossOptions = {}): PreferenceLossSpec {
+  const lossTypes = typeof o.lossType === "string"
+    ? [o.lossType]
+    : [...(o.lossType ?? ["sigmoid"])];
+  if (lossTypes.length === 0 || lossTypes.length > 8) {
+    throw new RangeError(`loss types: give 1 to 8, got ${lossTypes.length}`);
+  }
+  for (const t of lossTypes) {
+    if (!(PREFERENCE_LOSS_TYPES as readonly string[]).includes(t)) {
+      throw new RangeError(`unknown loss type "${t}"; one of ${PREFERENCE_LOSS_TYPES.join(", ")}`);
     }
   }
+  if (lossTypes.includes("aot") && lossTypes.includes("aot_unpaired")) {
+    throw new RangeError("aot and aot_unpaired sort the batch differently: use one of them");
+  }
+  const lossWeights = [...(o.lossWeights ?? lossTypes.map(() => 1))];
+  if (lossWeights.length !== lossTypes.length) {
+    throw new RangeError(
+      `loss weights: ${lossWeights.length} weights for ${lossTypes.length} loss types`,
+    );
+  }
+  const spec: PreferenceLossSpec = {
+    lossTypes,
+    lossWeights,
+    beta: o.beta ?? 0.1,
+    labelSmoothing: o.labelSmoothing ?? 0,
+    fDivergenceType: o.fDivergenceType ?? "reverse_kl",
+    fAlphaDivergenceCoef: o.fAlphaDivergenceCoef ?? 0.5,
+    referenceFree: o.referenceFree ?? false,
+    rdpoAlpha: o.rdpoAlpha ?? 0,
+    simpoGamma: o.simpoGamma ?? 0.5,
+    discopopTau: o.discopopTau ?? 0.05,
+    ipoLengthNormalized: o.ipoLengthNormalized ?? true,
+  };
+  if (!(spec.beta > 0)) throw new RangeError(`beta must be > 0, got ${spec.beta}`);
+  const eps = spec.labelSmoothing;
+  if (!(eps >= 0 && eps < 0.5)) throw new RangeError(`label smoothing must be in [0, 0.5)`);
+  if (!(spec.discopopTau > 0)) throw new RangeError("discopop tau must be > 0");
+  return spec;
+}
+
+/** Whether a loss reads reference log-probs (and so needs a cache or a reference model). */
+export function needsReference(spec: PreferenceLossSpec): boolean {
+  return !spec.referenceFree && spec.lossTypes.some((t) => !REFERENCE_FREE_LOSSES.has(t));
 }
 
 /** Per-pair results of {@link preferenceLoss}. */
 export interface PreferenceLossResult {
+  /** Weighted sum of the listed losses, per pair. */
   losses: number[];
   chosenRewards: number[];
   rejectedRewards: number[];
   /** d(mean loss)/d(policy chosen logp) and /d(policy rejected logp), per pair. */
   dChosen: number[];
   dRejected: number[];
+  /** Per-token NLL of the chosen completion (`nll_loss`). */
+  nllLosses: number[];
+  /** ORPO's log σ(log-odds) and log-odds (`log_odds_ratio`, `log_odds_chosen`). */
+  logOddsRatios: number[];
+  logOdds: number[];
+}
+
+/** Token counts per sequence, for the length-normalised losses. */
+export interface TokenCounts {
+  chosenTokens?: ArrayLike<number>;
+  rejectedTokens?: ArrayLike<number>;
 }
 
 /**
@@ -88,26 +141,124 @@ export function preferenceLoss(
   policyRejected: ArrayLike<number>,
   referenceChosen: ArrayLike<number>,
   referenceRejected: ArrayLike<number>,
-  { beta = 0.1, labelSmoothing = 0, lossType = "sigmoid" as PreferenceLossType } = {},
+  options: PreferenceLossOptions & TokenCounts = {},
 ): PreferenceLossResult {
+  const spec = resolveLossSpec(options);
   const P = policyChosen.length;
+  const pairs: PairInput[] = Array.from({ length: P }, (_, i) => ({
+    policyChosen: policyChosen[i],
+    policyRejected: policyRejected[i],
+    referenceChosen: spec.referenceFree ? 0 : referenceChosen[i],
+    referenceRejected: spec.referenceFree ? 0 : referenceRejected[i],
+    chosenTokens: Math.max(1, options.chosenTokens?.[i] ?? 1),
+    rejectedTokens: Math.max(1, options.rejectedTokens?.[i] ?? 1),
+  }));
+  const partners = sortedPartners(spec, pairs);
+  const perToken = usesPerTokenRewards(spec);
   const out: PreferenceLossResult = {
     losses: [],
     chosenRewards: [],
     rejectedRewards: [],
     dChosen: [],
     dRejected: [],
+    nllLosses: [],
+    logOddsRatios: [],
+    logOdds: [],
   };
-  for (let i = 0; i < P; i++) {
-    const chosenLogRatio = policyChosen[i] - referenceChosen[i];
-    const rejectedLogRatio = policyRejected[i] - referenceRejected[i];
-    const logits = chosenLogRatio - rejectedLogRatio;
-    const { loss, dLogits } = pairLoss(lossType, logits, beta, labelSmoothing);
+  pairs.forEach((x, i) => {
+    let loss = 0, dChosen = 0, dRejected = 0;
+    spec.lossTypes.forEach((type, k) => {
+      const t = pairTerm(type, x, spec, partners?.[i]);
+      const w = spec.lossWeights[k];
+      loss += w * t.loss;
+      dChosen += w * t.dChosen;
+      dRejected += w * t.dRejected;
+    });
+    const orpo = pairTerm("orpo", x, spec);
     out.losses.push(loss);
-    out.chosenRewards.push(beta * chosenLogRatio);
-    out.rejectedRewards.push(beta * rejectedLogRatio);
-    out.dChosen.push(dLogits / P);
-    out.dRejected.push(-dLogits / P);
+    out.dChosen.push(dChosen / P);
+    out.dRejected.push(dRejected / P);
+    // Implicit rewards: beta * log-ratio (DPO); SimPO/ORPO first: beta * mean token log-prob.
+    const ref = perToken ? [0, 0] : [x.referenceChosen, x.referenceRejected];
+    const len = perToken ? [x.chosenTokens, x.rejectedTokens] : [1, 1];
+    out.chosenRewards.push(spec.beta * (x.policyChosen - ref[0]) / len[0]);
+    out.rejectedRewards.push(spec.beta * (x.policyRejected - ref[1]) / len[1]);
+    out.nllLosses.push(-x.policyChosen / x.chosenTokens);
+    out.logOddsRatios.push(orpo.logOddsRatio!);
+    out.logOdds.push(orpo.logOdds!);
+  });
+  return out;
+}
+
+/** Means of a {@link preferenceLoss} result and the policy log-probs under TRL's metric names. */
+export function preferenceMetrics(
+  r: PreferenceLossResult,
+  policyChosen: ArrayLike<number>,
+  policyRejected: ArrayLike<number>,
+  spec: PreferenceLossSpec,
+): Record<string, number> {
+  const mean = (xs: ArrayLike<number>) => Array.from(xs).reduce((a, b) => a + b, 0) / xs.length;
+  const margins = r.chosenRewards.map((c, i) => c - r.rejectedRewards[i]);
+  const out: Record<string, number> = {
+    loss: mean(r.losses),
+    "rewards/chosen": mean(r.chosenRewards),
+    "rewards/rejected": mean(r.rejectedRewards),
+    "rewards/accuracies": mean(margins.map((m) => (m > 0 ? 1 : 0))),
+    "rewards/margins": mean(margins),
+    "logps/chosen": mean(policyChosen),
+    "logps/rejected": mean(policyRejected),
+  };
+  for (const [name, value] of Object.entries(extraMetrics(spec, r))) out[name] = value;
+  return out;
+}
+
+function extraMetrics(spec: PreferenceLossSpec, r: PreferenceLossResult) {
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const out: Record<string, number> = {};
+  for (const name of metricsOf(spec).slice(7)) {
+    out[name] = mean(
+      name === "nll_loss" ? r.nllLosses : name === "log_odds_ratio" ? r.logOddsRatios : r.logOdds,
+    );
   }
   return out;
+}
+
+/** The metric names a spec reports: TRL's seven, `nll_loss` with sft/orpo, ORPO's log-odds. */
+export function metricsOf(spec: PreferenceLossSpec): string[] {
+  const names = [
+    "loss",
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/accuracies",
+    "rewards/margins",
+    "logps/chosen",
+    "logps/rejected",
+  ];
+  if (spec.lossTypes.includes("sft") || spec.lossTypes.includes("orpo")) names.push("nll_loss");
+  if (spec.lossTypes.includes("orpo")) names.push("log_odds_ratio", "log_odds_chosen");
+  return names;
+}
+
+/**
+ * One pair's loss and its derivative with respect to the summed DPO `logits`
+ * (`(logp_pi(yw) - logp_pi(yl)) - (logp_ref(yw) - logp_ref(yl))`), for the four classic types
+ * with IPO in the paper's summed form. Kept for callers of the first API; new code uses
+ * {@link preferenceLoss}.
+ */
+export function pairLoss(
+  lossType: "sigmoid" | "robust" | "hinge" | "ipo",
+  logits: number,
+  beta: number,
+  labelSmoothing = 0,
+): { loss: number; dLogits: number } {
+  const spec = resolveLossSpec({ lossType, beta, labelSmoothing, ipoLengthNormalized: false });
+  const t: PairTerm = pairTerm(lossType, {
+    policyChosen: logits,
+    policyRejected: 0,
+    referenceChosen: 0,
+    referenceRejected: 0,
+    chosenTokens: 1,
+    rejectedTokens: 1,
+  }, spec);
+  return { loss: t.loss, dLogits: t.dChosen };
 }

@@ -7,9 +7,16 @@
  * @module
  */
 
-import type { Backend, PreferenceLossType, Tensor } from "../backend.ts";
-import { PREFERENCE_METRICS } from "../backend.ts";
+import type { Backend, KtoLossSpec, PreferenceLossSpec, Tensor } from "../backend.ts";
+import { KTO_METRICS, PREFERENCE_METRICS } from "../backend.ts";
 import type { LlamaModel, TokenBatch } from "../model/llama.ts";
+import { resolveKtoSpec } from "./kto_loss.ts";
+import {
+  metricsOf,
+  needsReference,
+  type PreferenceLossOptions,
+  resolveLossSpec,
+} from "./losses.ts";
 import type { DeviceOptimizer } from "./optimizer.ts";
 
 /** The negative log-likelihood of the completion tokens (SFT), averaged over the step's tokens. */
@@ -17,28 +24,38 @@ export interface NllObjective {
   kind: "nll";
 }
 
-/** A preference loss on pairs; each batch holds P chosen rows then P rejected rows. */
-export interface PreferenceObjective {
+/**
+ * A preference loss on pairs (src/train/losses.ts: one type or a weighted list, TRL's options);
+ * each batch holds P chosen rows then P rejected rows.
+ */
+export interface PreferenceObjective extends PreferenceLossOptions {
   kind: "preference";
-  lossType: PreferenceLossType;
   beta: number;
-  /** cDPO's label smoothing ε. @default 0 */
-  labelSmoothing?: number;
+}
+
+/** KTO on unpaired examples (src/train/kto_loss.ts). */
+export interface KtoObjective extends Partial<KtoLossSpec> {
+  kind: "kto";
 }
 
 /** What a step minimises. */
-export type Objective = NllObjective | PreferenceObjective;
+export type Objective = NllObjective | PreferenceObjective | KtoObjective;
 
 /** One micro-batch of a step. */
 export interface MicroBatch {
   batch: TokenBatch;
-  /** Completion tokens per sequence (B), for the NLL's normalisation. */
+  /** Completion tokens per sequence (B), for the NLL and the length-normalised losses. */
   tokenCounts: ArrayLike<number>;
   /**
-   * Reference log-probs (B = 2P, chosen then rejected), for preference objectives; omitted when
-   * the trainer has a live reference model.
+   * Reference log-probs, for preference objectives (B = 2P, chosen then rejected; omitted when
+   * the trainer has a live reference model or the loss is reference-free) and for KTO (2B: the
+   * examples, then the mismatched pairs of `klBatch`).
    */
   referenceLogps?: ArrayLike<number>;
+  /** KTO: the mismatched pairs (prompt i, completion of example i+1), B rows like `batch`. */
+  klBatch?: TokenBatch;
+  /** KTO: 1 (desirable) or 0 per example (B). */
+  labels?: ArrayLike<number | boolean>;
 }
 
 /** Metrics of the steps since the last read, averaged per step. */
@@ -49,6 +66,11 @@ export class Trainer {
   readonly #metrics: Tensor;
   readonly #weights: Tensor;
   readonly #reference: Tensor;
+  readonly #tokens: Tensor;
+  readonly #labels: Tensor;
+  readonly #klPolicy: Tensor;
+  readonly #loss?: PreferenceLossSpec;
+  readonly #kto?: KtoLossSpec;
   #stepsSinceRead = 0;
 
   /**
@@ -63,9 +85,24 @@ export class Trainer {
   ) {
     const backend: Backend = model.backend;
     const maxB = model.options.maxBatch;
+    if (objective.kind === "preference") {
+      const spec = resolveLossSpec(objective);
+      // A loss that reads no reference (simpo, orpo, sft) also reports reference-free rewards.
+      this.#loss = needsReference(spec) ? spec : { ...spec, referenceFree: true };
+    } else if (objective.kind === "kto") {
+      this.#kto = resolveKtoSpec(objective);
+    }
     this.#metrics = backend.alloc("activations", PREFERENCE_METRICS.length);
     this.#weights = backend.alloc("activations", maxB);
-    this.#reference = backend.alloc("activations", maxB);
+    this.#reference = backend.alloc("activations", 2 * maxB);
+    this.#tokens = backend.alloc("activations", maxB);
+    this.#labels = backend.alloc("activations", maxB);
+    this.#klPolicy = backend.alloc("activations", maxB);
+  }
+
+  /** The resolved preference loss (undefined for the other objectives). */
+  get lossSpec(): PreferenceLossSpec | undefined {
+    return this.#loss;
   }
 
   /** Records and submits one optimizer step over `micro` (gradient accumulation). */
@@ -80,33 +117,40 @@ export class Trainer {
     );
     micro.forEach((m, i) => {
       const { B } = m.batch;
-      model.setBatch(m.batch);
+      if (i === 0) ops.fill(model.grads.arena, 0, model.layout.total);
       if (objective.kind === "nll") {
         backend.write(this.#weights, new Float32Array(B).fill(-1 / Math.max(1, totalTokens)));
-      } else if (this.reference) {
-        this.reference.setBatch(m.batch);
-        this.reference.forward();
-        ops.copy(this.#reference, this.reference.acts.seqLogps, B);
-      } else if (m.referenceLogps) {
-        backend.write(this.#reference, m.referenceLogps);
+      } else if (objective.kind === "kto") {
+        this.#prepareKto(m);
       } else {
-        throw new Error("a preference objective needs referenceLogps for every micro-batch");
+        this.#preparePreference(m);
       }
-      if (i === 0) ops.fill(model.grads.arena, 0, model.layout.total);
+      model.setBatch(m.batch);
       model.forward();
       const a = model.acts;
       if (objective.kind === "nll") {
         ops.weightedSum(this.#metrics, a.seqGrad, a.seqLogps, this.#weights, B, true);
+      } else if (objective.kind === "kto") {
+        ops.ktoLoss(
+          this.#kto!,
+          this.#metrics,
+          a.seqGrad,
+          a.seqLogps,
+          this.#klPolicy,
+          this.#reference,
+          this.#labels,
+          B,
+          1 / totalSequences,
+        );
       } else {
         ops.preferenceLoss(
-          objective.lossType,
+          this.#loss!,
           this.#metrics,
           a.seqGrad,
           a.seqLogps,
           this.#reference,
+          this.#tokens,
           B / 2,
-          objective.beta,
-          objective.labelSmoothing ?? 0,
           2 / totalSequences,
         );
       }
@@ -115,6 +159,44 @@ export class Trainer {
       backend.submit();
     });
     this.#stepsSinceRead++;
+  }
+
+  #preparePreference(m: MicroBatch): void {
+    const backend = this.model.backend;
+    const { B } = m.batch;
+    backend.write(this.#tokens, Float32Array.from(m.tokenCounts));
+    if (this.#loss!.referenceFree) return;
+    if (this.reference) {
+      this.reference.setBatch(m.batch);
+      this.reference.forward();
+      backend.ops.copy(this.#reference, this.reference.acts.seqLogps, B);
+    } else if (m.referenceLogps) {
+      backend.write(this.#reference, m.referenceLogps);
+    } else {
+      throw new Error(
+        `loss ${this.#loss!.lossTypes.join(",")} needs referenceLogps for every micro-batch ` +
+          "(or a reference-free loss: simpo, orpo, or referenceFree)",
+      );
+    }
+  }
+
+  /**
+   * KTO: the mismatched pairs run a forward only (their log-probs are detached in z0), submitted
+   * before the examples' ids overwrite theirs.
+   */
+  #prepareKto(m: MicroBatch): void {
+    const { model } = this;
+    const backend = model.backend;
+    const { B } = m.batch;
+    if (!m.klBatch || !m.labels || !m.referenceLogps || m.klBatch.B !== B) {
+      throw new Error("KTO needs klBatch (B rows), labels and referenceLogps (2B) per micro-batch");
+    }
+    model.setBatch(m.klBatch);
+    model.forward();
+    backend.ops.copy(this.#klPolicy, model.acts.seqLogps, B);
+    backend.submit();
+    backend.write(this.#labels, Float32Array.from(m.labels, (l) => (l ? 1 : 0)));
+    backend.write(this.#reference, m.referenceLogps);
   }
 
   /**
@@ -128,8 +210,26 @@ export class Trainer {
     const out: StepMetrics = {};
     if (this.objective.kind === "nll") {
       out.loss = raw[0] / steps;
+    } else if (this.objective.kind === "kto") {
+      const at = (name: typeof KTO_METRICS[number]) => raw[KTO_METRICS.indexOf(name)];
+      out.loss = at("loss") / steps;
+      out.kl = at("kl") / steps;
+      const nC = at("count/chosen"), nR = at("count/rejected");
+      // TRL's KTO logs sums over the logging period divided by their counts.
+      if (nC > 0) out["rewards/chosen"] = at("rewards/chosen_sum") / nC;
+      if (nR > 0) out["rewards/rejected"] = at("rewards/rejected_sum") / nR;
+      if (nC > 0 && nR > 0) {
+        out["rewards/margins"] = out["rewards/chosen"] - out["rewards/rejected"];
+      }
+      if (nC > 0) out["logps/chosen"] = at("logps/chosen_sum") / nC;
+      if (nR > 0) out["logps/rejected"] = at("logps/rejected_sum") / nR;
+      out["count/chosen"] = nC / steps;
+      out["count/rejected"] = nR / steps;
     } else {
-      PREFERENCE_METRICS.forEach((name, i) => out[name] = raw[i] / steps);
+      for (const name of metricsOf(this.#loss!)) {
+        out[name] = raw[PREFERENCE_METRICS.indexOf(name as typeof PREFERENCE_METRICS[number])] /
+          steps;
+      }
     }
     out.grad_norm = await this.optimizer.gradNorm();
     out.learning_rate = this.optimizer.lrAt(this.optimizer.step - 1);

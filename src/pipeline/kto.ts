@@ -1,0 +1,394 @@
+/**
+ * The KTO stage (TRL's KTOTrainer): trains the policy on unpaired examples (`prompt`,
+ * `completion`, boolean `label`) against reference log-probs from a cache. KTO's reference point
+ * z0 is a KL estimate from mismatched pairs — prompt i with the completion of example i+1 in
+ * dataset order (the last wraps to the first) — so the precompute caches the reference log-probs
+ * of both the examples and their mismatched pairs (KTO_COLUMNS), and training never loads the
+ * reference. Without `refCache` the cache goes to `<outputDir>/ref_cache.bin`; a `refCache` path
+ * that does not exist yet is built there. The reference is `refModel`, else the starting policy.
+ *
+ * @module
+ */
+
+import type { Backend, KtoLossSpec } from "../backend.ts";
+import {
+  CacheError,
+  decodeCache,
+  encodeCache,
+  KTO_COLUMNS,
+  type ReferenceCache,
+} from "../cache/reference_cache.ts";
+import {
+  collateSequences,
+  fingerprintDataset,
+  loadDataset,
+  loadTokenizer,
+  type PreferenceExample,
+  type SequenceExample,
+  tokenizeUnpaired,
+} from "../data/mod.ts";
+import type { FileStore } from "../io/fs.ts";
+import { dirname, joinPath } from "../io/fs.ts";
+import { modelFingerprint, readModelFolder } from "../model/checkpoint.ts";
+import { LlamaModel } from "../model/llama.ts";
+import { ktoLoss, ktoWeightWarning, resolveKtoSpec } from "../train/kto_loss.ts";
+import { DeviceOptimizer, type OptimizerOptions } from "../train/optimizer.ts";
+import { Trainer } from "../train/trainer.ts";
+import {
+  longestPair,
+  type PreparedSplit,
+  resolvedTokenOptions,
+  type SplitSpec,
+  tokenizerFingerprint,
+  type TokenOptions,
+} from "./data.ts";
+import type { StageHooks } from "./dpo.ts";
+import { loopDefaults, type LoopOptions, runLoop, totalSteps } from "./loop.ts";
+import {
+  fingerprintedOptions,
+  finishManifest,
+  isUpToDate,
+  readRows,
+  type StageResult,
+  startManifest,
+} from "./manifest.ts";
+import { assertCacheFits, cacheMismatches, cacheSections } from "./precompute.ts";
+import { scorePairs } from "./scoring.ts";
+
+/** Options of {@link runKto} (TRL's KTOConfig names). */
+export interface KtoOptions extends Partial<KtoLossSpec> {
+  /** The policy's starting point (HF folder with tokenizer files). */
+  model: string;
+  /** Unpaired examples: `prompt`, `completion`, `label`. */
+  data: SplitSpec;
+  evalData?: string;
+  /** @default 0 */
+  evalFraction?: number;
+  /** KTO reference cache: read when it exists and fits, built there otherwise. */
+  refCache?: string;
+  /** The reference model for the cache. @default model */
+  refModel?: string;
+  outputDir: string;
+  tokenOptions?: TokenOptions;
+  optimizer?: OptimizerOptions;
+  loop: LoopOptions;
+  resume?: boolean;
+  /** @default false */
+  force?: boolean;
+}
+
+/** Prepared unpaired splits and the identity the cache keys on. */
+export interface PreparedUnpaired {
+  sections: Array<PreparedSplit<SequenceExample> & { name: string }>;
+  tokenizerFingerprint: string;
+  tokenOptions: Record<string, unknown>;
+}
+
+/** Loads the tokenizer and the unpaired training (and eval) splits. */
+export async function prepareUnpaired(
+  store: FileStore,
+  tokenizerDir: string,
+  data: SplitSpec,
+  evalData: SplitSpec | undefined,
+  tokenOptions: TokenOptions = {},
+) {
+  const tokenizer = await loadTokenizer(store, tokenizerDir);
+  const sections: PreparedUnpaired["sections"] = [];
+  for (const [name, spec] of [["train", data], ["eval", evalData]] as const) {
+    if (!spec) continue;
+    const dataset = await loadDataset(store, spec.path, "unpaired", {
+      split: spec.split ?? "train",
+      testFraction: spec.testFraction ? spec.testFraction : undefined,
+      seed: spec.seed ?? 42,
+      skipInvalid: spec.skipInvalid ?? false,
+    });
+    const { examples, report } = tokenizeUnpaired(dataset.rows, tokenizer, tokenOptions);
+    report.read = dataset.report.read;
+    sections.push({
+      name,
+      examples,
+      fingerprint: await fingerprintDataset(dataset, tokenizer, tokenOptions),
+      fileHashes: dataset.fileHashes,
+      source: spec.path,
+      report,
+    });
+  }
+  const prepared: PreparedUnpaired = {
+    sections,
+    tokenizerFingerprint: await tokenizerFingerprint(tokenizer),
+    tokenOptions: resolvedTokenOptions("preference", tokenOptions),
+  };
+  return { tokenizer, prepared };
+}
+
+/**
+ * Each example with its mismatched pair, as a pseudo preference pair: `chosenIds` is the
+ * example's completion, `rejectedIds` the completion of example i+1 (wrapping), both after
+ * prompt i. One forward of collatePreference then scores both.
+ */
+export function mismatchedPairs(examples: readonly SequenceExample[]): PreferenceExample[] {
+  return examples.map((e, i) => ({
+    file: e.file,
+    line: e.line,
+    promptIds: e.promptIds,
+    chosenIds: e.completionIds,
+    rejectedIds: examples[(i + 1) % examples.length].completionIds,
+  }));
+}
+
+/** Builds (or reuses, when it fits) the KTO reference cache at `output`. */
+export async function runKtoPrecompute(
+  store: FileStore,
+  backend: Backend,
+  o: {
+    model: string;
+    prepared: PreparedUnpaired;
+    padTokenId: number;
+    output: string;
+    batchSize?: number;
+    force?: boolean;
+  },
+  hooks: StageHooks = {},
+): Promise<{ cache: ReferenceCache; skipped: boolean }> {
+  const { config, weights } = await readModelFolder(store, o.model);
+  const referenceFingerprint = await modelFingerprint(config, weights);
+  if (!o.force && await store.exists(o.output)) {
+    const cache = await decodeCache(await store.readFile(o.output), o.output).catch(() =>
+      undefined
+    );
+    if (
+      cache && cache.columns.kl_logp &&
+      cache.header.reference_fingerprint === referenceFingerprint &&
+      cacheMismatches(cache.header, o.prepared).length === 0
+    ) {
+      hooks.log?.(`reference cache ${o.output} is up to date`);
+      return { cache, skipped: true };
+    }
+  }
+  const all = o.prepared.sections.flatMap((s) => mismatchedPairs(s.examples));
+  const batchSize = o.batchSize ?? 16;
+  const model = new LlamaModel(backend, config, {
+    maxBatch: 2 * batchSize,
+    maxSeqLen: longestPair(all),
+    trainable: false,
+  });
+  model.params.writeAll(weights, { source: o.model });
+  hooks.log?.(`scoring ${all.length} examples and their mismatched pairs with ${o.model}`);
+  const scores = await scorePairs(model, all, {
+    batchSize,
+    padTokenId: o.padTokenId,
+    onProgress: (done) => hooks.onProgress?.(done, all.length),
+  });
+  const bytes = await encodeCache({
+    reference_fingerprint: referenceFingerprint,
+    reference_source: o.model,
+    sections: cacheSections(o.prepared),
+    tokenizer_fingerprint: o.prepared.tokenizerFingerprint,
+    token_options: o.prepared.tokenOptions,
+    total: all.length,
+    start: 0,
+    end: all.length,
+    adapter: backend.adapterName,
+    created: new Date().toISOString(),
+  }, {
+    completion_logp: scores.chosenLogps,
+    kl_logp: scores.rejectedLogps,
+    completion_len: scores.chosenLens,
+    kl_len: scores.rejectedLens,
+  }, KTO_COLUMNS);
+  await store.mkdirp(dirname(o.output));
+  await store.writeFileAtomic(o.output, bytes);
+  return { cache: await decodeCache(bytes, o.output), skipped: false };
+}
+
+/** Reference log-probs of example i of a section: [completion, mismatched pair]. */
+function ktoColumn(cache: ReferenceCache, name: string, path: string) {
+  if (!cache.columns.kl_logp) {
+    throw new CacheError(
+      `${path} is not a KTO cache (no kl_logp column); let deno task kto build it`,
+    );
+  }
+  let offset = 0;
+  for (const s of cache.header.sections) {
+    if (s.name === name) break;
+    offset += s.count;
+  }
+  const completion = cache.columns.completion_logp, kl = cache.columns.kl_logp;
+  return (i: number): [number, number] => [completion[offset + i], kl[offset + i]];
+}
+
+/** Trains KTO; returns the metrics rows (the last is the final eval when there is one). */
+export async function runKto(
+  store: FileStore,
+  backend: Backend,
+  options: KtoOptions,
+  hooks: StageHooks = {},
+): Promise<StageResult> {
+  const spec = resolveKtoSpec(options);
+  const loop = loopDefaults(options.loop);
+  if (spec.lossType === "kto" && loop.batchSize <= 1) {
+    throw new RangeError(
+      "KTO with batch size 1: the KL term would equal the implied reward; use --batch-size >= 2",
+    );
+  }
+  const evalSpec: SplitSpec | undefined = options.evalData
+    ? { path: options.evalData }
+    : options.evalFraction
+    ? { ...options.data, testFraction: options.evalFraction, split: "test" }
+    : undefined;
+  const trainSpec: SplitSpec = options.evalFraction && !options.evalData
+    ? { ...options.data, testFraction: options.evalFraction, split: "train" }
+    : options.data;
+  const { tokenizer, prepared } = await prepareUnpaired(
+    store,
+    options.model,
+    trainSpec,
+    evalSpec,
+    options.tokenOptions,
+  );
+  const [train, evalSplit] = prepared.sections;
+  const desirable = train.examples.filter((e) => e.label).length;
+  const warning = ktoWeightWarning(desirable, train.examples.length - desirable, spec);
+  if (warning) hooks.log?.(`warning: ${warning}`);
+
+  const cachePath = options.refCache ?? joinPath(options.outputDir, "ref_cache.bin");
+  const { cache } = await runKtoPrecompute(store, backend, {
+    model: options.refModel ?? options.model,
+    prepared,
+    padTokenId: tokenizer.padTokenId,
+    output: cachePath,
+    force: options.force,
+  }, hooks);
+  assertCacheFits(cache.header, prepared, cachePath);
+
+  const { config, rawConfig, weights } = await readModelFolder(store, options.model);
+  const pairs = prepared.sections.map((s) => mismatchedPairs(s.examples));
+  const model = new LlamaModel(backend, config, {
+    maxBatch: loop.batchSize,
+    maxSeqLen: longestPair(pairs.flat()),
+  });
+  model.params.writeAll(weights, { source: options.model });
+  const total = totalSteps(train.examples.length, loop);
+  const optimizer = new DeviceOptimizer(backend, model.layout, {
+    ...options.optimizer,
+    totalSteps: total,
+  });
+  const trainer = new Trainer(model, optimizer, { kind: "kto", ...spec });
+  const trainRef = ktoColumn(cache, "train", cachePath);
+  const padTokenId = tokenizer.padTokenId;
+
+  const manifestPath = joinPath(options.outputDir, "manifest.json");
+  await store.mkdirp(options.outputDir);
+  const manifest = await startManifest("kto", {
+    ...fingerprintedOptions(options),
+    loss: spec,
+    loop,
+    optimizer: optimizer.options,
+  }, {
+    policy: await modelFingerprint(config, weights),
+    train_data: train.fingerprint,
+    ...(evalSplit ? { eval_data: evalSplit.fingerprint } : {}),
+    reference: cache.header.reference_fingerprint,
+  }, backend.adapterName);
+  if (
+    !options.force && await isUpToDate(store, manifestPath, manifest.stage_fingerprint) &&
+    await store.exists(joinPath(options.outputDir, "model.safetensors"))
+  ) {
+    return {
+      skipped: true,
+      rows: await readRows(store, joinPath(options.outputDir, "metrics.jsonl")),
+    };
+  }
+  manifest.sources = {
+    policy: options.model,
+    reference: cache.header.reference_source ?? "",
+    reference_cache: cachePath,
+  };
+  manifest.datasets = Object.fromEntries(prepared.sections.map((s) => [s.name, s.report]));
+
+  const rows = await runLoop({
+    store,
+    outputDir: options.outputDir,
+    model,
+    optimizer,
+    trainer,
+    examples: train.examples.length,
+    options: loop,
+    tokenizerFrom: options.model,
+    rawConfig,
+    resume: options.resume,
+  }, {
+    microBatch: (indices) => {
+      const part = indices.map((i) => pairs[0][i]);
+      const B = part.length;
+      const rows = (pick: "chosenIds" | "rejectedIds") =>
+        collateSequences(part.map((p) => ({ promptIds: p.promptIds, completionIds: p[pick] })), {
+          padTokenId,
+        });
+      const batch = rows("chosenIds"), kl = rows("rejectedIds");
+      const referenceLogps = new Float64Array(2 * B);
+      indices.forEach((i, j) => [referenceLogps[j], referenceLogps[B + j]] = trainRef(i));
+      const token = (b: typeof batch) => ({ inputIds: b.inputIds, targets: b.targets, B, T: b.T });
+      return {
+        batch: token(batch),
+        klBatch: token(kl),
+        tokenCounts: batch.counts,
+        referenceLogps,
+        labels: indices.map((i) => (train.examples[i].label ? 1 : 0)),
+      };
+    },
+    evaluate: evalSplit
+      ? () => {
+        const evalRef = ktoColumn(cache, "eval", cachePath);
+        return evaluateUnpaired(model, pairs[1], evalSplit.examples, padTokenId, loop.batchSize, {
+          spec,
+          reference: evalRef,
+        });
+      }
+      : undefined,
+    ...hooks,
+  });
+  await finishManifest(store, manifestPath, manifest, {
+    final: rows.at(-1),
+    device_bytes: backend.bytesByRole(),
+  });
+  return { skipped: false, rows };
+}
+
+/** KTO eval metrics on held-out examples (TRL's names without the eval_ prefix). */
+export async function evaluateUnpaired(
+  model: LlamaModel,
+  pairs: readonly PreferenceExample[],
+  examples: readonly SequenceExample[],
+  padTokenId: number,
+  batchSize: number,
+  { spec, reference }: { spec: KtoLossSpec; reference: (i: number) => [number, number] },
+): Promise<Record<string, number>> {
+  // scorePairs puts 2 × batchSize rows in a forward; the model holds batchSize.
+  const policy = await scorePairs(model, pairs, {
+    batchSize: Math.max(1, Math.floor(batchSize / 2)),
+    padTokenId,
+  });
+  const refs = examples.map((_, i) => reference(i));
+  const r = ktoLoss(
+    policy.chosenLogps,
+    policy.rejectedLogps,
+    refs.map((x) => x[0]),
+    refs.map((x) => x[1]),
+    examples.map((e) => Boolean(e.label)),
+    spec,
+  );
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const pick = <T>(xs: ArrayLike<T>, label: boolean) =>
+    Array.from(xs).filter((_, i) => Boolean(examples[i].label) === label);
+  const out: Record<string, number> = { loss: mean(r.losses), kl: r.kl };
+  const chosen = pick(r.rewards, true), rejected = pick(r.rewards, false);
+  if (chosen.length) out["rewards/chosen"] = mean(chosen);
+  if (rejected.length) out["rewards/rejected"] = mean(rejected);
+  if (chosen.length && rejected.length) {
+    out["rewards/margins"] = out["rewards/chosen"] - out["rewards/rejected"];
+  }
+  if (chosen.length) out["logps/chosen"] = mean(pick(policy.chosenLogps, true) as number[]);
+  if (rejected.length) out["logps/rejected"] = mean(pick(policy.chosenLogps, false) as number[]);
+  return out;
+}

@@ -1,0 +1,91 @@
+/**
+ * `deno task kto`: KTO training (TRL's KTOTrainer) on unpaired examples (`prompt`, `completion`,
+ * boolean `label`). The reference log-probs of the examples and of their mismatched pairs are
+ * cached first (into --ref-cache, or <output-dir>/ref_cache.bin), so training never loads the
+ * reference.
+ */
+
+import { parseFlags, runMain, UsageError } from "./_cli.ts";
+import {
+  checkTrainFlags,
+  COMMON_FLAGS,
+  DATA_FLAGS,
+  deviceOf,
+  loopOf,
+  optimizerOf,
+  required,
+  splitOf,
+  tokenOptionsOf,
+  TRAIN_FLAGS,
+} from "./_flags.ts";
+import { openBackend, stageHooks, store, timed } from "./_stage.ts";
+import { runKto } from "../src/pipeline/kto.ts";
+import type { KtoLossType } from "../src/backend.ts";
+
+const flags = parseFlags(
+  "kto",
+  "Trains a policy with KTO on unpaired examples (prompt, completion, label).\n" +
+    "The reference (--ref-model, default --model) is scored once into a cache first.",
+  {
+    model: { type: "string", help: "the policy's starting point (HF folder with tokenizer)" },
+    data: { type: "string", help: "unpaired dataset: prompt, completion, label" },
+    "ref-cache": {
+      type: "string",
+      help: "KTO reference cache: reused when it fits, built there otherwise",
+    },
+    "ref-model": { type: "string", help: "reference model (default: --model)" },
+    "output-dir": { type: "string", help: "where the policy, checkpoints and metrics go" },
+    beta: { type: "number", default: 0.1, help: "KL strength β" },
+    "desirable-weight": { type: "number", default: 1, help: "λ_D, weight of desirable losses" },
+    "undesirable-weight": {
+      type: "number",
+      default: 1,
+      help: "λ_U, weight of undesirable losses",
+    },
+    "loss-type": {
+      type: "string",
+      default: "kto",
+      choices: ["kto", "apo_zero_unpaired"],
+      help: "KTO loss",
+    },
+    force: { type: "boolean", default: false, help: "redo the cache and the training" },
+    ...TRAIN_FLAGS,
+    "learning-rate": { ...TRAIN_FLAGS["learning-rate"], default: 1e-6 },
+    ...DATA_FLAGS,
+    ...COMMON_FLAGS,
+  },
+);
+
+await runMain(async () => {
+  checkTrainFlags(flags);
+  if (!(flags.beta as number > 0)) throw new UsageError(`--beta: must be > 0, got ${flags.beta}`);
+  for (const k of ["desirableWeight", "undesirableWeight"]) {
+    if (!(flags[k] as number > 0)) {
+      throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: must be > 0`);
+    }
+  }
+  const backend = await openBackend(deviceOf(flags));
+  const hooks = stageHooks("kto", ["loss", "kl", "rewards/chosen", "rewards/rejected"]);
+  const { rows, skipped } = await timed("kto", () =>
+    runKto(store, backend, {
+      model: required(flags, "model"),
+      data: splitOf(flags, required(flags, "data")),
+      evalData: flags.evalData as string | undefined,
+      evalFraction: flags.evalFraction as number,
+      refCache: flags.refCache as string | undefined,
+      refModel: flags.refModel as string | undefined,
+      outputDir: required(flags, "outputDir"),
+      tokenOptions: tokenOptionsOf(flags),
+      lossType: flags.lossType as KtoLossType,
+      beta: flags.beta as number,
+      desirableWeight: flags.desirableWeight as number,
+      undesirableWeight: flags.undesirableWeight as number,
+      optimizer: optimizerOf(flags),
+      loop: loopOf(flags),
+      resume: flags.resume as boolean,
+      force: flags.force as boolean,
+    }, hooks));
+  if (skipped) console.error(`${flags.outputDir} is up to date: skipped (--force redoes it)`);
+  else hooks.finish();
+  if (flags.json) console.log(JSON.stringify(rows.at(-1)));
+});
