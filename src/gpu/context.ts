@@ -47,6 +47,11 @@ interface Block {
 export class GpuContext {
   readonly device: GPUDevice;
   readonly adapterName: string;
+  /**
+   * A software adapter (llvmpipe, SwiftShader): kernels pick layouts that suit a CPU running
+   * workgroups as SIMD lanes, where every buffer load is a per-lane loop.
+   */
+  readonly isSoftware: boolean;
   readonly limits: GPUSupportedLimits;
   /** Elements per storage binding at most. */
   readonly maxBindingElements: number;
@@ -75,6 +80,8 @@ export class GpuContext {
   constructor(gpu: GpuDevice) {
     this.device = gpu.device;
     this.adapterName = gpu.adapterName;
+    this.isSoftware = gpu.isFallback ||
+      /llvmpipe|lavapipe|swiftshader|software/i.test(gpu.adapterName);
     this.limits = gpu.limits;
     this.alignment = Math.max(256, gpu.limits.minStorageBufferOffsetAlignment);
     this.maxBindingElements = Math.floor(

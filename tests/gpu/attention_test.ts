@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { attentionBackward, attentionForward } from "../../src/cpu/attention.ts";
 import type { GpuBackend } from "../../src/gpu/backend.ts";
+import * as kernels from "../../src/gpu/kernels/attention.ts";
 import { assertClose, gpuTest, randomArray, upload } from "../helpers.ts";
 
 interface Shape {
@@ -12,7 +13,12 @@ interface Shape {
 }
 
 /** Runs forward and backward on the GPU, outputs prefilled with garbage so every slot must be written. */
-async function runGpu(gpu: GpuBackend, s: Shape, inputs: Record<string, Float32Array>) {
+async function runGpu(
+  gpu: GpuBackend,
+  s: Shape,
+  inputs: Record<string, Float32Array>,
+  tiling?: kernels.AttentionTiling,
+) {
   const { B, T, H, Hkv, D } = s;
   const garbage = (n: number) => upload(gpu, new Float32Array(n).fill(7.5));
   const q = upload(gpu, inputs.q), k = upload(gpu, inputs.k), v = upload(gpu, inputs.v);
@@ -20,8 +26,30 @@ async function runGpu(gpu: GpuBackend, s: Shape, inputs: Record<string, Float32A
   const out = garbage(B * T * H * D), probs = garbage(B * H * T * T);
   const dq = garbage(q.size), dk = garbage(k.size), dv = garbage(v.size);
   const dScores = garbage(B * H * T * T);
-  gpu.ops.attentionForward(out, probs, q, k, v, B, T, H, Hkv, D);
-  gpu.ops.attentionBackward(dq, dk, dv, dScores, dOut, q, k, v, probs, B, T, H, Hkv, D);
+  if (tiling) {
+    kernels.attentionForward(gpu.ctx, out, probs, q, k, v, B, T, H, Hkv, D, tiling);
+    kernels.attentionBackward(
+      gpu.ctx,
+      dq,
+      dk,
+      dv,
+      dScores,
+      dOut,
+      q,
+      k,
+      v,
+      probs,
+      B,
+      T,
+      H,
+      Hkv,
+      D,
+      tiling,
+    );
+  } else {
+    gpu.ops.attentionForward(out, probs, q, k, v, B, T, H, Hkv, D);
+    gpu.ops.attentionBackward(dq, dk, dv, dScores, dOut, q, k, v, probs, B, T, H, Hkv, D);
+  }
   const read = async (t: typeof q) => (await gpu.read(t)) as Float32Array;
   return {
     out: await read(out),
@@ -128,4 +156,22 @@ gpuTest("WGSL attention outputs of real tokens ignore right padding", async (gpu
   const padded = await runGpu(gpu, shape, noisy);
   const realEnd = (T + real) * H * D;
   assert.deepEqual(padded.out.subarray(0, realEnd), base.out.subarray(0, realEnd));
+});
+
+gpuTest("WGSL attention matches the CPU with 1 and with 3 rows per invocation", async (gpu) => {
+  // The default tiling depends on the adapter; the others run here too. 3 rows and 2 keys leave
+  // partial blocks (T * G = 78 query rows, T = 26 keys), and a block spans two heads of a group.
+  const shape = { B: 2, T: 26, H: 6, Hkv: 2, D: 16 };
+  const inputs = makeInputs(shape, 5);
+  const c = runCpu(shape, inputs);
+  for (const tiling of [kernels.ATTENTION_TILING_GPU, { rows: 3, keys: 2 }]) {
+    const g = await runGpu(gpu, shape, inputs, tiling);
+    for (const name of ["out", "probs", "dScores", "dq", "dk", "dv"] as const) {
+      assertClose(g[name], c[name], {
+        atol: 2e-6,
+        rtol: 1e-4,
+        label: `${name} rows ${tiling.rows}`,
+      });
+    }
+  }
 });

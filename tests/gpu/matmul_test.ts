@@ -5,6 +5,7 @@
 import * as ref from "../../src/cpu/matmul.ts";
 import { assertClose, gpuTest, randomArray, upload } from "../helpers.ts";
 import type { GpuBackend } from "../../src/gpu/backend.ts";
+import { matmul, type MatmulTiling } from "../../src/gpu/kernels/matmul.ts";
 
 const COMBOS = [[false, true], [false, false], [true, false], [true, true]] as const;
 /**
@@ -32,11 +33,13 @@ interface Case {
   transB: boolean;
   accumulate?: boolean;
   withBias?: boolean;
+  /** Calls the kernel with this tiling instead of the backend's default. */
+  tiling?: MatmulTiling;
 }
 
 /** Runs one case on both backends and compares; returns the GPU result. */
 async function check(gpu: GpuBackend, c: Case, seed: number): Promise<Float32Array> {
-  const { m, n, k, transA, transB, accumulate = false, withBias = false } = c;
+  const { m, n, k, transA, transB, accumulate = false, withBias = false, tiling } = c;
   const a = randomArray(m * k, seed), b = randomArray(k * n, seed + 1);
   const prior = randomArray(m * n, seed + 2), bias = randomArray(n, seed + 3);
   const expected = Float32Array.from(prior);
@@ -48,12 +51,9 @@ async function check(gpu: GpuBackend, c: Case, seed: number): Promise<Float32Arr
   });
 
   const out = upload(gpu, prior);
-  gpu.ops.matmul(out, upload(gpu, a), upload(gpu, b), m, n, k, {
-    transA,
-    transB,
-    accumulate,
-    bias: withBias ? upload(gpu, bias) : undefined,
-  });
+  const options = { transA, transB, accumulate, bias: withBias ? upload(gpu, bias) : undefined };
+  if (tiling) matmul(gpu.ctx, out, upload(gpu, a), upload(gpu, b), m, n, k, options, tiling);
+  else gpu.ops.matmul(out, upload(gpu, a), upload(gpu, b), m, n, k, options);
   const actual = await gpu.read(out) as Float32Array;
   const label = `${name(transA, transB)} ${m}x${n}x${k}` + (accumulate ? " accumulate" : "") +
     (withBias ? " bias" : "");
@@ -88,6 +88,20 @@ gpuTest(
     await check(gpu, { m, n, k, transA: true, transB: false, accumulate: true }, seed++);
   },
 );
+
+gpuTest("matmul with one k step per loop iteration (kSteps 1) matches the CPU", async (gpu) => {
+  // A small block keeps the compile short; the k1 loop is the same for every block size.
+  const tiling: MatmulTiling = { rows: 8, cols: 4, groupX: 4, groupY: 4, kSteps: 1 };
+  let seed = 300;
+  for (const [m, n, k] of [SHAPES[0], SHAPES[2]]) {
+    for (const [transA, transB] of COMBOS) {
+      await check(gpu, { m, n, k, transA, transB, tiling }, seed++);
+    }
+  }
+  await check(gpu, { ...shape(SHAPES[1]), transA: false, transB: true, withBias: true, tiling }, 9);
+});
+
+const shape = ([m, n, k]: readonly [number, number, number]) => ({ m, n, k });
 
 gpuTest("matmul spans several 64 x 64 tiles and a long k", async (gpu) => {
   await check(gpu, { m: 130, n: 200, k: 260, transA: false, transB: true }, 200);

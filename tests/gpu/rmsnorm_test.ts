@@ -1,13 +1,37 @@
-// WGSL RMSNorm against the CPU f32 reference. The GPU reduces in f32 with a tree, the CPU in
-// float64, so results agree to atol 1e-5, rtol 1e-4 (sums of up to 576 terms, values ~1).
+// WGSL RMSNorm against the CPU f32 reference. The GPU sums in f32 (in order, or by a tree in the
+// "group" layout), the CPU in float64, so results agree to atol 1e-5, rtol 1e-4 (sums of up to
+// 576 terms, values ~1).
 import * as ref from "../../src/cpu/rmsnorm.ts";
 import { assertClose, gpuTest, randomArray, upload } from "../helpers.ts";
 import type { GpuBackend } from "../../src/gpu/backend.ts";
+import type { Tensor } from "../../src/backend.ts";
+import {
+  rmsnormBackward,
+  rmsnormForward,
+  type RmsnormLayout,
+} from "../../src/gpu/kernels/rmsnorm.ts";
 
 const EPS = 1e-5;
 const tol = { atol: 1e-5, rtol: 1e-4 };
 
-async function checkShape(gpu: GpuBackend, N: number, C: number, seed: number) {
+/**
+ * Checks forward and backward against the CPU; `layout` forces one kernel layout (by default the
+ * backend's ops pick the adapter's).
+ */
+async function checkShape(
+  gpu: GpuBackend,
+  N: number,
+  C: number,
+  seed: number,
+  layout?: RmsnormLayout,
+) {
+  const forward = layout
+    ? (o: Tensor, r: Tensor, x: Tensor, w: Tensor, n: number, c: number, eps: number) =>
+      rmsnormForward(gpu.ctx, o, r, x, w, n, c, eps, layout)
+    : gpu.ops.rmsnormForward;
+  const backward = layout
+    ? (...a: Parameters<typeof gpu.ops.rmsnormBackward>) => rmsnormBackward(gpu.ctx, ...a, layout)
+    : gpu.ops.rmsnormBackward;
   const x = randomArray(N * C, seed, 2), w = randomArray(C, seed + 1);
   const dOut = randomArray(N * C, seed + 2);
   const priorDx = randomArray(N * C, seed + 3), priorDw = randomArray(C, seed + 4);
@@ -19,13 +43,13 @@ async function checkShape(gpu: GpuBackend, N: number, C: number, seed: number) {
 
   const tx = upload(gpu, x), tw = upload(gpu, w), tOut = gpu.alloc("activations", N * C);
   const tRstd = gpu.alloc("activations", N);
-  gpu.ops.rmsnormForward(tOut, tRstd, tx, tw, N, C, EPS);
-  const label = `N=${N} C=${C}`;
+  forward(tOut, tRstd, tx, tw, N, C, EPS);
+  const label = `N=${N} C=${C}${layout ? ` ${layout}` : ""}`;
   assertClose(await gpu.read(tRstd), rstd, { ...tol, label: `${label} rstd` });
   assertClose(await gpu.read(tOut), out, { ...tol, label: `${label} out` });
 
   const tdx = upload(gpu, priorDx), tdw = upload(gpu, priorDw), tdOut = upload(gpu, dOut);
-  gpu.ops.rmsnormBackward(tdx, tdw, tdOut, tx, tw, tRstd, N, C, true);
+  backward(tdx, tdw, tdOut, tx, tw, tRstd, N, C, true);
   assertClose(await gpu.read(tdx), dx, { ...tol, label: `${label} dx accumulated` });
   const dwFirst = await gpu.read(tdw);
   assertClose(dwFirst, dw, { ...tol, label: `${label} dw` });
@@ -34,7 +58,7 @@ async function checkShape(gpu: GpuBackend, N: number, C: number, seed: number) {
   const dxSet = new Float32Array(N * C), scratchDw = new Float32Array(C);
   ref.rmsnormBackward(dxSet, scratchDw, dOut, x, w, rstd, N, C, false);
   gpu.write(tdw, priorDw);
-  gpu.ops.rmsnormBackward(tdx, tdw, tdOut, tx, tw, tRstd, N, C, false);
+  backward(tdx, tdw, tdOut, tx, tw, tRstd, N, C, false);
   assertClose(await gpu.read(tdx), dxSet, { ...tol, label: `${label} dx` });
   assertClose(await gpu.read(tdw), dwFirst, { atol: 0, rtol: 0, label: `${label} dw rerun` });
 }
@@ -53,5 +77,16 @@ gpuTest(
     // N=150 rows: three dw chunks of 64 (the two-stage path); C=576 > 256 invocations per row.
     await checkShape(gpu, 150, 576, 30);
     await checkShape(gpu, 1, 7, 40);
+  },
+);
+
+gpuTest(
+  "rmsnorm matches the CPU reference in both layouts (one invocation and one workgroup per row)",
+  async (gpu) => {
+    for (const layout of ["row", "group"] as const) {
+      await checkShape(gpu, 26, 100, 50, layout);
+      await checkShape(gpu, 150, 576, 60, layout);
+      await checkShape(gpu, 1, 7, 70, layout);
+    }
   },
 );

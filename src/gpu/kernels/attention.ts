@@ -3,12 +3,24 @@
  * those of `src/cpu/attention.ts` (HF eager attention: kv head `floor(h / (H/Hkv))`, scores
  * scaled by 1/sqrt(D), max-subtracted f32 softmax, exact zeros above the diagonal).
  *
- * The forward and the first backward kernel run one workgroup per query row (b, h, t): the
- * row's scores live in the probs / dScores row itself (global memory, made visible to the
- * workgroup by `storageBarrier`), reductions over s are fixed-order shared-memory trees, and the
- * D outputs are fixed-order loops over s. dk and dv run one invocation per (b, s, kvHead, d),
- * looping over the group's heads then t, so no atomics are needed and every run gives the same
- * bits.
+ * Layout: every invocation owns whole rows, so no workgroup memory, barriers or cross-invocation
+ * reductions are needed. The query rows of one kv head are numbered `qi = t * G + g` (G = H/Hkv
+ * query heads per kv head); the forward and dq kernels give an invocation `rows` consecutive
+ * query rows, which share every k and v row they read, and dk/dv give it `keys` consecutive key
+ * rows, which share every q and dOut row. Each invocation keeps its own rows (q, dOut and the
+ * D-wide accumulators) in private arrays. Why (measured on llvmpipe, Mesa 22.3, which runs the
+ * invocations of a workgroup as SIMD lanes): a storage or workgroup-memory load costs about 23
+ * CPU cycles per lane whether or not its address is uniform across the workgroup (it is a
+ * per-lane loop there, inside or outside loops), while a private-array access with a dynamic
+ * index costs about 1, and a barrier about 0.4 us per workgroup. So the cost of a kernel is its
+ * storage loads per lane: per key s the forward reads 2D + 5 * rows values for 2 * D * rows
+ * multiply-adds, where the old one-workgroup-per-row kernel read 4D per row and spent most of
+ * its time in tree reductions. Consecutive invocations take the same row block of different
+ * (batch, kv head) pairs, so the lanes of a SIMD batch (or a GPU warp) run loops of equal length.
+ *
+ * Determinism: each output is one invocation's fixed-order sum (over d for dots; over s for out
+ * and dq; over the group's heads, then t, for dk and dv). Masked terms add an exact +-0, so a
+ * row's bits do not depend on the other rows of its block (padding rows cannot leak).
  *
  * Inputs are declared `read_write` although never written: tensors share arena buffers, and
  * WebGPU forbids binding one buffer as both `read` and `read_write` in a dispatch, even at
@@ -20,216 +32,276 @@
 import type { Tensor } from "../../backend.ts";
 import { f32bits, type GpuContext, grid1d } from "../context.ts";
 
-/** Workgroup size of the row kernels (a power of two for the tree reductions). */
-const ROW_WG = 64;
-/** Largest head dimension the row kernels hold in shared memory. */
+/** Rows per invocation of the attention kernels. */
+export interface AttentionTiling {
+  /** Query rows per invocation of the forward and dq kernels. */
+  rows: number;
+  /** Key rows per invocation of the dk/dv kernel. */
+  keys: number;
+}
+
+/**
+ * Tiling for software adapters (llvmpipe), where storage loads dominate: 4 query rows (or 4 key
+ * rows) share each k/v (or q/dOut) row loaded; 8 gains little more and doubles private memory.
+ */
+export const ATTENTION_TILING_CPU: AttentionTiling = { rows: 4, keys: 4 };
+
+/** Tiling for hardware GPUs: one row per thread keeps registers low and threads many. */
+export const ATTENTION_TILING_GPU: AttentionTiling = { rows: 1, keys: 1 };
+
+/** Largest head dimension (private arrays hold rows * D floats twice per invocation). */
 const MAX_HEAD_DIM = 256;
-/** Workgroup size of the dk/dv kernel. */
-const KV_WG = 64;
+/** Floats per private array, at most, where the head dimension allows (see {@link launch}). */
+const PRIVATE_FLOATS = 128;
+const WG = 64;
 
-const PARAMS = /* wgsl */ `
-struct Params { B: u32, T: u32, H: u32, Hkv: u32, D: u32, scale: f32 }
+/** `f(r)` for r in 0..n, joined by newlines: the per-row statements, unrolled. */
+const each = (n: number, f: (r: number) => string) =>
+  Array.from({ length: n }, (_, r) => f(r)).join("\n");
+
+// Shared prologue: invocation -> (b, kvh, first row), and per row r its t, head, bases, validity.
+function prologue(R: number, bindings: string[]): string {
+  return /* wgsl */ `struct Params { B: u32, T: u32, H: u32, Hkv: u32, blocks: u32, scale: f32, D: u32 }
 @group(0) @binding(0) var<uniform> u: Params;
-const WG: u32 = ${ROW_WG}u;
-const MAX_D: u32 = ${MAX_HEAD_DIM}u;`;
+${
+    bindings.map((b, i) =>
+      `@group(0) @binding(${i + 1}) var<storage, read_write> ${b}: array<f32>;`
+    )
+      .join("\n")
+  }
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${WG}u;
+  let pairs = u.B * u.Hkv;
+  if (i >= pairs * u.blocks) { return; }
+  let T = u.T;
+  let H = u.H;
+  let Hkv = u.Hkv;
+  let G = H / Hkv;
+  let D = u.D;
+  let b = (i % pairs) / Hkv;
+  let kvh = i % Hkv;
+  let first = (i / pairs) * ${R}u;`;
+}
+
+// Per query row r of the block: t, head, q row base, probs row base, whether it exists.
+function queryRows(R: number): string {
+  return `  let last = min(first + ${R}u, T * G) - 1u;
+  let sEnd = last / G + 1u;
+${
+    each(R, (r) =>
+      `  let qi${r} = min(first + ${r}u, last);
+  let t${r} = qi${r} / G;
+  let h${r} = kvh * G + qi${r} % G;
+  let ok${r} = first + ${r}u <= last;
+  let q${r} = ((b * T + t${r}) * H + h${r}) * D;
+  let p${r} = ((b * H + h${r}) * T + t${r}) * T;`)
+  }`;
+}
 
 /**
- * Forward, one workgroup per query row: workgroup (t, b*H + h).
- * q, out: (B,T,H,D); k, v: (B,T,Hkv,D); probs: (B,H,T,T)
+ * Forward; invocation i -> (b, kvh) = i % (B*Hkv), query rows from (i / (B*Hkv)) * rows.
+ * out, q: (B,T,H,D); k, v: (B,T,Hkv,D); probs: (B,H,T,T). Three passes over s: scores and the
+ * row max; exp and the row sum; probs = e / sum and out += probs * v.
  */
-export const ATTENTION_FORWARD_WGSL = /* wgsl */ `${PARAMS}
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read_write> probs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> q: array<f32>;
-@group(0) @binding(4) var<storage, read_write> k: array<f32>;
-@group(0) @binding(5) var<storage, read_write> v: array<f32>;
-var<workgroup> qRow: array<f32, MAX_D>;
-var<workgroup> partial: array<f32, WG>;
-
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = wid.x;
-  let bh = wid.y;
-  let b = bh / u.H;
-  let kvh = (bh % u.H) / (u.H / u.Hkv);
-  let T = u.T;
-  let D = u.D;
-  let qBase = (b * T + t) * u.H * D + (bh % u.H) * D;
-  let pBase = (bh * T + t) * T;
-  for (var d = lid; d < D; d += WG) { qRow[d] = q[qBase + d]; }
-  workgroupBarrier();
-
-  // Scores of this invocation's keys, kept in the probs row; then the row max by a fixed tree.
-  var localMax = -3.4028235e38;
-  for (var s = lid; s <= t; s += WG) {
-    let kBase = ((b * T + s) * u.Hkv + kvh) * D;
-    var dot = 0.0;
-    for (var d = 0u; d < D; d++) { dot += qRow[d] * k[kBase + d]; }
-    let score = dot * u.scale;
-    probs[pBase + s] = score;
-    localMax = max(localMax, score);
+export function attentionForwardWgsl(cap: number, R: number): string {
+  return `${prologue(R, ["out", "probs", "q", "k", "v"])}
+${queryRows(R)}
+  var qv: array<f32, ${R * cap}>;
+  var acc: array<f32, ${R * cap}>;
+  for (var d = 0u; d < D; d++) {
+${each(R, (r) => `    qv[${r * cap}u + d] = q[q${r} + d];`)}
   }
-  partial[lid] = localMax;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-    if (lid < stride) { partial[lid] = max(partial[lid], partial[lid + stride]); }
-    workgroupBarrier();
-  }
-  let rowMax = partial[0];
-  workgroupBarrier();
-
-  var localSum = 0.0;
-  for (var s = lid; s <= t; s += WG) {
-    let e = exp(probs[pBase + s] - rowMax);
-    probs[pBase + s] = e;
-    localSum += e;
-  }
-  partial[lid] = localSum;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-    if (lid < stride) { partial[lid] += partial[lid + stride]; }
-    workgroupBarrier();
-  }
-  let rowSum = partial[0];
-  for (var s = lid; s < T; s += WG) {
-    probs[pBase + s] = select(0.0, probs[pBase + s] / rowSum, s <= t);
-  }
-  storageBarrier();
-
-  // out[t, d] = sum over s <= t, in order, of probs[t, s] v[s, d].
-  for (var d = lid; d < D; d += WG) {
-    var acc = 0.0;
-    for (var s = 0u; s <= t; s++) {
-      acc += probs[pBase + s] * v[((b * T + s) * u.Hkv + kvh) * D + d];
+${each(R, (r) => `  var m${r} = -3.4028235e38;\n  var l${r} = 0.0;`)}
+  for (var s = 0u; s < sEnd; s++) {
+    let kb = ((b * T + s) * Hkv + kvh) * D;
+${each(R, (r) => `    var dot${r} = 0.0;`)}
+    for (var d = 0u; d < D; d++) {
+      let kd = k[kb + d];
+${each(R, (r) => `      dot${r} += qv[${r * cap}u + d] * kd;`)}
     }
-    out[qBase + d] = acc;
+${
+    each(R, (r) =>
+      `    if (ok${r} && s <= t${r}) { let x = dot${r} * u.scale; probs[p${r} + s] = x; m${r} = max(m${r}, x); }`)
+  }
+  }
+  for (var s = 0u; s < sEnd; s++) {
+${
+    each(R, (r) =>
+      `    if (ok${r} && s <= t${r}) { let e = exp(probs[p${r} + s] - m${r}); probs[p${r} + s] = e; l${r} += e; }`)
+  }
+  }
+  for (var s = 0u; s < sEnd; s++) {
+${
+    each(R, (r) =>
+      `    var pr${r} = 0.0;
+    if (ok${r} && s <= t${r}) { pr${r} = probs[p${r} + s] / l${r}; }
+    if (ok${r}) { probs[p${r} + s] = pr${r}; }`)
+  }
+    let vb = ((b * T + s) * Hkv + kvh) * D;
+    for (var d = 0u; d < D; d++) {
+      let vd = v[vb + d];
+${each(R, (r) => `      acc[${r * cap}u + d] += pr${r} * vd;`)}
+    }
+  }
+  for (var s = sEnd; s < T; s++) {
+${each(R, (r) => `    if (ok${r}) { probs[p${r} + s] = 0.0; }`)}
+  }
+${
+    each(R, (r) =>
+      `  if (ok${r}) { for (var d = 0u; d < D; d++) { out[q${r} + d] = acc[${r * cap}u + d]; } }`)
   }
 }
 `;
+}
 
 /**
- * Backward, part 1, one workgroup per query row (t, b*H + h): dScores (scale folded in) and dq.
- * dq, dOut, q: (B,T,H,D); k, v: (B,T,Hkv,D); probs, dScores: (B,H,T,T)
+ * Backward, part 1: dScores (scale folded in) and dq; rows as in the forward.
+ * dq, dOut: (B,T,H,D); k, v: (B,T,Hkv,D); probs, dScores: (B,H,T,T). Pass 1 keeps
+ * dProbs = dOut . v in the dScores row and sums rowDot = probs . dProbs; pass 2 turns it into
+ * dScores = probs * (dProbs - rowDot) * scale and adds dScores * k into dq.
  */
-export const ATTENTION_BACKWARD_ROWS_WGSL = /* wgsl */ `${PARAMS}
-@group(0) @binding(1) var<storage, read_write> dq: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dScores: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dOut: array<f32>;
-@group(0) @binding(4) var<storage, read_write> k: array<f32>;
-@group(0) @binding(5) var<storage, read_write> v: array<f32>;
-@group(0) @binding(6) var<storage, read_write> probs: array<f32>;
-var<workgroup> dOutRow: array<f32, MAX_D>;
-var<workgroup> partial: array<f32, WG>;
-
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = wid.x;
-  let bh = wid.y;
-  let b = bh / u.H;
-  let kvh = (bh % u.H) / (u.H / u.Hkv);
-  let T = u.T;
-  let D = u.D;
-  let qBase = (b * T + t) * u.H * D + (bh % u.H) * D;
-  let pBase = (bh * T + t) * T;
-  for (var d = lid; d < D; d += WG) { dOutRow[d] = dOut[qBase + d]; }
-  workgroupBarrier();
-
-  // dProbs[s] = dOut[t] . v[s], kept in the dScores row; rowDot = sum_s probs * dProbs.
-  var localDot = 0.0;
-  for (var s = lid; s <= t; s += WG) {
-    let vBase = ((b * T + s) * u.Hkv + kvh) * D;
-    var dot = 0.0;
-    for (var d = 0u; d < D; d++) { dot += dOutRow[d] * v[vBase + d]; }
-    dScores[pBase + s] = dot;
-    localDot += probs[pBase + s] * dot;
+export function attentionBackwardRowsWgsl(cap: number, R: number): string {
+  return `${prologue(R, ["dq", "dScores", "dOut", "k", "v", "probs"])}
+${queryRows(R)}
+  var go: array<f32, ${R * cap}>;
+  var acc: array<f32, ${R * cap}>;
+  for (var d = 0u; d < D; d++) {
+${each(R, (r) => `    go[${r * cap}u + d] = dOut[q${r} + d];`)}
   }
-  partial[lid] = localDot;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-    if (lid < stride) { partial[lid] += partial[lid + stride]; }
-    workgroupBarrier();
-  }
-  let rowDot = partial[0];
-  for (var s = lid; s < T; s += WG) {
-    let p = pBase + s;
-    dScores[p] = select(0.0, probs[p] * (dScores[p] - rowDot) * u.scale, s <= t);
-  }
-  storageBarrier();
-
-  // dq[t, d] = sum over s <= t, in order, of dScores[t, s] k[s, d].
-  for (var d = lid; d < D; d += WG) {
-    var acc = 0.0;
-    for (var s = 0u; s <= t; s++) {
-      acc += dScores[pBase + s] * k[((b * T + s) * u.Hkv + kvh) * D + d];
+${each(R, (r) => `  var rowDot${r} = 0.0;`)}
+  for (var s = 0u; s < sEnd; s++) {
+    let vb = ((b * T + s) * Hkv + kvh) * D;
+${each(R, (r) => `    var dot${r} = 0.0;`)}
+    for (var d = 0u; d < D; d++) {
+      let vd = v[vb + d];
+${each(R, (r) => `      dot${r} += go[${r * cap}u + d] * vd;`)}
     }
-    dq[qBase + d] = acc;
+${
+    each(R, (r) =>
+      `    if (ok${r} && s <= t${r}) { dScores[p${r} + s] = dot${r}; rowDot${r} += probs[p${r} + s] * dot${r}; }`)
+  }
+  }
+  for (var s = 0u; s < sEnd; s++) {
+${
+    each(R, (r) =>
+      `    var ds${r} = 0.0;
+    if (ok${r} && s <= t${r}) { ds${r} = probs[p${r} + s] * (dScores[p${r} + s] - rowDot${r}) * u.scale; }
+    if (ok${r}) { dScores[p${r} + s] = ds${r}; }`)
+  }
+    let kb = ((b * T + s) * Hkv + kvh) * D;
+    for (var d = 0u; d < D; d++) {
+      let kd = k[kb + d];
+${each(R, (r) => `      acc[${r * cap}u + d] += ds${r} * kd;`)}
+    }
+  }
+  for (var s = sEnd; s < T; s++) {
+${each(R, (r) => `    if (ok${r}) { dScores[p${r} + s] = 0.0; }`)}
+  }
+${
+    each(R, (r) =>
+      `  if (ok${r}) { for (var d = 0u; d < D; d++) { dq[q${r} + d] = acc[${r * cap}u + d]; } }`)
   }
 }
 `;
+}
 
 /**
- * Backward, part 2, one invocation per element (b, s, kvh, d) of dk and dv, summing over the
- * group's heads, then t >= s, in that fixed order.
+ * Backward, part 2: dk and dv; invocation i -> (b, kvh), key rows s from (i / (B*Hkv)) * keys,
+ * each summed over the group's heads, then t >= s, in that fixed order.
  * dk, dv: (B,T,Hkv,D); q, dOut: (B,T,H,D); dScores, probs: (B,H,T,T)
  */
-export const ATTENTION_BACKWARD_KV_WGSL = /* wgsl */ `
-struct Params { B: u32, T: u32, H: u32, Hkv: u32, D: u32, scale: f32 }
-@group(0) @binding(0) var<uniform> u: Params;
-@group(0) @binding(1) var<storage, read_write> dk: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dv: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dScores: array<f32>;
-@group(0) @binding(4) var<storage, read_write> probs: array<f32>;
-@group(0) @binding(5) var<storage, read_write> q: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dOut: array<f32>;
-const WG: u32 = ${KV_WG}u;
-
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WG;
-  let T = u.T;
-  let D = u.D;
-  if (i >= u.B * T * u.Hkv * D) { return; }
-  let d = i % D;
-  let kvh = (i / D) % u.Hkv;
-  let s = (i / (D * u.Hkv)) % T;
-  let b = i / (D * u.Hkv * T);
-  let group = u.H / u.Hkv;
-  var dkAcc = 0.0;
-  var dvAcc = 0.0;
-  for (var h = kvh * group; h < (kvh + 1u) * group; h++) {
-    for (var t = s; t < T; t++) {
-      let p = ((b * u.H + h) * T + t) * T + s;
-      let qi = ((b * T + t) * u.H + h) * D + d;
-      dkAcc += dScores[p] * q[qi];
-      dvAcc += probs[p] * dOut[qi];
+export function attentionBackwardKvWgsl(cap: number, R: number): string {
+  return `${prologue(R, ["dk", "dv", "dScores", "probs", "q", "dOut"])}
+  let last = min(first + ${R}u, T) - 1u;
+${
+    each(R, (r) =>
+      `  let s${r} = min(first + ${r}u, last);
+  let ok${r} = first + ${r}u <= last;`)
+  }
+  var gk: array<f32, ${R * cap}>;
+  var gv: array<f32, ${R * cap}>;
+  for (var h = kvh * G; h < (kvh + 1u) * G; h++) {
+    for (var t = first; t < T; t++) {
+      let p = ((b * H + h) * T + t) * T;
+${
+    each(R, (r) =>
+      `      var ds${r} = 0.0;
+      var pr${r} = 0.0;
+      if (s${r} <= t) { ds${r} = dScores[p + s${r}]; pr${r} = probs[p + s${r}]; }`)
+  }
+      let qb = ((b * T + t) * H + h) * D;
+      for (var d = 0u; d < D; d++) {
+        let qd = q[qb + d];
+        let od = dOut[qb + d];
+${
+    each(R, (r) =>
+      `        gk[${r * cap}u + d] += ds${r} * qd;\n        gv[${r * cap}u + d] += pr${r} * od;`)
+  }
+      }
     }
   }
-  dk[i] = dkAcc;
-  dv[i] = dvAcc;
+${
+    each(R, (r) =>
+      `  if (ok${r}) {
+    let kb = ((b * T + s${r}) * Hkv + kvh) * D;
+    for (var d = 0u; d < D; d++) { dk[kb + d] = gk[${r * cap}u + d]; dv[kb + d] = gv[${
+        r * cap
+      }u + d]; }
+  }`)
+  }
 }
 `;
+}
 
-function checkShape(ctx: GpuContext, B: number, T: number, H: number, Hkv: number, D: number) {
+/** The tiling for this context: rows per invocation only pay off on software adapters. */
+export function attentionTiling(ctx: GpuContext): AttentionTiling {
+  return ctx.isSoftware ? ATTENTION_TILING_CPU : ATTENTION_TILING_GPU;
+}
+
+/** WGSL per kernel name (one name per distinct text: head dimension and rows are baked in). */
+const generated = new Map<string, string>();
+
+function launch(
+  ctx: GpuContext,
+  kind: "Forward" | "BackwardRows" | "BackwardKv",
+  tensors: Tensor[],
+  shape: [number, number, number, number, number],
+  R: number,
+): void {
+  const [B, T, H, Hkv, D] = shape;
+  // Private arrays are sized for the head dimension rounded up to a power of two (at least 32),
+  // so nearby head dimensions share one pipeline; loops run to the real D.
+  const cap = Math.max(32, 2 ** Math.ceil(Math.log2(D)));
+  // llvmpipe's compile time grows steeply with private-array size (a 512-float array alone takes
+  // about 8 s), so the rows per invocation shrink as D grows: R * cap <= PRIVATE_FLOATS.
+  R = Math.max(1, Math.min(R, Math.floor(PRIVATE_FLOATS / cap)));
+  const name = `attention${kind}_d${cap}_r${R}`;
+  let wgsl = generated.get(name);
+  if (!wgsl) {
+    const make = kind === "Forward"
+      ? attentionForwardWgsl
+      : kind === "BackwardRows"
+      ? attentionBackwardRowsWgsl
+      : attentionBackwardKvWgsl;
+    generated.set(name, wgsl = make(cap, R));
+  }
+  const rows = kind === "BackwardKv" ? T : T * (H / Hkv);
+  const blocks = Math.ceil(rows / R);
+  const maxPerDim = ctx.limits.maxComputeWorkgroupsPerDimension;
+  const words = [B, T, H, Hkv, blocks, f32bits(1 / Math.sqrt(D)), D];
+  ctx.launch(name, wgsl, tensors, words, grid1d(B * Hkv * blocks, WG, maxPerDim));
+}
+
+function checkShape(H: number, Hkv: number, D: number) {
   if (Hkv <= 0 || H % Hkv !== 0) {
     throw new Error(`attention: ${H} query heads do not split into ${Hkv} kv heads`);
   }
   if (D > MAX_HEAD_DIM) {
     throw new Error(`attention: head dimension ${D} exceeds the kernel's ${MAX_HEAD_DIM}`);
   }
-  const maxGroups = ctx.limits.maxComputeWorkgroupsPerDimension;
-  if (T > maxGroups || B * H > maxGroups) {
-    throw new Error(`attention: T=${T} or B*H=${B * H} exceeds ${maxGroups} workgroups`);
-  }
 }
-
-const params = (B: number, T: number, H: number, Hkv: number, D: number) => [
-  B,
-  T,
-  H,
-  Hkv,
-  D,
-  f32bits(1 / Math.sqrt(D)),
-];
 
 /** Records the forward: out (B,T,H,D) and probs (B,H,T,T) from q, k, v. */
 export function attentionForward(
@@ -244,18 +316,10 @@ export function attentionForward(
   H: number,
   Hkv: number,
   D: number,
+  tiling: AttentionTiling = attentionTiling(ctx),
 ): void {
-  checkShape(ctx, B, T, H, Hkv, D);
-  ctx.launch(
-    "attentionForward",
-    ATTENTION_FORWARD_WGSL,
-    [out, probs, q, k, v],
-    params(B, T, H, Hkv, D),
-    [
-      T,
-      B * H,
-    ],
-  );
+  checkShape(H, Hkv, D);
+  launch(ctx, "Forward", [out, probs, q, k, v], [B, T, H, Hkv, D], tiling.rows);
 }
 
 /** Records the backward: dq, dk, dv overwritten; dScores (B,H,T,T) is scratch. */
@@ -275,21 +339,10 @@ export function attentionBackward(
   H: number,
   Hkv: number,
   D: number,
+  tiling: AttentionTiling = attentionTiling(ctx),
 ): void {
-  checkShape(ctx, B, T, H, Hkv, D);
-  const words = params(B, T, H, Hkv, D);
-  ctx.launch(
-    "attentionBackwardRows",
-    ATTENTION_BACKWARD_ROWS_WGSL,
-    [dq, dScores, dOut, k, v, probs],
-    words,
-    [T, B * H],
-  );
-  ctx.launch(
-    "attentionBackwardKv",
-    ATTENTION_BACKWARD_KV_WGSL,
-    [dk, dv, dScores, probs, q, dOut],
-    words,
-    grid1d(B * T * Hkv * D, KV_WG, ctx.limits.maxComputeWorkgroupsPerDimension),
-  );
+  checkShape(H, Hkv, D);
+  const shape: [number, number, number, number, number] = [B, T, H, Hkv, D];
+  launch(ctx, "BackwardRows", [dq, dScores, dOut, k, v, probs], shape, tiling.rows);
+  launch(ctx, "BackwardKv", [dk, dv, dScores, probs, q, dOut], shape, tiling.keys);
 }

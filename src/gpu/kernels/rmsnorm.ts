@@ -1,9 +1,14 @@
 /**
  * WGSL RMSNorm (HF LlamaRMSNorm in f32), forward and backward.
  *
- * Forward and dx: one workgroup of 256 per row; the row's sum (of x^2, or of dOut*w*x) is a
- * strided per-invocation sum followed by a tree reduction in workgroup memory, both in a fixed
- * order, so any C works and results repeat bit for bit.
+ * Forward and dx come in two layouts, both summing in a fixed order, so any C works and results
+ * repeat bit for bit:
+ * - "row" (software adapters): one invocation per row sums its C terms in ascending order. On
+ *   llvmpipe, which runs a workgroup's invocations as SIMD lanes and pays about 23 CPU cycles per
+ *   lane for every storage or workgroup-memory load, the tree reduction of the "group" layout
+ *   costs several times the row's own loads; a lane per row needs none (9x faster at C = 128).
+ * - "group" (hardware GPUs): one workgroup of 256 per row; a strided per-invocation sum, then a
+ *   tree reduction in workgroup memory. Coalesced loads and N * 256 threads suit a GPU.
  *
  * dw (C) += sum over rows of dOut * x * rstd runs in two stages without atomics: partial sums
  * over chunks of DW_CHUNK rows (ascending rows within a chunk), then one invocation per column
@@ -12,7 +17,7 @@
  * @module
  */
 
-import { f32bits, type GpuContext, type GpuTensor } from "../context.ts";
+import { f32bits, type GpuContext, type GpuTensor, grid1d } from "../context.ts";
 import type { Tensor } from "../../backend.ts";
 import { assertDistinct, INPUT_ACCESS } from "./elementwise.ts";
 
@@ -82,6 +87,54 @@ ${ROW_ENTRY}
   }
 }`;
 
+// One invocation per row (the "row" layout): workgroups of 64 rows, folded by grid1d.
+const ROW_LANE_ENTRY = `@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= u.N) { return; }
+  let base = row * u.C;`;
+
+// dst, x: (N, C); w: (C); rstd: (N). One invocation per row.
+export const RMSNORM_FORWARD_ROW_WGSL = `struct Params { N: u32, C: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<storage, read_write> rstd: array<f32>;
+@group(0) @binding(3) var<storage, ${INPUT_ACCESS}> x: array<f32>;
+@group(0) @binding(4) var<storage, ${INPUT_ACCESS}> w: array<f32>;
+${ROW_LANE_ENTRY}
+  var sumSq = 0.0;
+  for (var c = 0u; c < u.C; c++) {
+    let v = x[base + c];
+    sumSq += v * v;
+  }
+  let r = 1.0 / sqrt(sumSq / f32(u.C) + u.eps);
+  rstd[row] = r;
+  for (var c = 0u; c < u.C; c++) {
+    dst[base + c] = w[c] * (x[base + c] * r);
+  }
+}`;
+
+// dx, dOut, x: (N, C); w: (C); rstd: (N). One invocation per row.
+export const RMSNORM_BACKWARD_DX_ROW_WGSL = `struct Params { N: u32, C: u32, accumulate: u32 }
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(2) var<storage, ${INPUT_ACCESS}> dOut: array<f32>;
+@group(0) @binding(3) var<storage, ${INPUT_ACCESS}> x: array<f32>;
+@group(0) @binding(4) var<storage, ${INPUT_ACCESS}> w: array<f32>;
+@group(0) @binding(5) var<storage, ${INPUT_ACCESS}> rstd: array<f32>;
+${ROW_LANE_ENTRY}
+  var dot = 0.0;
+  for (var c = 0u; c < u.C; c++) {
+    dot += dOut[base + c] * w[c] * x[base + c];
+  }
+  let r = rstd[row];
+  let k = r * r * dot / f32(u.C);
+  for (var c = 0u; c < u.C; c++) {
+    let grad = r * (dOut[base + c] * w[c] - x[base + c] * k);
+    if (u.accumulate != 0u) { dx[base + c] += grad; } else { dx[base + c] = grad; }
+  }
+}`;
+
 // dst: (chunks, C) partials, or dw (C) when accumulate; dOut, x: (N, C); rstd: (N).
 // Grid (ceil(C/64), chunks): invocation (c, chunk) sums rows chunk*DW_CHUNK.. in order.
 export const RMSNORM_BACKWARD_DW_PARTIAL_WGSL =
@@ -119,6 +172,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   dw[c] = sum;
 }`;
 
+/** How the forward and dx kernels map rows to invocations (see the module comment). */
+export type RmsnormLayout = "row" | "group";
+
+/** The layout for this context: "row" on software adapters, "group" on hardware GPUs. */
+export function rmsnormLayout(ctx: GpuContext): RmsnormLayout {
+  return ctx.isSoftware ? "row" : "group";
+}
+
 /** Workgroups for one per row, folded into two dimensions past 65535 rows. */
 function rowGroups(N: number, maxPerDim: number): [number, number] {
   if (N <= maxPerDim) return [N, 1];
@@ -148,11 +209,24 @@ export function rmsnormForward(
   N: number,
   C: number,
   eps: number,
+  layout: RmsnormLayout = rmsnormLayout(ctx),
 ): void {
   assertDistinct("rmsnormForward", [out, rstd, x, w]);
   const uniforms = [N, C, f32bits(eps)];
-  const groups = rowGroups(N, ctx.limits.maxComputeWorkgroupsPerDimension);
-  ctx.launch("rmsnorm_forward", RMSNORM_FORWARD_WGSL, [out, rstd, x, w], uniforms, groups);
+  const maxPerDim = ctx.limits.maxComputeWorkgroupsPerDimension;
+  if (layout === "row") {
+    const groups = grid1d(N, 64, maxPerDim);
+    ctx.launch(
+      "rmsnorm_forward_row",
+      RMSNORM_FORWARD_ROW_WGSL,
+      [out, rstd, x, w],
+      uniforms,
+      groups,
+    );
+  } else {
+    const groups = rowGroups(N, maxPerDim);
+    ctx.launch("rmsnorm_forward", RMSNORM_FORWARD_WGSL, [out, rstd, x, w], uniforms, groups);
+  }
 }
 
 /** dx (N,C) = (or += with `accumulateDx`) d/dx; dw (C) += d/dw, rows summed in fixed order. */
@@ -167,6 +241,7 @@ export function rmsnormBackward(
   N: number,
   C: number,
   accumulateDx: boolean,
+  layout: RmsnormLayout = rmsnormLayout(ctx),
 ): void {
   assertDistinct("rmsnormBackward", [dx, dw, dOut, x, w, rstd]);
   // Rows per chunk grow past DW_CHUNK only when the chunks would exceed the dispatch limit.
@@ -191,6 +266,12 @@ export function rmsnormBackward(
   }
   const dxUniforms = [N, C, accumulateDx ? 1 : 0];
   const dxTensors = [dx, dOut, x, w, rstd];
-  const dxGroups = rowGroups(N, maxPerDim);
-  ctx.launch("rmsnorm_backward_dx", RMSNORM_BACKWARD_DX_WGSL, dxTensors, dxUniforms, dxGroups);
+  if (layout === "row") {
+    const dxGroups = grid1d(N, 64, maxPerDim);
+    const name = "rmsnorm_backward_dx_row";
+    ctx.launch(name, RMSNORM_BACKWARD_DX_ROW_WGSL, dxTensors, dxUniforms, dxGroups);
+  } else {
+    const dxGroups = rowGroups(N, maxPerDim);
+    ctx.launch("rmsnorm_backward_dx", RMSNORM_BACKWARD_DX_WGSL, dxTensors, dxUniforms, dxGroups);
+  }
 }
