@@ -46,12 +46,12 @@ export {
 /** The Llama-family model: forward to completion log-probs, backward. */
 export { LlamaModel, type LlamaModelOptions, type TokenBatch } from "./src/model/llama.ts";
 /** Parameter arenas with HF names. */
-export { ParamArena, paramLayout, type ParamLayout } from "./src/model/params.ts";
+export { ParamArena, type ParamLayout, paramLayout } from "./src/model/params.ts";
 /** Seeded HF-style initialisation. */
 export { initWeights } from "./src/model/init.ts";
 
 /** File access that a browser can supply, and an in-memory store. */
-export { type FileStore, FileNotFoundError, joinPath } from "./src/io/fs.ts";
+export { FileNotFoundError, type FileStore, joinPath } from "./src/io/fs.ts";
 export { MemoryFileStore } from "./src/io/memory_fs.ts";
 /** safetensors and HF checkpoint folders. */
 export { readSafetensors, SafetensorsError, writeSafetensors } from "./src/io/safetensors.ts";
@@ -68,8 +68,32 @@ export { fingerprintJson, sha256Hex, stableStringify } from "./src/io/hash.ts";
 export { DeviceOptimizer, type OptimizerOptions } from "./src/train/optimizer.ts";
 export { learningRate } from "./src/train/schedule.ts";
 export { type MicroBatch, type Objective, Trainer } from "./src/train/trainer.ts";
-/** Preference losses as pure functions of per-sequence log-probs. */
-export { pairLoss, preferenceLoss } from "./src/train/losses.ts";
+/** Preference losses as pure functions of per-sequence log-probs (TRL's loss types, KTO). */
+export {
+  needsReference,
+  pairLoss,
+  preferenceLoss,
+  type PreferenceLossOptions,
+  preferenceMetrics,
+  resolveLossSpec,
+} from "./src/train/losses.ts";
+export { ktoLoss, ktoWeightWarning, resolveKtoSpec } from "./src/train/kto_loss.ts";
+export { KTO_METRICS, PREFERENCE_LOSS_TYPES } from "./src/backend.ts";
+
+/** The stages as library functions (a browser page calls them with its own FileStore). */
+export { runSft, type SftOptions } from "./src/pipeline/sft.ts";
+export { type PrecomputeOptions, runPrecompute } from "./src/pipeline/precompute.ts";
+export { type DpoOptions, runDpo } from "./src/pipeline/dpo.ts";
+export { runKto } from "./src/pipeline/kto.ts";
+export { type PipelineSpec, runPipeline } from "./src/pipeline/pipeline.ts";
+export { runFrontier } from "./src/pipeline/frontier.ts";
+
+/** Sampling on the device, evaluation, reports. */
+export { generate, type GenerateOptions, Sampler } from "./src/eval/sample.ts";
+export { sequenceKl } from "./src/eval/kl.ts";
+export { evaluateModel, type ModelEvaluation } from "./src/eval/evaluate.ts";
+export { sentimentReward } from "./src/eval/reward.ts";
+export { renderReport, type ReportInput } from "./src/eval/report.ts";
 
 /** The reference log-prob cache format. */
 export {

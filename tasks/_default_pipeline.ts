@@ -27,6 +27,7 @@ export async function runDefaultPipeline(flags: Flags): Promise<void> {
     sft: ["loss"],
     precompute: [],
     dpo: ["loss", "rewards/accuracies", "rewards/margins", "logps/chosen"],
+    eval: [],
   };
   const result = await runPipeline(store, backend, spec, {
     stage: (name) => {
@@ -42,14 +43,36 @@ export async function runDefaultPipeline(flags: Flags): Promise<void> {
       }
     },
   });
-  const last = result.dpo.rows.at(-1);
-  if (last) {
-    console.error(
-      "final policy on held-out pairs: " +
-        Object.entries(last).filter(([k]) => k.startsWith("eval_")).map(([k, v]) =>
-          `${k} ${v.toPrecision(4)}`
-        ).join(", "),
-    );
+  const evalFile = `${spec.runDir}/eval/eval.json`;
+  if (await store.exists(evalFile)) {
+    const e = JSON.parse(await store.readText(evalFile));
+    const line = (name: string) => {
+      const r = e[name];
+      const acc = r.pairs && !r.isReference
+        ? `, held-out accuracy ${r.pairs.accuracy.toFixed(3)}`
+        : "";
+      return `  ${name.padEnd(4)} reward ${r.reward.toFixed(3)} ± ${
+        r.rewardStd.toFixed(3)
+      } (3 seeds), ` +
+        `KL ${r.kl.toFixed(2)}, length ${r.length.toFixed(1)}${acc}`;
+    };
+    console.error(`held-out evaluation (ground-truth reward of samples at temperature 1):`);
+    console.error(line("SFT"));
+    console.error(line("DPO"));
+    for (const s of e.samples.slice(0, 3)) {
+      console.error(
+        `  "${s.prompt}" -> SFT: ${s.columns.SFT}\n${
+          " ".repeat(s.prompt.length + 8)
+        }DPO: ${s.columns.DPO}`,
+      );
+    }
+    console.error(`report: ${spec.runDir}/dpo/report.html`);
   }
-  if (flags.json) console.log(JSON.stringify({ runDir: spec.runDir, final: last }));
+  const last = result.dpo.rows.at(-1);
+  if (flags.json) {
+    const evaluation = await store.exists(evalFile)
+      ? JSON.parse(await store.readText(evalFile))
+      : null;
+    console.log(JSON.stringify({ runDir: spec.runDir, final: last, eval: evaluation }));
+  }
 }

@@ -31,6 +31,8 @@ export function defaultPipelineSpec(root: string, runName: string, force: boolea
       loop: { batchSize: 16, numTrainEpochs: 2, loggingSteps: 5, evalSteps: 20 },
       beta: 0.1,
     },
+    evalPrompts: data("prompts_eval.jsonl"),
+    eval: { seeds: [0, 1, 2], maxNewTokens: 16, batchSize: 64 },
     force,
   };
 }

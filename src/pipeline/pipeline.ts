@@ -17,6 +17,7 @@ import type { LoopOptions } from "./loop.ts";
 import type { StageResult } from "./manifest.ts";
 import { runPrecompute } from "./precompute.ts";
 import { runSft } from "./sft.ts";
+import { runEvalStage } from "./eval_stage.ts";
 
 /** What the pipeline runs on and how. */
 export interface PipelineSpec {
@@ -37,6 +38,10 @@ export interface PipelineSpec {
     lossType?: PreferenceLossType;
     labelSmoothing?: number;
   };
+  /** Held-out prompts (JSONL with "prompt") for the final evaluation; none = no eval stage. */
+  evalPrompts?: string;
+  /** Sampling of the final evaluation. */
+  eval?: { seeds?: number[]; maxNewTokens?: number; batchSize?: number };
   /** Redo every stage. @default false */
   force?: boolean;
 }
@@ -47,12 +52,13 @@ export function runPaths(runDir: string) {
     sft: joinPath(runDir, "sft"),
     refCache: joinPath(runDir, "ref_cache", "ref_cache.bin"),
     dpo: joinPath(runDir, "dpo"),
+    eval: joinPath(runDir, "eval"),
   };
 }
 
 /** Per-stage hooks and announcements. */
 export interface PipelineHooks {
-  stage(name: "sft" | "precompute" | "dpo"): StageHooks;
+  stage(name: "sft" | "precompute" | "dpo" | "eval"): StageHooks;
   /** A stage starts, was skipped, or finished in `seconds`. */
   onStage?: (name: string, event: "start" | "skipped" | "done", seconds?: number) => void;
 }
@@ -63,7 +69,12 @@ export async function runPipeline(
   backend: Backend,
   spec: PipelineSpec,
   hooks: PipelineHooks,
-): Promise<{ sft: StageResult; precompute: { skipped: boolean }; dpo: StageResult }> {
+): Promise<{
+  sft: StageResult;
+  precompute: { skipped: boolean };
+  dpo: StageResult;
+  eval?: Awaited<ReturnType<typeof runEvalStage>>;
+}> {
   const paths = runPaths(spec.runDir);
   const timed = async <T extends { skipped: boolean }>(name: string, fn: () => Promise<T>) => {
     hooks.onStage?.(name, "start");
@@ -108,5 +119,20 @@ export async function runPipeline(
       loop: spec.dpo.loop,
       force: spec.force,
     }, hooks.stage("dpo")));
-  return { sft, precompute, dpo };
+  if (!spec.evalPrompts) return { sft, precompute, dpo };
+  const evalHooks = hooks.stage("eval");
+  const evaluation = await timed("eval", () =>
+    runEvalStage(store, backend, {
+      policyDir: paths.dpo,
+      referenceDir: paths.sft,
+      outputDir: paths.eval,
+      prompts: spec.evalPrompts!,
+      pairsFile: spec.preferenceEvalData,
+      tokenOptions: spec.tokenOptions,
+      beta: spec.dpo.beta,
+      ...spec.eval,
+      force: spec.force,
+      onProgress: (_stage, done, total) => evalHooks.onProgress?.(done, total),
+    }));
+  return { sft, precompute, dpo, eval: evaluation };
 }
