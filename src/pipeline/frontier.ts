@@ -1,0 +1,180 @@
+/**
+ * The DPO paper's first experiment in miniature (Rafailov et al. 2023, §6.1, Fig. 2 left):
+ * DPO at several β and Preferred-FT (SFT on the chosen completions only), all from the same SFT
+ * model, each evaluated every k steps by sampling held-out prompts: expected ground-truth reward
+ * against the sequence-level KL(π ‖ π_ref). One point per evaluation; the better method reaches
+ * more reward at equal KL.
+ *
+ * @module
+ */
+
+import type { Backend } from "../backend.ts";
+import { collatePreference, collateSft, loadTokenizer } from "../data/mod.ts";
+import type { FileStore } from "../io/fs.ts";
+import { joinPath } from "../io/fs.ts";
+import { readModelFolder } from "../model/checkpoint.ts";
+import { LlamaModel } from "../model/llama.ts";
+import { encodePrompts, evalCapacity, evaluateModel, readPrompts } from "../eval/evaluate.ts";
+import type { FrontierPoint } from "../eval/frontier_chart.ts";
+import { renderReport } from "../eval/report.ts";
+import { DeviceOptimizer, type OptimizerOptions } from "../train/optimizer.ts";
+import { type Objective, Trainer } from "../train/trainer.ts";
+import { longestPair, type TokenOptions } from "./data.ts";
+import { readCache } from "./dpo.ts";
+import { loopDefaults, type LoopOptions, runLoop, totalSteps } from "./loop.ts";
+import { assertCacheFits, preparePairs } from "./precompute.ts";
+
+/** One method of the frontier. */
+export interface FrontierMethod {
+  /** `dpo` or `preferred-ft`. */
+  method: "dpo" | "preferred-ft";
+  /** β of DPO. */
+  beta?: number;
+}
+
+/** Options of {@link runFrontier}. */
+export interface FrontierOptions {
+  /** The SFT model every method starts from, and the reference of KL and DPO. */
+  sftModel: string;
+  /** Preference pairs, and the reference cache computed from them with the SFT model. */
+  preferenceData: string;
+  refCache: string;
+  /** Held-out prompts for the evaluations. */
+  prompts: string;
+  outputDir: string;
+  methods: FrontierMethod[];
+  tokenOptions?: TokenOptions;
+  /** DPO's optimizer; Preferred-FT uses `preferredFtOptimizer`. */
+  optimizer: OptimizerOptions;
+  preferredFtOptimizer?: OptimizerOptions;
+  /** Loop; `evalSteps` is the k of "evaluated every k steps". */
+  loop: LoopOptions;
+  /** Sampling seeds and length of each evaluation. */
+  evalSeeds?: number[];
+  maxNewTokens?: number;
+  /** Use only the first n prompts. */
+  promptLimit?: number;
+}
+
+/** Runs every method and returns the frontier points; writes frontier.json and report.html. */
+export async function runFrontier(
+  store: FileStore,
+  backend: Backend,
+  o: FrontierOptions,
+  hooks: {
+    log?: (m: string) => void;
+    onStep?: (label: string, step: number, total: number) => void;
+  } = {},
+): Promise<FrontierPoint[]> {
+  const tokenizer = await loadTokenizer(store, o.sftModel);
+  const { prepared } = await preparePairs(
+    store,
+    o.sftModel,
+    { path: o.preferenceData },
+    undefined,
+    o.tokenOptions,
+  );
+  const cache = await readCache(store, o.refCache);
+  assertCacheFits(cache.header, prepared, o.refCache);
+  const pairs = prepared.sections[0].examples;
+  const chosenRef = cache.columns.chosen_logp as Float64Array;
+  const rejectedRef = cache.columns.rejected_logp as Float64Array;
+  let prompts = encodePrompts(tokenizer, await readPrompts(store, o.prompts));
+  if (o.promptLimit) prompts = prompts.slice(0, o.promptLimit);
+  const evalOptions = { seeds: o.evalSeeds ?? [0], maxNewTokens: o.maxNewTokens ?? 16 };
+  const capacity = evalCapacity(prompts, { ...evalOptions, batchSize: 64 });
+  const loop = loopDefaults(o.loop);
+  const { config, rawConfig, weights } = await readModelFolder(store, o.sftModel);
+  const reference = new LlamaModel(backend, config, { ...capacity, trainable: false });
+  reference.params.writeAll(weights, { source: o.sftModel });
+  const modelOptions = {
+    maxBatch: Math.max(2 * loop.batchSize, capacity.maxBatch),
+    maxSeqLen: Math.max(longestPair(pairs), capacity.maxSeqLen),
+  };
+  // One policy model, reset to the SFT weights for each method: the arenas are allocated once.
+  const policy = new LlamaModel(backend, config, modelOptions);
+  const padTokenId = tokenizer.padTokenId;
+  const points: FrontierPoint[] = [];
+  for (const m of o.methods) {
+    const label = m.method === "dpo" ? `dpo-beta${m.beta}` : "preferred-ft";
+    hooks.log?.(`training ${label}`);
+    policy.params.writeAll(weights, { source: o.sftModel });
+    const optimizer = new DeviceOptimizer(backend, policy.layout, {
+      ...(m.method === "dpo" ? o.optimizer : o.preferredFtOptimizer ?? o.optimizer),
+      totalSteps: totalSteps(pairs.length, loop),
+    });
+    const objective: Objective = m.method === "dpo"
+      ? { kind: "preference", beta: m.beta ?? 0.1 }
+      : { kind: "nll" };
+    const trainer = new Trainer(policy, optimizer, objective);
+    const evaluate = async () => {
+      const e = await evaluateModel(policy, reference, tokenizer, prompts, evalOptions);
+      return { reward: e.reward, kl: e.kl, length: e.length };
+    };
+    const start = await evaluate();
+    points.push({
+      method: m.method === "dpo" ? "DPO" : "Preferred-FT",
+      beta: m.beta,
+      step: 0,
+      ...start,
+    });
+    const rows = await runLoop({
+      store,
+      outputDir: joinPath(o.outputDir, label),
+      model: policy,
+      optimizer,
+      trainer,
+      examples: pairs.length,
+      options: loop,
+      tokenizerFrom: o.sftModel,
+      rawConfig,
+    }, {
+      microBatch: (indices) => {
+        const part = indices.map((i) => pairs[i]);
+        if (m.method === "preferred-ft") {
+          const batch = collateSft(
+            part.map((e) => ({ promptIds: e.promptIds, completionIds: e.chosenIds })),
+            { padTokenId },
+          );
+          return {
+            batch: { inputIds: batch.inputIds, targets: batch.targets, B: part.length, T: batch.T },
+            tokenCounts: batch.counts,
+          };
+        }
+        const batch = collatePreference(part, { padTokenId });
+        const P = part.length;
+        const referenceLogps = new Float64Array(2 * P);
+        indices.forEach((i, j) => {
+          referenceLogps[j] = chosenRef[i];
+          referenceLogps[P + j] = rejectedRef[i];
+        });
+        return {
+          batch: { inputIds: batch.inputIds, targets: batch.targets, B: 2 * P, T: batch.T },
+          tokenCounts: batch.counts,
+          referenceLogps,
+        };
+      },
+      evaluate,
+      onStep: (step, total) => hooks.onStep?.(label, step, total),
+    });
+    for (const r of rows) {
+      if ("eval_reward" in r) {
+        points.push({
+          method: m.method === "dpo" ? "DPO" : "Preferred-FT",
+          beta: m.beta,
+          step: r.step,
+          reward: r.eval_reward,
+          kl: r.eval_kl,
+        });
+      }
+    }
+  }
+  await store.mkdirp(o.outputDir);
+  await store.writeFileAtomic(
+    joinPath(o.outputDir, "frontier.json"),
+    new TextEncoder().encode(JSON.stringify(points, null, 1) + "\n"),
+  );
+  const html = await renderReport({ title: "Reward–KL frontier", metrics: [], frontier: points });
+  await store.writeFileAtomic(joinPath(o.outputDir, "report.html"), new TextEncoder().encode(html));
+  return points;
+}
