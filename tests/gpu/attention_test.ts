@@ -17,7 +17,7 @@ async function runGpu(
   gpu: GpuBackend,
   s: Shape,
   inputs: Record<string, Float32Array>,
-  tiling?: kernels.AttentionTiling,
+  tiling?: kernels.AttentionTiling | "workgroup",
 ) {
   const { B, T, H, Hkv, D } = s;
   const garbage = (n: number) => upload(gpu, new Float32Array(n).fill(7.5));
@@ -175,3 +175,23 @@ gpuTest("WGSL attention matches the CPU with 1 and with 3 rows per invocation", 
     }
   }
 });
+
+gpuTest(
+  "WGSL attention in the hardware layout (a workgroup per row) matches the CPU",
+  async (gpu) => {
+    for (
+      const shape of [{ B: 2, T: 26, H: 6, Hkv: 2, D: 16 }, { B: 1, T: 70, H: 2, Hkv: 1, D: 72 }]
+    ) {
+      const inputs = makeInputs(shape, 3);
+      const g = await runGpu(gpu, shape, inputs, "workgroup");
+      const c = runCpu(shape, inputs);
+      for (const name of ["out", "probs", "dScores", "dq", "dk", "dv"] as const) {
+        assertClose(g[name], c[name], {
+          atol: 2e-6,
+          rtol: 1e-4,
+          label: `${name} ${JSON.stringify(shape)}`,
+        });
+      }
+    }
+  },
+);
