@@ -166,7 +166,7 @@ export class Progress {
     if (done < this.total && now - this.#last < 100) return;
     this.#last = now;
     const width = 24;
-    const filled = Math.round(width * done / Math.max(1, this.total));
+    const filled = Math.max(0, Math.min(width, Math.round(width * done / Math.max(1, this.total))));
     const bar = "█".repeat(filled) + "░".repeat(width - filled);
     const secs = ((now - this.#start) / 1000).toFixed(1);
     const line = `${this.label} ${bar} ${done}/${this.total} ${secs}s ${status}`;

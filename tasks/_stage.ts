@@ -22,6 +22,7 @@ const fmt = (v: number) => Math.abs(v) >= 100 || v === 0 ? v.toFixed(1) : v.toPr
 export function stageHooks(label: string, keys: string[]): StageHooks & { finish(): void } {
   let bar: Progress | undefined;
   let scoring: Progress | undefined;
+  let scoringDone = 0;
   let last = "";
   return {
     log: (message) => console.error(`${label}: ${message}`),
@@ -39,7 +40,11 @@ export function stageHooks(label: string, keys: string[]): StageHooks & { finish
       }
     },
     onProgress: (done, total) => {
-      scoring ??= new Progress(`${label} scoring`, total);
+      // A new bar for each pass (its total changes, or it starts over).
+      if (!scoring || scoring.total !== total || done < scoringDone) {
+        scoring = new Progress(`${label} scoring`, total);
+      }
+      scoringDone = done;
       scoring.update(done);
       if (done === total) scoring.done();
     },
