@@ -8,6 +8,7 @@ import { parseFlags, runMain, UsageError } from "./_cli.ts";
 import { COMMON_FLAGS, DATA_FLAGS, deviceOf, required, splitOf, tokenOptionsOf } from "./_flags.ts";
 import { openBackend, stageHooks, store, timed } from "./_stage.ts";
 import { runPrecompute } from "../src/pipeline/precompute.ts";
+import { trainEvalSplits } from "../src/pipeline/data.ts";
 import { decodeCache, mergeCaches } from "../src/cache/reference_cache.ts";
 
 const flags = parseFlags(
@@ -54,19 +55,18 @@ await runMain(async () => {
     }
     shard = { index: Number(m[1]), count: Number(m[2]) };
   }
-  const data = splitOf(flags, required(flags, "data"));
-  const fraction = flags.evalFraction as number;
+  const splits = trainEvalSplits(
+    splitOf(flags, required(flags, "data")),
+    flags.evalData as string | undefined,
+    flags.evalFraction as number,
+  );
   const backend = await openBackend(deviceOf(flags));
   const hooks = stageHooks("precompute", []);
   const result = await timed("precompute", () =>
     runPrecompute(store, backend, {
       model: required(flags, "model"),
-      data: fraction > 0 ? { ...data, testFraction: fraction, split: "train" } : data,
-      evalData: flags.evalData
-        ? { path: flags.evalData as string }
-        : fraction > 0
-        ? { ...data, testFraction: fraction, split: "test" }
-        : undefined,
+      data: splits.train,
+      evalData: splits.eval,
       tokenOptions: tokenOptionsOf(flags),
       output,
       batchSize: flags.batchSize as number,

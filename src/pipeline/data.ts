@@ -53,6 +53,23 @@ export interface PreparedSplit<Example> {
   report: DatasetReport;
 }
 
+/**
+ * The training and held-out splits of a run: the held-out rows come from `evalData` (another
+ * file) or, with `evalFraction` > 0, from a seeded part of `data`; otherwise there are none.
+ */
+export function trainEvalSplits(
+  data: SplitSpec,
+  evalData?: string,
+  evalFraction?: number,
+): { train: SplitSpec; eval?: SplitSpec } {
+  if (evalData) return { train: data, eval: { path: evalData } };
+  if (!evalFraction) return { train: data };
+  return {
+    train: { ...data, testFraction: evalFraction, split: "train" },
+    eval: { ...data, testFraction: evalFraction, split: "test" },
+  };
+}
+
 /** Token options with defaults resolved, as stored in cache headers and manifests. */
 export function resolvedTokenOptions(
   kind: "preference" | "sft",

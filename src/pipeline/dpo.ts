@@ -24,7 +24,7 @@ import {
 } from "../train/losses.ts";
 import { DeviceOptimizer, type OptimizerOptions } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
-import { longestPair, type SplitSpec, type TokenOptions } from "./data.ts";
+import { longestPair, type SplitSpec, type TokenOptions, trainEvalSplits } from "./data.ts";
 import { loopDefaults, type LoopOptions, runLoop, totalSteps } from "./loop.ts";
 import {
   fingerprintedOptions,
@@ -101,14 +101,11 @@ export async function runDpo(
   options: DpoOptions,
   hooks: StageHooks = {},
 ): Promise<StageResult> {
-  const evalSpec: SplitSpec | undefined = options.evalData
-    ? { path: options.evalData }
-    : options.evalFraction
-    ? { ...options.data, testFraction: options.evalFraction, split: "test" }
-    : undefined;
-  const trainSpec: SplitSpec = options.evalFraction && !options.evalData
-    ? { ...options.data, testFraction: options.evalFraction, split: "train" }
-    : options.data;
+  const { train: trainSpec, eval: evalSpec } = trainEvalSplits(
+    options.data,
+    options.evalData,
+    options.evalFraction,
+  );
   const { tokenizer, prepared } = await preparePairs(
     store,
     options.model,

@@ -41,6 +41,7 @@ import {
   type SplitSpec,
   tokenizerFingerprint,
   type TokenOptions,
+  trainEvalSplits,
 } from "./data.ts";
 import type { StageHooks } from "./dpo.ts";
 import { loopDefaults, type LoopOptions, runLoop, totalSteps } from "./loop.ts";
@@ -231,14 +232,11 @@ export async function runKto(
       "KTO with batch size 1: the KL term would equal the implied reward; use --batch-size >= 2",
     );
   }
-  const evalSpec: SplitSpec | undefined = options.evalData
-    ? { path: options.evalData }
-    : options.evalFraction
-    ? { ...options.data, testFraction: options.evalFraction, split: "test" }
-    : undefined;
-  const trainSpec: SplitSpec = options.evalFraction && !options.evalData
-    ? { ...options.data, testFraction: options.evalFraction, split: "train" }
-    : options.data;
+  const { train: trainSpec, eval: evalSpec } = trainEvalSplits(
+    options.data,
+    options.evalData,
+    options.evalFraction,
+  );
   const { tokenizer, prepared } = await prepareUnpaired(
     store,
     options.model,

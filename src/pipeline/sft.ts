@@ -13,7 +13,13 @@ import { modelFingerprint, readModelFolder } from "../model/checkpoint.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { DeviceOptimizer, type OptimizerOptions } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
-import { longestSequence, prepareSftSplit, type SplitSpec, type TokenOptions } from "./data.ts";
+import {
+  longestSequence,
+  prepareSftSplit,
+  type SplitSpec,
+  type TokenOptions,
+  trainEvalSplits,
+} from "./data.ts";
 import type { StageHooks } from "./dpo.ts";
 import { loopDefaults, type LoopOptions, runLoop, totalSteps } from "./loop.ts";
 import {
@@ -77,14 +83,11 @@ export async function runSft(
   hooks: StageHooks = {},
 ): Promise<StageResult> {
   const tokenizer = await loadTokenizer(store, options.model);
-  const trainSpec: SplitSpec = options.evalFraction && !options.evalData
-    ? { ...options.data, testFraction: options.evalFraction, split: "train" }
-    : options.data;
-  const evalSpec: SplitSpec | undefined = options.evalData
-    ? { path: options.evalData }
-    : options.evalFraction
-    ? { ...options.data, testFraction: options.evalFraction, split: "test" }
-    : undefined;
+  const { train: trainSpec, eval: evalSpec } = trainEvalSplits(
+    options.data,
+    options.evalData,
+    options.evalFraction,
+  );
   const tokenOptions = options.tokenOptions ?? {};
   const train = await prepareSftSplit(store, trainSpec, tokenizer, tokenOptions);
   const evalSplit = evalSpec
