@@ -78,6 +78,14 @@ await runMain(async () => {
       resume: flags.resume as boolean,
     }, hooks));
   if (skipped) console.error(`${flags.outputDir} is up to date: skipped (--force redoes it)`);
-  else hooks.finish();
+  else {
+    hooks.finish();
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(2)} MiB`;
+    console.error(
+      "device memory by role: " +
+        Object.entries(backend.bytesByRole()).map(([k, v]) => `${k} ${mib(v)}`).join(", "),
+    );
+    console.error(`metrics and report.html in ${flags.outputDir}`);
+  }
   if (flags.json) console.log(JSON.stringify(rows.at(-1)));
 });

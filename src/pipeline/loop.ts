@@ -3,7 +3,8 @@
  * micro-batch, `gradientAccumulationSteps` micro-batches per optimizer step, a seeded batch order
  * that is a pure function of the step (so a resumed run sees the batches the uninterrupted run
  * would), metrics every `loggingSteps`, evaluation every `evalSteps`, checkpoints every
- * `saveSteps` that hold everything a bit-identical resume needs.
+ * `saveSteps` that hold everything a bit-identical resume needs; at the end the model,
+ * metrics.jsonl and report.html (the curves as charts) in the output folder.
  *
  * @module
  */
@@ -16,6 +17,7 @@ import { readModelFolder, saveModel } from "../model/checkpoint.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import type { DeviceOptimizer } from "../train/optimizer.ts";
 import type { MicroBatch, Trainer } from "../train/trainer.ts";
+import { renderReport } from "../eval/report.ts";
 
 /** Loop options (TRL/HF TrainingArguments names). */
 export interface LoopOptions {
@@ -179,6 +181,9 @@ export async function runLoop(
     rawConfig: ctx.rawConfig,
   });
   await writeRows();
+  // The training curves as a page (the pipeline's eval stage adds its table to it later).
+  const html = await renderReport({ title: `Training run: ${outputDir}`, metrics: rows });
+  await store.writeFileAtomic(joinPath(outputDir, "report.html"), new TextEncoder().encode(html));
   return rows;
 }
 

@@ -69,6 +69,8 @@ async function endToEnd(backend: Backend): Promise<void> {
   for (const k of ["loss", "grad_norm", "learning_rate", "epoch", "tokens_per_s"]) {
     assert.ok(Number.isFinite(train[k]), `${k} logged`);
   }
+  const report = await Deno.readTextFile(`${w.dir}/dpo/report.html`);
+  assert.match(report, /data-chart="logps"/, "report.html charts the training curves");
   const manifest = JSON.parse(await Deno.readTextFile(`${w.dir}/dpo/manifest.json`));
   assert.equal(manifest.sources.reference, `${w.dir}/sft`);
   assert.equal(manifest.complete, true);
