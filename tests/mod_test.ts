@@ -7,7 +7,9 @@ import { fileURLToPath } from "node:url";
 
 interface ModuleInfo {
   specifier: string;
-  dependencies?: Array<{ specifier: string; code?: { specifier?: string }; type?: { specifier?: string } }>;
+  dependencies?: Array<
+    { specifier: string; code?: { specifier?: string }; type?: { specifier?: string } }
+  >;
 }
 
 Deno.test("nothing reachable from mod.ts uses Deno.* or node:*", async () => {

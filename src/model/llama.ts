@@ -108,7 +108,10 @@ export class LlamaModel {
     this.backend.write(a.targets, batch.targets.subarray(0, B * T));
     if (this.#grads) {
       // The embedding gradient's CSR index (a frozen model never runs the backward).
-      const { order, offsets } = tokenIndex(batch.inputIds.subarray(0, B * T), this.config.vocabSize);
+      const { order, offsets } = tokenIndex(
+        batch.inputIds.subarray(0, B * T),
+        this.config.vocabSize,
+      );
       this.backend.write(a.order, order);
       this.backend.write(a.offsets, offsets);
     }
