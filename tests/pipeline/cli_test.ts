@@ -7,7 +7,20 @@
 import assert from "node:assert/strict";
 import { makeTinyWorld } from "./tiny_world.ts";
 
-const TASKS = ["dpo", "sft", "precompute", "bench", "cache_dump"];
+const TASKS = [
+  "dpo",
+  "sft",
+  "precompute",
+  "bench",
+  "cache_dump",
+  "generate",
+  "eval",
+  "frontier",
+  "kto",
+  "world",
+  "pretrain",
+  "preferences",
+];
 
 async function run(
   task: string,
