@@ -22,10 +22,10 @@ import {
   preferenceMetrics,
   resolveLossSpec,
 } from "../train/losses.ts";
-import { DeviceOptimizer, type OptimizerOptions } from "../train/optimizer.ts";
+import { DeviceOptimizer } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
-import { longestPair, type SplitSpec, type TokenOptions, trainEvalSplits } from "./data.ts";
-import { loopDefaults, type LoopOptions, runLoop, totalSteps } from "./loop.ts";
+import { longestPair, trainEvalSplits } from "./data.ts";
+import { loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
 import {
   fingerprintedOptions,
   finishManifest,
@@ -42,26 +42,11 @@ import { scorePairs } from "./scoring.ts";
  * list, lossWeights, beta, labelSmoothing, fDivergenceType, referenceFree, rdpoAlpha,
  * simpoGamma, ...) are those of src/train/losses.ts.
  */
-export interface DpoOptions extends PreferenceLossOptions {
-  /** The policy's starting point (HF folder with tokenizer files). */
-  model: string;
-  data: SplitSpec;
-  /** Held-out pairs: another file; or use `evalFraction`. */
-  evalData?: string;
-  /** Fraction of `data` held out for evaluation. @default 0 */
-  evalFraction?: number;
+export interface DpoOptions extends PreferenceLossOptions, TrainStageOptions {
   /** Reference cache from `deno task precompute`. */
   refCache?: string;
   /** Reference model: checked against the cache, or run live when there is no cache. */
   refModel?: string;
-  outputDir: string;
-  tokenOptions?: TokenOptions;
-  optimizer?: OptimizerOptions;
-  loop: LoopOptions;
-  /** Continue from the newest checkpoint in outputDir. */
-  resume?: boolean;
-  /** Redo the stage even when its outputs are up to date. @default false */
-  force?: boolean;
 }
 
 /** Hooks of a stage: progress and messages. */

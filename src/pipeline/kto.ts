@@ -32,7 +32,7 @@ import { dirname, joinPath } from "../io/fs.ts";
 import { modelFingerprint, readModelFolder } from "../model/checkpoint.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { ktoLoss, ktoWeightWarning, resolveKtoSpec } from "../train/kto_loss.ts";
-import { DeviceOptimizer, type OptimizerOptions } from "../train/optimizer.ts";
+import { DeviceOptimizer } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
 import {
   longestPair,
@@ -44,7 +44,7 @@ import {
   trainEvalSplits,
 } from "./data.ts";
 import type { StageHooks } from "./dpo.ts";
-import { loopDefaults, type LoopOptions, runLoop, totalSteps } from "./loop.ts";
+import { loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
 import {
   fingerprintedOptions,
   finishManifest,
@@ -57,25 +57,11 @@ import { assertCacheFits, cacheMismatches, cacheSections } from "./precompute.ts
 import { scorePairs } from "./scoring.ts";
 
 /** Options of {@link runKto} (TRL's KTOConfig names). */
-export interface KtoOptions extends Partial<KtoLossSpec> {
-  /** The policy's starting point (HF folder with tokenizer files). */
-  model: string;
-  /** Unpaired examples: `prompt`, `completion`, `label`. */
-  data: SplitSpec;
-  evalData?: string;
-  /** @default 0 */
-  evalFraction?: number;
+export interface KtoOptions extends Partial<KtoLossSpec>, TrainStageOptions {
   /** KTO reference cache: read when it exists and fits, built there otherwise. */
   refCache?: string;
   /** The reference model for the cache. @default model */
   refModel?: string;
-  outputDir: string;
-  tokenOptions?: TokenOptions;
-  optimizer?: OptimizerOptions;
-  loop: LoopOptions;
-  resume?: boolean;
-  /** @default false */
-  force?: boolean;
 }
 
 /** Prepared unpaired splits and the identity the cache keys on. */

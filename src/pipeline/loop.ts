@@ -15,7 +15,8 @@ import { joinPath } from "../io/fs.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import { readModelFolder, saveModel } from "../model/checkpoint.ts";
 import type { LlamaModel } from "../model/llama.ts";
-import type { DeviceOptimizer } from "../train/optimizer.ts";
+import type { DeviceOptimizer, OptimizerOptions } from "../train/optimizer.ts";
+import type { SplitSpec, TokenOptions } from "./data.ts";
 import type { MicroBatch, Trainer } from "../train/trainer.ts";
 import { renderReport } from "../eval/report.ts";
 
@@ -37,6 +38,27 @@ export interface LoopOptions {
   saveSteps?: number;
   /** Seed of the batch order. @default 42 */
   seed?: number;
+}
+
+/** What every training stage (SFT, DPO, KTO) takes besides its objective's own options. */
+export interface TrainStageOptions {
+  /** The starting model (HF folder with tokenizer files). */
+  model: string;
+  /** The training data. */
+  data: SplitSpec;
+  /** Held-out rows: another file; or use `evalFraction`. */
+  evalData?: string;
+  /** Fraction of `data` held out for evaluation. @default 0 */
+  evalFraction?: number;
+  /** Where the model, checkpoints, metrics.jsonl, report.html and manifest.json go. */
+  outputDir: string;
+  tokenOptions?: TokenOptions;
+  optimizer?: OptimizerOptions;
+  loop: LoopOptions;
+  /** Continue from the newest checkpoint in outputDir. */
+  resume?: boolean;
+  /** Redo the stage even when its outputs are up to date. @default false */
+  force?: boolean;
 }
 
 /** Resolved loop options. */

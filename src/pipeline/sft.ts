@@ -11,17 +11,11 @@ import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { modelFingerprint, readModelFolder } from "../model/checkpoint.ts";
 import { LlamaModel } from "../model/llama.ts";
-import { DeviceOptimizer, type OptimizerOptions } from "../train/optimizer.ts";
+import { DeviceOptimizer } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
-import {
-  longestSequence,
-  prepareSftSplit,
-  type SplitSpec,
-  type TokenOptions,
-  trainEvalSplits,
-} from "./data.ts";
+import { longestSequence, prepareSftSplit, type TokenOptions, trainEvalSplits } from "./data.ts";
 import type { StageHooks } from "./dpo.ts";
-import { loopDefaults, type LoopOptions, runLoop, totalSteps } from "./loop.ts";
+import { loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
 import {
   fingerprintedOptions,
   finishManifest,
@@ -32,20 +26,8 @@ import {
 } from "./manifest.ts";
 
 /** Options of {@link runSft}. */
-export interface SftOptions {
-  /** Base model folder (HF layout with tokenizer files). */
-  model: string;
-  data: SplitSpec;
-  evalData?: string;
-  /** @default 0 */
-  evalFraction?: number;
-  outputDir: string;
+export interface SftOptions extends TrainStageOptions {
   tokenOptions?: TokenOptions & { completionOnlyLoss?: boolean };
-  optimizer?: OptimizerOptions;
-  loop: LoopOptions;
-  resume?: boolean;
-  /** Redo the stage even when its outputs are up to date. @default false */
-  force?: boolean;
 }
 
 /** Mean completion-token NLL of a model over examples (forward only). */
