@@ -34,7 +34,7 @@ import {
   type StageResult,
   startManifest,
 } from "./manifest.ts";
-import { assertCacheFits, preparePairs, runPrecompute } from "./precompute.ts";
+import { assertCacheFits, logReports, preparePairs, runPrecompute } from "./precompute.ts";
 import { scorePairs } from "./scoring.ts";
 
 /**
@@ -99,6 +99,7 @@ export async function runDpo(
     options.tokenOptions,
   );
   const [train, evalSplit] = prepared.sections;
+  logReports(prepared.sections, hooks.log);
   const { config, rawConfig, weights } = await readModelFolder(store, options.model);
   const resolved = resolveLossSpec(options);
   const withReference = needsReference(resolved);

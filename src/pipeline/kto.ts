@@ -53,7 +53,7 @@ import {
   type StageResult,
   startManifest,
 } from "./manifest.ts";
-import { assertCacheFits, cacheMismatches, cacheSections } from "./precompute.ts";
+import { assertCacheFits, cacheMismatches, cacheSections, logReports } from "./precompute.ts";
 import { scorePairs } from "./scoring.ts";
 
 /** Options of {@link runKto} (TRL's KTOConfig names). */
@@ -231,6 +231,7 @@ export async function runKto(
     options.tokenOptions,
   );
   const [train, evalSplit] = prepared.sections;
+  logReports(prepared.sections, hooks.log);
   const desirable = train.examples.filter((e) => e.label).length;
   const warning = ktoWeightWarning(desirable, train.examples.length - desirable, spec);
   if (warning) hooks.log?.(`warning: ${warning}`);

@@ -14,7 +14,12 @@ import {
   decodeCache,
   encodeCache,
 } from "../cache/reference_cache.ts";
-import { loadTokenizer, type PreferenceExample } from "../data/mod.ts";
+import {
+  type DatasetReport,
+  formatReport,
+  loadTokenizer,
+  type PreferenceExample,
+} from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { dirname } from "../io/fs.ts";
 import { modelFingerprint, readModelFolder } from "../model/checkpoint.ts";
@@ -99,6 +104,14 @@ export interface CacheIdentity {
   tokenOptions: Record<string, unknown>;
 }
 
+/** Prints each split's counts (read, kept, dropped by reason, truncated). */
+export function logReports(
+  sections: ReadonlyArray<{ name: string; source: string; report: DatasetReport }>,
+  log?: (message: string) => void,
+): void {
+  for (const s of sections) log?.(`${s.name} data ${s.source}: ${formatReport(s.report)}`);
+}
+
 /** Cache sections describing prepared splits. */
 export function cacheSections(prepared: CacheIdentity): CacheSection[] {
   return prepared.sections.map((s) => ({
@@ -175,6 +188,7 @@ export async function runPrecompute(
     options.evalData,
     options.tokenOptions,
   );
+  logReports(prepared.sections, hooks.log);
   const { config, weights } = await readModelFolder(store, options.model);
   const referenceFingerprint = await modelFingerprint(config, weights);
   const manifestPath = `${options.output}.manifest.json`;

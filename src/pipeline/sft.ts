@@ -15,6 +15,7 @@ import { DeviceOptimizer } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
 import { longestSequence, prepareSftSplit, type TokenOptions, trainEvalSplits } from "./data.ts";
 import type { StageHooks } from "./dpo.ts";
+import { logReports } from "./precompute.ts";
 import { loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
 import {
   fingerprintedOptions,
@@ -75,6 +76,10 @@ export async function runSft(
   const evalSplit = evalSpec
     ? await prepareSftSplit(store, evalSpec, tokenizer, tokenOptions)
     : undefined;
+  logReports([
+    { name: "train", ...train },
+    ...(evalSplit ? [{ name: "eval", ...evalSplit }] : []),
+  ], hooks.log);
   const { config, rawConfig, weights } = await readModelFolder(store, options.model);
   const loop = loopDefaults(options.loop);
   const maxSeqLen = longestSequence([...train.examples, ...(evalSplit?.examples ?? [])]);
