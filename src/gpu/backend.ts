@@ -80,7 +80,10 @@ export class GpuBackend implements Backend {
   }
 
   write(t: Tensor, data: ArrayLike<number>, offset = 0): void {
-    const typed = t.dtype === "i32" ? Int32Array.from(data) : Float32Array.from(data);
+    // Batches arrive as typed arrays already: pass them through instead of copying.
+    const typed = t.dtype === "i32"
+      ? (data instanceof Int32Array ? data : Int32Array.from(data))
+      : (data instanceof Float32Array ? data : Float32Array.from(data));
     this.ctx.write(t as GpuTensor, typed, offset);
   }
 

@@ -122,11 +122,12 @@ export async function runDpo(
   let cachePath = options.refCache;
   let cache: ReferenceCache | undefined;
   let live: LlamaModel | undefined;
-  const refFingerprint = withReference && options.refModel
-    ? await (async () => {
-      const r = await readModelFolder(store, options.refModel!);
-      return await modelFingerprint(r.config, r.weights);
-    })()
+  // Read once: fingerprinted against the cache, or loaded as the live reference.
+  const refFolder = withReference && options.refModel
+    ? await readModelFolder(store, options.refModel)
+    : undefined;
+  const refFingerprint = refFolder
+    ? await modelFingerprint(refFolder.config, refFolder.weights)
     : undefined;
   if (!withReference) {
     cachePath = undefined;
@@ -157,10 +158,9 @@ export async function runDpo(
   const modelOptions = { maxBatch: 2 * loop.batchSize, maxSeqLen };
   const model = new LlamaModel(backend, config, modelOptions);
   model.params.writeAll(weights, { source: options.model });
-  if (withReference && !cache && options.refModel) {
-    const r = await readModelFolder(store, options.refModel);
-    live = new LlamaModel(backend, r.config, { ...modelOptions, trainable: false });
-    live.params.writeAll(r.weights, { source: options.refModel });
+  if (!cache && refFolder) {
+    live = new LlamaModel(backend, refFolder.config, { ...modelOptions, trainable: false });
+    live.params.writeAll(refFolder.weights, { source: options.refModel });
     hooks.log?.(`reference ${options.refModel} runs live (no cache)`);
   }
   const total = totalSteps(train.examples.length, loop);
