@@ -30,6 +30,14 @@ export interface Flags {
   [key: string]: string | number | boolean | undefined | string[];
 }
 
+/** The flags each {@link parseFlags} result was given on the command line (canonical names). */
+const GIVEN = new WeakMap<Flags, ReadonlySet<string>>();
+
+/** The flags that were given explicitly (not defaulted), by canonical name (e.g. "max-steps"). */
+export function givenFlags(flags: Flags): ReadonlySet<string> {
+  return GIVEN.get(flags) ?? new Set();
+}
+
 const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
 /** Formats the help text of a task. */
@@ -94,6 +102,8 @@ export function parseFlagsOrThrow(
     );
   }
   const out: Flags = { _: parsed.positionals };
+  const given = new Set<string>();
+  GIVEN.set(out, given);
   for (const [flag, spec] of Object.entries(specs)) {
     const raw = [flag, ...(spec.aliases ?? [])].map((n) => parsed.values[n]).find((v) =>
       v !== undefined
@@ -103,6 +113,7 @@ export function parseFlagsOrThrow(
       out[key] = spec.default;
       continue;
     }
+    given.add(flag);
     if (spec.type === "number") {
       const value = Number(raw);
       if (raw === "" || !Number.isFinite(value)) {

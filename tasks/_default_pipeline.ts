@@ -4,14 +4,36 @@
  */
 
 import type { Flags } from "./_cli.ts";
-import { UsageError } from "./_cli.ts";
+import { givenFlags, UsageError } from "./_cli.ts";
 import { deviceOf } from "./_flags.ts";
 import { openBackend, stageHooks, store } from "./_stage.ts";
 import { runPipeline } from "../src/pipeline/pipeline.ts";
 import { DEFAULT_WORLD, defaultPipelineSpec } from "../src/pipeline/defaults.ts";
 
+/** The flags the default pipeline takes; its hyperparameters are src/pipeline/defaults.ts's. */
+export const DEFAULT_PIPELINE_FLAGS: readonly string[] = ["run-name", "force", "device", "json"];
+
+/**
+ * Refuses flags the default pipeline would otherwise ignore (a training or data flag given without
+ * --model/--data), so that `deno task dpo --max-steps 5` does not silently run the full default.
+ */
+export function checkDefaultPipelineFlags(flags: Flags): void {
+  const ignored = [...givenFlags(flags)].filter((f) => !DEFAULT_PIPELINE_FLAGS.includes(f));
+  if (ignored.length === 0) return;
+  const list = ignored.map((f) => `--${f}`).join(", ");
+  throw new UsageError(
+    `${list}: ${ignored.length === 1 ? "applies" : "apply"} to a run with --model and --data. ` +
+      "With neither, the default pipeline runs on data/ with the hyperparameters of " +
+      "src/pipeline/defaults.ts and takes only " +
+      DEFAULT_PIPELINE_FLAGS.map((f) => `--${f}`).join(", ") +
+      ". Pass --model and --data (e.g. --model data/base --data data/preferences.jsonl), or drop " +
+      list + ".",
+  );
+}
+
 /** Runs the default pipeline, printing progress and each stage's time. */
 export async function runDefaultPipeline(flags: Flags): Promise<void> {
+  checkDefaultPipelineFlags(flags);
   const root = new URL("../", import.meta.url).pathname;
   const spec = defaultPipelineSpec(root, String(flags.runName), Boolean(flags.force));
   if (!await store.exists(spec.baseModel)) {

@@ -59,6 +59,15 @@ Deno.test("an unknown flag or a bad value exits with code 2 naming the flag", as
   assert.match(bad.stderr, /--beta: expected a number/);
 });
 
+Deno.test("the default pipeline refuses training flags it would ignore, before any work", async () => {
+  const r = await run("dpo", ["--max-steps", "5", "--beta", "0.2", "--run-name", "x"]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /--beta, --max-steps: apply to a run with --model and --data/);
+  assert.match(r.stderr, /src\/pipeline\/defaults\.ts/);
+  assert.doesNotMatch(r.stderr, /--run-name:/);
+  assert.doesNotMatch(r.stderr, /default pipeline on/, "no stage started");
+});
+
 Deno.test("a stale or corrupted reference cache is refused with exit code 2", async () => {
   const w = await makeTinyWorld();
   const cache = `${w.dir}/ref.bin`;
