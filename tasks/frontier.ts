@@ -2,7 +2,8 @@
  * `deno task frontier`: the DPO paper's reward-KL frontier in miniature on the embedded world:
  * DPO at β ∈ {0.05, 0.1, 0.5, 1, 5} and Preferred-FT from the same SFT model, each evaluated
  * every k steps; one chart of reward against KL (runs/<name>/frontier/report.html).
- * `--quick` runs β ∈ {0.1, 1} and Preferred-FT with fewer prompts, in a few minutes.
+ * `--quick` runs β ∈ {0.1, 1} and Preferred-FT for 50 steps each with fewer prompts, in a few
+ * minutes.
  */
 
 import { parseFlags, Progress, runMain, UsageError } from "./_cli.ts";
@@ -17,10 +18,14 @@ import { joinPath } from "../src/io/fs.ts";
 
 const flags = parseFlags("frontier", "Reward-KL frontier of DPO (several β) and Preferred-FT.", {
   "run-name": { type: "string", default: "default", help: "run folder runs/<name> (SFT reused)" },
-  quick: { type: "boolean", default: false, help: "β 0.1 and 1 plus Preferred-FT, 32 prompts" },
+  quick: {
+    type: "boolean",
+    default: false,
+    help: "β 0.1 and 1 plus Preferred-FT, 50 steps each, every 10 steps, 32 prompts",
+  },
   betas: { type: "string", default: "0.05,0.1,0.5,1,5", help: "DPO β values" },
-  "eval-steps": { type: "number", default: 10, help: "evaluate every k steps" },
-  "num-train-epochs": { type: "number", default: 2, help: "epochs per method" },
+  "eval-steps": { type: "number", default: 20, help: "evaluate every k steps" },
+  "num-train-epochs": { type: "number", default: 1, help: "epochs per method" },
   ...COMMON_FLAGS,
 });
 
@@ -72,7 +77,8 @@ await runMain(async () => {
       loop: {
         ...spec.dpo.loop,
         numTrainEpochs: flags.quick ? 1 : flags.numTrainEpochs as number,
-        evalSteps: flags.evalSteps as number,
+        maxSteps: flags.quick ? 50 : -1,
+        evalSteps: flags.quick ? 10 : flags.evalSteps as number,
       },
       evalSeeds: [0],
       maxNewTokens: 16,

@@ -21,8 +21,8 @@ const flags = parseFlags(
   "preferences",
   "Samples and labels the default world's preference pairs.",
   {
-    "train-prompts": { type: "number", default: 160, help: "training prefixes (from sft.jsonl)" },
-    "max-pairs": { type: "number", default: 800, help: "most training pairs" },
+    "train-prompts": { type: "number", default: 640, help: "training prefixes (from sft.jsonl)" },
+    "max-pairs": { type: "number", default: 4000, help: "most training pairs" },
     "max-eval-pairs": { type: "number", default: 192, help: "most held-out pairs" },
     samples: { type: "number", default: 4, help: "completions sampled per prefix" },
     "max-new-tokens": { type: "number", default: 12, help: "tokens per completion at most" },

@@ -27,9 +27,9 @@ export function defaultPipelineSpec(root: string, runName: string, force: boolea
       loop: { batchSize: 32, numTrainEpochs: 1, loggingSteps: 5 },
     },
     dpo: {
-      optimizer: { lr: 5e-4, schedule: "linear", warmupSteps: 5 },
-      loop: { batchSize: 16, numTrainEpochs: 2, loggingSteps: 5, evalSteps: 20 },
-      beta: 0.1,
+      optimizer: { lr: 1.5e-3, schedule: "linear", warmupSteps: 5 },
+      loop: { batchSize: 16, numTrainEpochs: 1, loggingSteps: 5, evalSteps: 50 },
+      beta: 0.5,
     },
     evalPrompts: data("prompts_eval.jsonl"),
     eval: { seeds: [0, 1, 2], maxNewTokens: 16, batchSize: 64 },
