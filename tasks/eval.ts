@@ -10,7 +10,8 @@
 import { parseFlags, Progress, runMain, UsageError } from "./_cli.ts";
 import { openBackend, store } from "./_stage.ts";
 import type { DeviceChoice } from "../src/gpu/select.ts";
-import { type Comparison, evaluateFolders, type ModelEvaluation } from "../src/eval/evaluate.ts";
+import { type Comparison, evaluateFolders } from "../src/eval/compare.ts";
+import type { ModelEvaluation } from "../src/eval/evaluate.ts";
 
 const flags = parseFlags(
   "eval",

@@ -17,6 +17,7 @@ import { mixSeed } from "../data/sampler.ts";
 import { INTENSIFIERS, NEGATIVE_WORDS, NEGATORS, POSITIVE_WORDS } from "./reward.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
+import { SPECIAL_TOKENS, worldTokenizerConfig, worldTokenizerJson } from "./world_tokenizer.ts";
 
 /** A review's sentiment direction: +1 positive, -1 negative, 0 neutral. */
 type Polarity = 1 | -1 | 0;
@@ -226,17 +227,6 @@ export function splitReview(
   return { prompt: tokens.slice(0, cut).join(" "), completion: " " + tokens.slice(cut).join(" ") };
 }
 
-/** Special tokens, ids 0.. in this order. BOS is prepended to every sequence (see the README). */
-export const SPECIAL_TOKENS = [
-  "<pad>",
-  "<bos>",
-  "<eos>",
-  "<unk>",
-  "<|system|>",
-  "<|user|>",
-  "<|assistant|>",
-] as const;
-
 /** Function words of the grammar's templates (the lexicons supply the rest). */
 const FUNCTION_WORDS = w(
   "the it was what a an i did not would recommend this real total but and however we went " +
@@ -245,7 +235,7 @@ const FUNCTION_WORDS = w(
 );
 
 /**
- * Every token of the world, in id order: {@link SPECIAL_TOKENS}, the punctuation, then the words
+ * Every token of the world, in id order: the special tokens (`SPECIAL_TOKENS`), the punctuation, then the words
  * sorted. Includes every word the reward scores, so no scored word is ever `<unk>`.
  */
 export function worldVocabulary(): string[] {
@@ -267,71 +257,6 @@ export function worldVocabulary(): string[] {
     ...NEGATIVE_WORDS,
   ]);
   return [...SPECIAL_TOKENS, ",", ".", "!", ...[...words].sort()];
-}
-
-/**
- * The chat template: `<bos><|user|> text <eos> <|assistant|>`; each turn ends with EOS, so a
- * model stops after its turn as it stops after a completion.
- */
-export const WORLD_CHAT_TEMPLATE = "{{ bos_token }}{% for message in messages %}<|" +
-  "{{ message['role'] }}|> {{ message['content'] }} {{ eos_token }} {% endfor %}" +
-  "{% if add_generation_prompt %}<|assistant|>{% endif %}";
-
-/**
- * HF `tokenizer.json`: a WordLevel model over {@link worldVocabulary}, lower-casing, the
- * `Whitespace` pre-tokenizer (words and runs of punctuation), BOS prepended by the post-processor,
- * and a decoder that joins tokens with single spaces (so decoding generated text round-trips).
- */
-export function worldTokenizerJson(): Record<string, unknown> {
-  const vocabulary = worldVocabulary();
-  const special = (content: string, id: number) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
-  const bos = { SpecialToken: { id: "<bos>", type_id: 0 } };
-  return {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: SPECIAL_TOKENS.map((t, id) => special(t, id)),
-    normalizer: { type: "Lowercase" },
-    pre_tokenizer: { type: "Whitespace" },
-    post_processor: {
-      type: "TemplateProcessing",
-      single: [bos, { Sequence: { id: "A", type_id: 0 } }],
-      pair: [bos, { Sequence: { id: "A", type_id: 0 } }, bos, {
-        Sequence: { id: "B", type_id: 1 },
-      }],
-      special_tokens: { "<bos>": { id: "<bos>", ids: [1], tokens: ["<bos>"] } },
-    },
-    decoder: { type: "WordPiece", prefix: "##", cleanup: false },
-    model: {
-      type: "WordLevel",
-      vocab: Object.fromEntries(vocabulary.map((token, id) => [token, id])),
-      unk_token: "<unk>",
-    },
-  };
-}
-
-/** HF `tokenizer_config.json` of the world's tokenizer, with {@link WORLD_CHAT_TEMPLATE}. */
-export function worldTokenizerConfig(): Record<string, unknown> {
-  return {
-    tokenizer_class: "PreTrainedTokenizerFast",
-    bos_token: "<bos>",
-    eos_token: "<eos>",
-    pad_token: "<pad>",
-    unk_token: "<unk>",
-    add_bos_token: true,
-    add_eos_token: false,
-    model_max_length: 64,
-    clean_up_tokenization_spaces: false,
-    chat_template: WORLD_CHAT_TEMPLATE,
-  };
 }
 
 /** Options of {@link generateWorld}; the defaults make the shipped `data/`. */
@@ -390,7 +315,7 @@ export function generateWorld(options: WorldOptions = {}): Record<string, string
     if (!training.has(review) && !seenPrefixes.has(prompt)) prompts.add(prompt);
   }
   return {
-    "tokenizer.json": JSON.stringify(worldTokenizerJson(), null, 1) + "\n",
+    "tokenizer.json": JSON.stringify(worldTokenizerJson(worldVocabulary()), null, 1) + "\n",
     "tokenizer_config.json": JSON.stringify(worldTokenizerConfig(), null, 1) + "\n",
     "corpus.jsonl": jsonl(corpus.map((text) => ({ text }))),
     "sft.jsonl": jsonl(sftReviews.map((review) => splitReview(review, sftRandom))),

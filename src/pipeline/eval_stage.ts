@@ -10,7 +10,7 @@
 import type { Backend } from "../backend.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
-import { type Comparison, evaluateFolders, type FolderEvalOptions } from "../eval/evaluate.ts";
+import { type Comparison, evaluateFolders, type FolderEvalOptions } from "../eval/compare.ts";
 import { renderReport } from "../eval/report.ts";
 import {
   finishManifest,
