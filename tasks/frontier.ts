@@ -4,17 +4,32 @@
  * every k steps; one chart of reward against KL (runs/<name>/frontier/report.html).
  * `--quick` runs β ∈ {0.1, 1} and Preferred-FT for 50 steps each with fewer prompts, in a few
  * minutes.
+ *
+ * `--experiment length` is the length-exploitation experiment instead: the training pairs are
+ * relabelled by a judge that adds a small bonus per token to the true score
+ * (src/eval/length_judge.ts), and DPO, R-DPO and SimPO train on the judged pairs (DPO on the true
+ * labels beside them), with completion length and true reward charted against steps
+ * (runs/<name>/length-experiment/report.html).
  */
 
 import { parseFlags, Progress, runMain, UsageError } from "./_cli.ts";
 import { COMMON_FLAGS, deviceOf } from "./_flags.ts";
 import { openBackend, stageHooks, store, timed } from "./_stage.ts";
 import { defaultPipelineSpec } from "../src/pipeline/defaults.ts";
-import { runPaths } from "../src/pipeline/pipeline.ts";
+import { type PipelineSpec, runPaths } from "../src/pipeline/pipeline.ts";
+import type { Backend } from "../src/backend.ts";
 import { runSft } from "../src/pipeline/sft.ts";
 import { runPrecompute } from "../src/pipeline/precompute.ts";
 import { type FrontierMethod, runFrontier } from "../src/pipeline/frontier.ts";
 import { joinPath } from "../src/io/fs.ts";
+import {
+  DEFAULT_LENGTH_BONUS,
+  type JudgedPair,
+  relabelByLength,
+} from "../src/eval/length_judge.ts";
+
+/** DPO's peak learning rate in the frontier: small enough that the curves start near KL 0. */
+const FRONTIER_LR = 5e-4;
 
 const flags = parseFlags("frontier", "Reward-KL frontier of DPO (several β) and Preferred-FT.", {
   "run-name": { type: "string", default: "default", help: "run folder runs/<name> (SFT reused)" },
@@ -26,6 +41,22 @@ const flags = parseFlags("frontier", "Reward-KL frontier of DPO (several β) and
   betas: { type: "string", default: "0.05,0.1,0.5,1,5", help: "DPO β values" },
   "eval-steps": { type: "number", default: 20, help: "evaluate every k steps" },
   "num-train-epochs": { type: "number", default: 1, help: "epochs per method" },
+  "learning-rate": {
+    type: "number",
+    help: "DPO's peak learning rate (default 5e-4; the length experiment: the default run's); " +
+      "Preferred-FT uses the SFT stage's",
+  },
+  experiment: {
+    type: "string",
+    default: "frontier",
+    choices: ["frontier", "length"],
+    help: "frontier, or length: DPO, R-DPO and SimPO on pairs judged with a length bonus",
+  },
+  "length-bonus": {
+    type: "number",
+    default: DEFAULT_LENGTH_BONUS,
+    help: "length experiment: the judge's bonus per token (sentiment-score units)",
+  },
   ...COMMON_FLAGS,
 });
 
@@ -37,6 +68,9 @@ await runMain(async () => {
   }
   const betas = flags.quick ? [0.1, 1] : String(flags.betas).split(",").map(Number);
   if (betas.some((b) => !(b > 0))) throw new UsageError(`--betas: bad list "${flags.betas}"`);
+  if (flags.learningRate !== undefined && !((flags.learningRate as number) > 0)) {
+    throw new UsageError(`--learning-rate: expected a number > 0, got ${flags.learningRate}`);
+  }
   const backend = await openBackend(deviceOf(flags));
   const paths = runPaths(spec.runDir);
   await timed("sft", () =>
@@ -57,12 +91,18 @@ await runMain(async () => {
       tokenOptions: spec.tokenOptions,
       output: paths.refCache,
     }));
-  const methods: FrontierMethod[] = [
-    ...betas.map((beta) => ({ method: "dpo" as const, beta })),
-    { method: "preferred-ft" },
-  ];
+  const length = flags.experiment === "length";
+  const methods: FrontierMethod[] = length
+    ? await lengthExperimentMethods(backend, spec, paths.sft)
+    : [
+      ...betas.map((beta) => ({ method: "dpo" as const, beta })),
+      { method: "preferred-ft" },
+    ];
   const bars = new Map<string, Progress>();
-  const outputDir = joinPath(spec.runDir, flags.quick ? "frontier-quick" : "frontier");
+  const outputDir = joinPath(
+    spec.runDir,
+    (length ? "length-experiment" : "frontier") + (flags.quick ? "-quick" : ""),
+  );
   const points = await timed("frontier", () =>
     runFrontier(store, backend, {
       sftModel: paths.sft,
@@ -72,7 +112,13 @@ await runMain(async () => {
       outputDir,
       methods,
       tokenOptions: spec.tokenOptions,
-      optimizer: spec.dpo.optimizer,
+      // The frontier traces each run from KL 0, so its DPO steps are smaller than the default
+      // run's; the length experiment trains as the default run does.
+      optimizer: {
+        ...spec.dpo.optimizer,
+        lr: (flags.learningRate as number | undefined) ??
+          (length ? spec.dpo.optimizer.lr : FRONTIER_LR),
+      },
       preferredFtOptimizer: spec.sft.optimizer,
       loop: {
         ...spec.dpo.loop,
@@ -81,7 +127,8 @@ await runMain(async () => {
         evalSteps: flags.quick ? 10 : flags.evalSteps as number,
       },
       evalSeeds: [0],
-      maxNewTokens: 16,
+      // Room to grow: the default run's samples average 10–13 tokens.
+      maxNewTokens: length ? 24 : 16,
       promptLimit: flags.quick ? 32 : undefined,
     }, {
       log: (m) => console.error(`frontier: ${m}`),
@@ -94,9 +141,59 @@ await runMain(async () => {
   for (const p of points) {
     console.error(
       `${p.method}${p.beta !== undefined ? ` β=${p.beta}` : ""} step ${p.step}: ` +
-        `reward ${p.reward.toFixed(3)}, KL ${p.kl.toFixed(2)}`,
+        `reward ${p.reward.toFixed(3)}, KL ${p.kl.toFixed(2)}` +
+        (p.length !== undefined ? `, length ${p.length.toFixed(1)}` : ""),
     );
   }
   console.error(`chart: ${outputDir}/report.html`);
   if (flags.json) console.log(JSON.stringify({ points }));
 });
+
+/**
+ * The length experiment's runs: relabels the training pairs with the length-biased judge into
+ * runs/<name>/length/, caches the SFT model's log-probs of them, and returns DPO on the true
+ * labels, then DPO, R-DPO (α = the judge's bonus, which cancels it) and SimPO on the judged pairs.
+ */
+async function lengthExperimentMethods(
+  backend: Backend,
+  spec: PipelineSpec,
+  sft: string,
+): Promise<FrontierMethod[]> {
+  const beta = spec.dpo.beta ?? 0.1;
+  const bonus = flags.lengthBonus as number;
+  if (!(bonus >= 0)) throw new UsageError(`--length-bonus: expected a number ≥ 0, got ${bonus}`);
+  const rows: JudgedPair[] = (await store.readText(spec.preferenceData)).split("\n")
+    .filter((l) => l.trim()).map((l) => JSON.parse(l));
+  const judged = relabelByLength(rows, bonus);
+  console.error(
+    `length judge (bonus ${bonus} per token): ${judged.pairs.length} pairs, ` +
+      `${judged.flipped} reversed, ${judged.ties} tied and dropped; ` +
+      `chosen ${((judged.lengthRatio - 1) * 100).toFixed(1)}% longer than rejected`,
+  );
+  const dir = joinPath(spec.runDir, "length");
+  const data = joinPath(dir, "preferences_judged.jsonl");
+  const refCache = joinPath(dir, "ref_cache.bin");
+  await store.mkdirp(dir);
+  const text = judged.pairs.map((p) => JSON.stringify(p)).join("\n") + "\n";
+  await store.writeFileAtomic(data, new TextEncoder().encode(text));
+  await timed("precompute (judged pairs)", () =>
+    runPrecompute(store, backend, {
+      model: sft,
+      data: { path: data },
+      tokenOptions: spec.tokenOptions,
+      output: refCache,
+    }));
+  const judgedData = { preferenceData: data, refCache };
+  return [
+    { method: "dpo", beta, name: "DPO (true labels)" },
+    { method: "dpo", beta, name: "DPO", data: judgedData },
+    { method: "dpo", beta, name: "R-DPO", loss: { rdpoAlpha: bonus }, data: judgedData },
+    {
+      method: "dpo",
+      beta: 2,
+      name: "SimPO",
+      loss: { lossType: "simpo", simpoGamma: 1 },
+      data: judgedData,
+    },
+  ];
+}

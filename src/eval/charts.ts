@@ -8,7 +8,7 @@
  */
 
 import type { TopLevelSpec } from "vega-lite";
-import { frontierChart, type FrontierPoint } from "./frontier_chart.ts";
+import { frontierChart, type FrontierPoint, lengthChart } from "./frontier_chart.ts";
 
 export type { FrontierPoint } from "./frontier_chart.ts";
 
@@ -290,6 +290,8 @@ export function chartSpecs(
 
   const f = frontierChart(frontier);
   if (f) charts.push(f);
+  const l = lengthChart(frontier);
+  if (l) charts.push(l);
   return charts;
 }
 

@@ -1,6 +1,7 @@
 /**
  * The reward–KL frontier chart (the DPO paper's Fig. 2, left): expected ground-truth reward
- * against KL(π ‖ π_ref), one point per evaluation, coloured per run (method and β).
+ * against KL(π ‖ π_ref), one point per evaluation, coloured per run (method and β); and the same
+ * evaluations' completion length and reward against steps.
  */
 
 import type { ChartSpec } from "./charts.ts";
@@ -17,6 +18,8 @@ export interface FrontierPoint {
   kl: number;
   /** Mean ground-truth reward of the policy's samples. */
   reward: number;
+  /** Mean length of the policy's samples (completion tokens), when measured. */
+  length?: number;
 }
 
 /** Series label of a frontier point: the method, with β when there is one. */
@@ -121,4 +124,47 @@ export function frontierChart(frontier: FrontierPoint[]): ChartSpec | undefined 
     };
   }
   return undefined;
+}
+
+/**
+ * Completion length and ground-truth reward against steps, one line per run, from the frontier's
+ * evaluations; undefined when no point has a length. Length exploitation shows as length rising
+ * while the reward does not.
+ */
+export function lengthChart(frontier: FrontierPoint[]): ChartSpec | undefined {
+  const points = frontier.filter((p) => Number.isFinite(p.length) && Number.isFinite(p.reward))
+    .map((p) => ({ ...p, series: frontierLabel(p) }));
+  if (!points.length) return undefined;
+  const order = [...new Map(points.map((p) => [p.series, p])).values()]
+    .sort((a, b) => a.method.localeCompare(b.method) || (a.beta ?? 0) - (b.beta ?? 0))
+    .map((p) => p.series);
+  const color = {
+    field: "series",
+    type: "nominal",
+    title: "run",
+    scale: { domain: order, range: frontierColors(points, order) },
+  };
+  const panel = (field: string, title: string) => ({
+    width: 280,
+    height: 220,
+    data: { values: points },
+    mark: { type: "line", point: { filled: true, size: 30 }, strokeWidth: 1.5 },
+    encoding: {
+      x: { field: "step", type: "quantitative", title: "step" },
+      y: { field, type: "quantitative", title, scale: { zero: false } },
+      color,
+    },
+  });
+  return {
+    id: "length",
+    title: "Completion length and ground-truth reward against steps",
+    caption: "The evaluations of the frontier chart, against training steps: mean completion " +
+      "length of the samples (left) and their mean ground-truth reward (right).",
+    spec: {
+      hconcat: [
+        panel("length", "completion length (tokens)"),
+        panel("reward", "expected ground-truth reward"),
+      ],
+    },
+  };
 }

@@ -15,10 +15,13 @@ import { joinPath } from "../io/fs.ts";
 import { readModelFolder } from "../model/checkpoint.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { encodePrompts, evalCapacity, evaluateModel, readPrompts } from "../eval/evaluate.ts";
-import type { FrontierPoint } from "../eval/frontier_chart.ts";
+import { frontierChart, type FrontierPoint } from "../eval/frontier_chart.ts";
+import { renderSvg } from "../eval/charts.ts";
 import { renderReport } from "../eval/report.ts";
 import { DeviceOptimizer, type OptimizerOptions } from "../train/optimizer.ts";
 import { type Objective, Trainer } from "../train/trainer.ts";
+import type { PreferenceLossOptions } from "../train/losses.ts";
+import type { PreferenceExample } from "../data/mod.ts";
 import { longestPair, type TokenOptions } from "./data.ts";
 import { readCache } from "./dpo.ts";
 import { loopDefaults, type LoopOptions, runLoop, totalSteps } from "./loop.ts";
@@ -26,10 +29,18 @@ import { assertCacheFits, preparePairs } from "./precompute.ts";
 
 /** One method of the frontier. */
 export interface FrontierMethod {
-  /** `dpo` or `preferred-ft`. */
+  /** `dpo` (any preference loss of the DPO family) or `preferred-ft`. */
   method: "dpo" | "preferred-ft";
-  /** β of DPO. */
+  /** β of the preference loss. @default 0.1 */
   beta?: number;
+  /** The preference loss (types and their options; β is `beta`). @default sigmoid */
+  loss?: Omit<PreferenceLossOptions, "beta">;
+  /** Series name of the chart, e.g. "R-DPO". @default "DPO" or "Preferred-FT" */
+  name?: string;
+  /** This run's optimizer. @default the options' optimizer (preferredFtOptimizer for SFT) */
+  optimizer?: OptimizerOptions;
+  /** This run's pairs and their reference cache. @default the options' */
+  data?: { preferenceData: string; refCache: string };
 }
 
 /** Options of {@link runFrontier}. */
@@ -56,7 +67,10 @@ export interface FrontierOptions {
   promptLimit?: number;
 }
 
-/** Runs every method and returns the frontier points; writes frontier.json and report.html. */
+/**
+ * Runs every method and returns the frontier points; writes frontier.json, report.html and the
+ * chart alone as frontier.svg (for a README).
+ */
 export async function runFrontier(
   store: FileStore,
   backend: Backend,
@@ -67,18 +81,15 @@ export async function runFrontier(
   } = {},
 ): Promise<FrontierPoint[]> {
   const tokenizer = await loadTokenizer(store, o.sftModel);
-  const { prepared } = await preparePairs(
-    store,
-    o.sftModel,
-    { path: o.preferenceData },
-    undefined,
-    o.tokenOptions,
-  );
-  const cache = await readCache(store, o.refCache);
-  assertCacheFits(cache.header, prepared, o.refCache);
-  const pairs = prepared.sections[0].examples;
-  const chosenRef = cache.columns.chosen_logp as Float64Array;
-  const rejectedRef = cache.columns.rejected_logp as Float64Array;
+  // Each distinct (pairs, cache) of the methods, loaded once.
+  const sets = new Map<string, PairSet>();
+  const dataOf = (m: FrontierMethod) =>
+    m.data ?? { preferenceData: o.preferenceData, refCache: o.refCache };
+  for (const m of o.methods) {
+    const d = dataOf(m);
+    const key = JSON.stringify(d);
+    if (!sets.has(key)) sets.set(key, await loadPairSet(store, o, d));
+  }
   let prompts = encodePrompts(tokenizer, await readPrompts(store, o.prompts));
   if (o.promptLimit) prompts = prompts.slice(0, o.promptLimit);
   const evalOptions = { seeds: o.evalSeeds ?? [0], maxNewTokens: o.maxNewTokens ?? 16 };
@@ -89,22 +100,27 @@ export async function runFrontier(
   reference.params.writeAll(weights, { source: o.sftModel });
   const modelOptions = {
     maxBatch: Math.max(2 * loop.batchSize, capacity.maxBatch),
-    maxSeqLen: Math.max(longestPair(pairs), capacity.maxSeqLen),
+    maxSeqLen: Math.max(...[...sets.values()].map((d) => longestPair(d.pairs)), capacity.maxSeqLen),
   };
   // One policy model, reset to the SFT weights for each method: the arenas are allocated once.
   const policy = new LlamaModel(backend, config, modelOptions);
   const padTokenId = tokenizer.padTokenId;
   const points: FrontierPoint[] = [];
   for (const m of o.methods) {
-    const label = m.method === "dpo" ? `dpo-beta${m.beta}` : "preferred-ft";
+    const { pairs, chosenRef, rejectedRef } = sets.get(JSON.stringify(dataOf(m)))!;
+    const name = m.name ?? (m.method === "dpo" ? "DPO" : "Preferred-FT");
+    const label = m.method === "dpo"
+      ? `${name.toLowerCase().replace(/[^a-z0-9]+/g, "-")}-beta${m.beta ?? 0.1}`
+      : name.toLowerCase().replace(/[^a-z0-9]+/g, "-");
     hooks.log?.(`training ${label}`);
     policy.params.writeAll(weights, { source: o.sftModel });
     const optimizer = new DeviceOptimizer(backend, policy.layout, {
-      ...(m.method === "dpo" ? o.optimizer : o.preferredFtOptimizer ?? o.optimizer),
+      ...(m.optimizer ??
+        (m.method === "dpo" ? o.optimizer : o.preferredFtOptimizer ?? o.optimizer)),
       totalSteps: totalSteps(pairs.length, loop),
     });
     const objective: Objective = m.method === "dpo"
-      ? { kind: "preference", beta: m.beta ?? 0.1 }
+      ? { kind: "preference", ...m.loss, beta: m.beta ?? 0.1 }
       : { kind: "nll" };
     const trainer = new Trainer(policy, optimizer, objective);
     const evaluate = async () => {
@@ -112,12 +128,7 @@ export async function runFrontier(
       return { reward: e.reward, kl: e.kl, length: e.length };
     };
     const start = await evaluate();
-    points.push({
-      method: m.method === "dpo" ? "DPO" : "Preferred-FT",
-      beta: m.beta,
-      step: 0,
-      ...start,
-    });
+    points.push({ method: name, beta: m.beta, step: 0, ...start });
     const rows = await runLoop({
       store,
       outputDir: joinPath(o.outputDir, label),
@@ -160,11 +171,12 @@ export async function runFrontier(
     for (const r of rows) {
       if ("eval_reward" in r) {
         points.push({
-          method: m.method === "dpo" ? "DPO" : "Preferred-FT",
+          method: name,
           beta: m.beta,
           step: r.step,
           reward: r.eval_reward,
           kl: r.eval_kl,
+          length: r.eval_length,
         });
       }
     }
@@ -176,5 +188,41 @@ export async function runFrontier(
   );
   const html = await renderReport({ title: "Reward–KL frontier", metrics: [], frontier: points });
   await store.writeFileAtomic(joinPath(o.outputDir, "report.html"), new TextEncoder().encode(html));
+  const chart = frontierChart(points);
+  if (chart) {
+    const svg = await renderSvg(chart.spec, chart.id);
+    await store.writeFileAtomic(
+      joinPath(o.outputDir, "frontier.svg"),
+      new TextEncoder().encode(svg),
+    );
+  }
   return points;
+}
+
+/** A run's training pairs and their reference log-probs. */
+interface PairSet {
+  pairs: PreferenceExample[];
+  chosenRef: Float64Array;
+  rejectedRef: Float64Array;
+}
+
+async function loadPairSet(
+  store: FileStore,
+  o: FrontierOptions,
+  d: { preferenceData: string; refCache: string },
+): Promise<PairSet> {
+  const { prepared } = await preparePairs(
+    store,
+    o.sftModel,
+    { path: d.preferenceData },
+    undefined,
+    o.tokenOptions,
+  );
+  const cache = await readCache(store, d.refCache);
+  assertCacheFits(cache.header, prepared, d.refCache);
+  return {
+    pairs: prepared.sections[0].examples,
+    chosenRef: cache.columns.chosen_logp as Float64Array,
+    rejectedRef: cache.columns.rejected_logp as Float64Array,
+  };
 }

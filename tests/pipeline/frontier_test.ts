@@ -48,6 +48,74 @@ Deno.test("the frontier task gives a point per evaluation for each method", asyn
   assert.ok(Math.abs(points[0].kl) < 1e-6, "at step 0 the policy is the reference: KL 0");
   const html = await Deno.readTextFile(`${w.dir}/frontier/report.html`);
   assert.match(html, /data-chart="frontier"/);
+  const svg = await Deno.readTextFile(`${w.dir}/frontier/frontier.svg`);
+  assert.match(svg, /^<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/, "a standalone SVG file");
+  assert.match(svg, /Preferred-FT/);
+});
+
+Deno.test("frontier runs can be named, take any preference loss and their own pairs", async () => {
+  const w = await makeTinyWorld(8);
+  const backend = new CpuBackend("f32");
+  await runPrecompute(store, backend, {
+    model: w.base,
+    data: { path: w.prefs },
+    output: `${w.dir}/ref.bin`,
+  });
+  // The same pairs with chosen and rejected swapped, and their own cache.
+  const swapped = `${w.dir}/swapped.jsonl`;
+  const rows = (await Deno.readTextFile(w.prefs)).split("\n").filter((l) => l.trim())
+    .map((l) => JSON.parse(l)).map((r) => ({ ...r, chosen: r.rejected, rejected: r.chosen }));
+  await Deno.writeTextFile(swapped, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+  await runPrecompute(store, backend, {
+    model: w.base,
+    data: { path: swapped },
+    output: `${w.dir}/swapped.bin`,
+  });
+  const options = {
+    sftModel: w.base,
+    preferenceData: w.prefs,
+    refCache: `${w.dir}/ref.bin`,
+    prompts: await promptsFile(w.dir),
+    outputDir: `${w.dir}/length`,
+    optimizer: { lr: 1e-2, schedule: "constant" as const },
+    loop: { batchSize: 4, maxSteps: 1, evalSteps: 1, loggingSteps: 1 },
+    maxNewTokens: 4,
+  };
+  const points = await runFrontier(store, backend, {
+    ...options,
+    methods: [
+      {
+        method: "dpo",
+        beta: 0.1,
+        name: "R-DPO",
+        loss: { rdpoAlpha: 0.2 },
+        data: { preferenceData: swapped, refCache: `${w.dir}/swapped.bin` },
+      },
+      { method: "dpo", beta: 2, name: "SimPO", loss: { lossType: "simpo", simpoGamma: 1 } },
+    ],
+  });
+  assert.deepEqual(points.map((p) => `${p.method} β=${p.beta}:${p.step}`), [
+    "R-DPO β=0.1:0",
+    "R-DPO β=0.1:1",
+    "SimPO β=2:0",
+    "SimPO β=2:1",
+  ]);
+  for (const p of points) assert.ok(Number.isFinite(p.length) && p.length! > 0);
+  const html = await Deno.readTextFile(`${w.dir}/length/report.html`);
+  assert.match(html, /data-chart="length"/);
+  await Deno.stat(`${w.dir}/length/r-dpo-beta0.1/metrics.jsonl`);
+  // A run's own pairs are checked against its own cache.
+  await assert.rejects(
+    runFrontier(store, backend, {
+      ...options,
+      methods: [{
+        method: "dpo",
+        beta: 0.1,
+        data: { preferenceData: swapped, refCache: `${w.dir}/ref.bin` },
+      }],
+    }),
+    /ref\.bin does not fit this run/,
+  );
 });
 
 Deno.test("the pipeline ends with an evaluation table and report.html", async () => {
