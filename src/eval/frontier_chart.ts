@@ -143,6 +143,7 @@ export function lengthChart(frontier: FrontierPoint[]): ChartSpec | undefined {
     type: "nominal",
     title: "run",
     scale: { domain: order, range: frontierColors(points, order) },
+    legend: { labelLimit: 240 },
   };
   const panel = (field: string, title: string) => ({
     width: 280,

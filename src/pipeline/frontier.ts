@@ -15,7 +15,7 @@ import { joinPath } from "../io/fs.ts";
 import { readModelFolder } from "../model/checkpoint.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { encodePrompts, evalCapacity, evaluateModel, readPrompts } from "../eval/evaluate.ts";
-import { frontierChart, type FrontierPoint } from "../eval/frontier_chart.ts";
+import { frontierChart, type FrontierPoint, lengthChart } from "../eval/frontier_chart.ts";
 import { renderSvg } from "../eval/charts.ts";
 import { renderReport } from "../eval/report.ts";
 import { DeviceOptimizer, type OptimizerOptions } from "../train/optimizer.ts";
@@ -68,8 +68,8 @@ export interface FrontierOptions {
 }
 
 /**
- * Runs every method and returns the frontier points; writes frontier.json, report.html and the
- * chart alone as frontier.svg (for a README).
+ * Runs every method and returns the frontier points; writes frontier.json, report.html and its
+ * two charts alone as frontier.svg and length.svg (for a README).
  */
 export async function runFrontier(
   store: FileStore,
@@ -109,9 +109,8 @@ export async function runFrontier(
   for (const m of o.methods) {
     const { pairs, chosenRef, rejectedRef } = sets.get(JSON.stringify(dataOf(m)))!;
     const name = m.name ?? (m.method === "dpo" ? "DPO" : "Preferred-FT");
-    const label = m.method === "dpo"
-      ? `${name.toLowerCase().replace(/[^a-z0-9]+/g, "-")}-beta${m.beta ?? 0.1}`
-      : name.toLowerCase().replace(/[^a-z0-9]+/g, "-");
+    const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+    const label = m.method === "dpo" ? `${slug}-beta${m.beta ?? 0.1}` : slug;
     hooks.log?.(`training ${label}`);
     policy.params.writeAll(weights, { source: o.sftModel });
     const optimizer = new DeviceOptimizer(backend, policy.layout, {
@@ -188,11 +187,11 @@ export async function runFrontier(
   );
   const html = await renderReport({ title: "Reward–KL frontier", metrics: [], frontier: points });
   await store.writeFileAtomic(joinPath(o.outputDir, "report.html"), new TextEncoder().encode(html));
-  const chart = frontierChart(points);
-  if (chart) {
+  for (const chart of [frontierChart(points), lengthChart(points)]) {
+    if (!chart) continue;
     const svg = await renderSvg(chart.spec, chart.id);
     await store.writeFileAtomic(
-      joinPath(o.outputDir, "frontier.svg"),
+      joinPath(o.outputDir, `${chart.id}.svg`),
       new TextEncoder().encode(svg),
     );
   }

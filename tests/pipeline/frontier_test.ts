@@ -103,6 +103,7 @@ Deno.test("frontier runs can be named, take any preference loss and their own pa
   for (const p of points) assert.ok(Number.isFinite(p.length) && p.length! > 0);
   const html = await Deno.readTextFile(`${w.dir}/length/report.html`);
   assert.match(html, /data-chart="length"/);
+  assert.match(await Deno.readTextFile(`${w.dir}/length/length.svg`), /^<svg[^>]*>.*SimPO/s);
   await Deno.stat(`${w.dir}/length/r-dpo-beta0.1/metrics.jsonl`);
   // A run's own pairs are checked against its own cache.
   await assert.rejects(
