@@ -17,7 +17,8 @@ async function promptsFile(dir: string): Promise<string> {
   return path;
 }
 
-Deno.test("the frontier task gives a point per evaluation for each method", async () => {
+/** The tiny world on the f32 CPU backend, with the reference cache of its pairs at ref.bin. */
+async function cachedTinyWorld() {
   const w = await makeTinyWorld(8);
   const backend = new CpuBackend("f32");
   await runPrecompute(store, backend, {
@@ -25,6 +26,11 @@ Deno.test("the frontier task gives a point per evaluation for each method", asyn
     data: { path: w.prefs },
     output: `${w.dir}/ref.bin`,
   });
+  return { w, backend };
+}
+
+Deno.test("the frontier task gives a point per evaluation for each method", async () => {
+  const { w, backend } = await cachedTinyWorld();
   const points = await runFrontier(store, backend, {
     sftModel: w.base,
     preferenceData: w.prefs,
@@ -54,13 +60,7 @@ Deno.test("the frontier task gives a point per evaluation for each method", asyn
 });
 
 Deno.test("frontier runs can be named, take any preference loss and their own pairs", async () => {
-  const w = await makeTinyWorld(8);
-  const backend = new CpuBackend("f32");
-  await runPrecompute(store, backend, {
-    model: w.base,
-    data: { path: w.prefs },
-    output: `${w.dir}/ref.bin`,
-  });
+  const { w, backend } = await cachedTinyWorld();
   // The same pairs with chosen and rejected swapped, and their own cache.
   const swapped = `${w.dir}/swapped.jsonl`;
   const rows = (await Deno.readTextFile(w.prefs)).split("\n").filter((l) => l.trim())
