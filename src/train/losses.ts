@@ -6,7 +6,7 @@
  * Notation (Rafailov et al. 2023, eq. 7; TRL's DPOTrainer): per pair, the log-ratios
  * `s_w = logp_pi(y_w) - logp_ref(y_w)` and `s_l` likewise (the reference is 0 with
  * `referenceFree`), passed through the f-divergence's score `f` (identity for reverse KL),
- * `delta = f(s_w) - f(s_l)`, the margin `z = beta * delta - rdpoAlpha * (|y_w| - |y_l|)`, and
+ * `delta = f(s_w) - f(s_l)`, the margin `z = beta * delta + rdpoAlpha * (|y_w| - |y_l|)`, and
  * `|y|` the completion's token count (at least 1). The batch loss is the mean over pairs of the
  * weighted sum of the listed losses.
  *

@@ -134,8 +134,10 @@ export function pairTerm(
     case "hinge":
     case "exo_pair":
     case "discopop": {
-      // R-DPO (Park et al. 2024, eq. 9): the margin pays α per extra chosen token.
-      const z = beta * delta - spec.rdpoAlpha * (nw - nl);
+      // R-DPO (Park et al. 2024): with a length penalty α|y| in the RLHF objective the preference
+      // becomes σ(βΔ + α(|y_w| − |y_l|)): length explains part of a longer chosen's win, so the
+      // policy is pushed less towards it.
+      const z = beta * delta + spec.rdpoAlpha * (nw - nl);
       const [loss, dz] = marginLoss(type, z, spec);
       return { loss, dChosen: dz * beta * dsw, dRejected: -dz * beta * dsl };
     }

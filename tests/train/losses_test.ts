@@ -52,7 +52,7 @@ const HAND: Array<[PreferenceLossType, PreferenceLossOptions, number]> = [
   ["sft", {}, 2.5], // 10 / 4
   ["simpo", {}, 0.94324895], // -log σ(0.1·(-2.5 + 3) - 0.5)
   ["orpo", {}, 2.54611613],
-  ["sigmoid", { rdpoAlpha: 0.01 }, 0.29747581], // -log σ(1 + 0.06)
+  ["sigmoid", { rdpoAlpha: 0.01 }, 0.32975533], // -log σ(1 + 0.01·(4 − 10)): R-DPO's plus sign
   ["aot", {}, 0.31326169], // one pair: sorting changes nothing
   ["aot_unpaired", {}, 0.31326169],
 ];

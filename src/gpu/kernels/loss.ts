@@ -147,7 +147,7 @@ fn term(t: u32, x: Pair) -> vec3<f32> {
   let delta = fw.x - fl.x;
   switch t {
     case 0u, 1u, 2u, 4u, 12u: {
-      let z = beta * delta - u.rdpo * (x.nw - x.nl);
+      let z = beta * delta + u.rdpo * (x.nw - x.nl);
       let m = marginLoss(t, z);
       return vec3<f32>(m.x, m.y * beta * fw.y, -m.y * beta * fl.y);
     }
