@@ -22,6 +22,7 @@ import { runSft } from "../src/pipeline/sft.ts";
 import { runPrecompute } from "../src/pipeline/precompute.ts";
 import { type FrontierMethod, runFrontier } from "../src/pipeline/frontier.ts";
 import { joinPath } from "../src/io/fs.ts";
+import { loadPreferenceDataset } from "../src/data/mod.ts";
 import {
   DEFAULT_LENGTH_BONUS,
   type JudgedPair,
@@ -152,7 +153,8 @@ await runMain(async () => {
 /**
  * The length experiment's runs: relabels the training pairs with the length-biased judge into
  * runs/<name>/length/, caches the SFT model's log-probs of them, and returns DPO on the true
- * labels, then DPO, R-DPO (α = the judge's bonus, which cancels it) and SimPO on the judged pairs.
+ * labels, then DPO, R-DPO (α = the judge's bonus; docs/losses.md has what other α do) and SimPO on
+ * the judged pairs.
  */
 async function lengthExperimentMethods(
   backend: Backend,
@@ -162,9 +164,19 @@ async function lengthExperimentMethods(
   const beta = spec.dpo.beta ?? 0.1;
   const bonus = flags.lengthBonus as number;
   if (!(bonus >= 0)) throw new UsageError(`--length-bonus: expected a number ≥ 0, got ${bonus}`);
-  const rows: JudgedPair[] = (await store.readText(spec.preferenceData)).split("\n")
-    .filter((l) => l.trim()).map((l) => JSON.parse(l));
-  const judged = relabelByLength(rows, bonus);
+  // The project's loader: bad rows are reported with file:line (exit 2) before any work.
+  const { rows } = await loadPreferenceDataset(store, spec.preferenceData);
+  const text: JudgedPair[] = rows.flatMap((r) => r.kind === "standard" ? [r] : []);
+  if (text.length !== rows.length) {
+    throw new UsageError(
+      `${spec.preferenceData}: the length judge reads text pairs (prompt, chosen, rejected strings); ` +
+        "this file is conversational or tokenized",
+    );
+  }
+  const judged = relabelByLength(
+    text.map(({ prompt, chosen, rejected }) => ({ prompt, chosen, rejected })),
+    bonus,
+  );
   console.error(
     `length judge (bonus ${bonus} per token): ${judged.pairs.length} pairs, ` +
       `${judged.flipped} reversed, ${judged.ties} tied and dropped; ` +
@@ -174,8 +186,8 @@ async function lengthExperimentMethods(
   const data = joinPath(dir, "preferences_judged.jsonl");
   const refCache = joinPath(dir, "ref_cache.bin");
   await store.mkdirp(dir);
-  const text = judged.pairs.map((p) => JSON.stringify(p)).join("\n") + "\n";
-  await store.writeFileAtomic(data, new TextEncoder().encode(text));
+  const jsonl = judged.pairs.map((p) => JSON.stringify(p)).join("\n") + "\n";
+  await store.writeFileAtomic(data, new TextEncoder().encode(jsonl));
   await timed("precompute (judged pairs)", () =>
     runPrecompute(store, backend, {
       model: sft,

@@ -70,15 +70,19 @@ function frontierColors(points: Array<FrontierPoint & { series: string }>, order
   return order.map((l) => color.get(l)!);
 }
 
+/** Series labels in legend order: by method, then by β ascending. */
+function legendOrder(points: Array<FrontierPoint & { series: string }>): string[] {
+  return [...new Map(points.map((p) => [p.series, p])).values()]
+    .sort((a, b) => a.method.localeCompare(b.method) || (a.beta ?? 0) - (b.beta ?? 0))
+    .map((p) => p.series);
+}
+
 /** The frontier chart's spec, or undefined when no point has finite KL and reward. */
 export function frontierChart(frontier: FrontierPoint[]): ChartSpec | undefined {
   const fpoints = frontier.filter((p) => Number.isFinite(p.kl) && Number.isFinite(p.reward))
     .map((p) => ({ ...p, series: frontierLabel(p) }));
   if (fpoints.length) {
-    // Legend order: by method, then by β ascending.
-    const order = [...new Map(fpoints.map((p) => [p.series, p])).values()]
-      .sort((a, b) => a.method.localeCompare(b.method) || (a.beta ?? 0) - (b.beta ?? 0))
-      .map((p) => p.series);
+    const order = legendOrder(fpoints);
     const x = { field: "kl", type: "quantitative", title: "KL(π ‖ π_ref) per sequence (nats)" };
     const y = {
       field: "reward",
@@ -135,9 +139,7 @@ export function lengthChart(frontier: FrontierPoint[]): ChartSpec | undefined {
   const points = frontier.filter((p) => Number.isFinite(p.length) && Number.isFinite(p.reward))
     .map((p) => ({ ...p, series: frontierLabel(p) }));
   if (!points.length) return undefined;
-  const order = [...new Map(points.map((p) => [p.series, p])).values()]
-    .sort((a, b) => a.method.localeCompare(b.method) || (a.beta ?? 0) - (b.beta ?? 0))
-    .map((p) => p.series);
+  const order = legendOrder(points);
   const color = {
     field: "series",
     type: "nominal",

@@ -37,8 +37,6 @@ export interface FrontierMethod {
   loss?: Omit<PreferenceLossOptions, "beta">;
   /** Series name of the chart, e.g. "R-DPO". @default "DPO" or "Preferred-FT" */
   name?: string;
-  /** This run's optimizer. @default the options' optimizer (preferredFtOptimizer for SFT) */
-  optimizer?: OptimizerOptions;
   /** This run's pairs and their reference cache. @default the options' */
   data?: { preferenceData: string; refCache: string };
 }
@@ -114,8 +112,7 @@ export async function runFrontier(
     hooks.log?.(`training ${label}`);
     policy.params.writeAll(weights, { source: o.sftModel });
     const optimizer = new DeviceOptimizer(backend, policy.layout, {
-      ...(m.optimizer ??
-        (m.method === "dpo" ? o.optimizer : o.preferredFtOptimizer ?? o.optimizer)),
+      ...(m.method === "dpo" ? o.optimizer : o.preferredFtOptimizer ?? o.optimizer),
       totalSteps: totalSteps(pairs.length, loop),
     });
     const objective: Objective = m.method === "dpo"
