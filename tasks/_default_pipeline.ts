@@ -26,7 +26,9 @@ export function checkDefaultPipelineFlags(flags: Flags): void {
       "With neither, the default pipeline runs on data/ with the hyperparameters of " +
       "src/pipeline/defaults.ts and takes only " +
       DEFAULT_PIPELINE_FLAGS.map((f) => `--${f}`).join(", ") +
-      ". Pass --model and --data (e.g. --model data/base --data data/preferences.jsonl), or drop " +
+      ". Pass --model and --data; after a default run, for example: --model runs/default/sft " +
+      "--data data/preferences.jsonl --eval-data data/preferences_eval.jsonl --max-length 64 " +
+      "--max-prompt-length 32 --ref-cache runs/default/ref_cache/ref_cache.bin. Or drop " +
       list + ".",
   );
 }
