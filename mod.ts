@@ -22,9 +22,9 @@ export type {
   PreferenceLossType,
   Role,
   Tensor,
-} from "./src/backend.ts";
+} from "./src/backend/mod.ts";
 /** Metric names of the preference losses (TRL's). */
-export { PREFERENCE_METRICS } from "./src/backend.ts";
+export { PREFERENCE_METRICS } from "./src/backend/mod.ts";
 /** The WebGPU backend (WGSL kernels). */
 export { GpuBackend } from "./src/gpu/backend.ts";
 /** The plain TypeScript reference backend (float32 or float64). */
@@ -32,7 +32,7 @@ export { CpuBackend } from "./src/cpu/backend.ts";
 /** Adapter discovery: `requestDevice` asks for the adapter's maximum limits. */
 export { hasWebGpu, NoAdapterError, requestDevice } from "./src/gpu/device.ts";
 /** `--device webgpu|cpu|auto`. */
-export { createBackend, type DeviceChoice } from "./src/gpu/select.ts";
+export { createBackend, type DeviceChoice } from "./src/pipeline/device.ts";
 
 /** HF `config.json` <-> model config, and the HF parameter table. */
 export {
@@ -76,9 +76,9 @@ export {
   type PreferenceLossOptions,
   preferenceMetrics,
   resolveLossSpec,
-} from "./src/train/losses.ts";
-export { ktoLoss, ktoWeightWarning, resolveKtoSpec } from "./src/train/kto_loss.ts";
-export { KTO_METRICS, PREFERENCE_LOSS_TYPES } from "./src/backend.ts";
+} from "./src/backend/losses.ts";
+export { ktoLoss, ktoWeightWarning, resolveKtoSpec } from "./src/backend/kto_loss.ts";
+export { KTO_METRICS, PREFERENCE_LOSS_TYPES } from "./src/backend/mod.ts";
 
 /** The stages as library functions (a browser page calls them with its own FileStore). */
 export { runSft, type SftOptions } from "./src/pipeline/sft.ts";
@@ -92,7 +92,7 @@ export { runFrontier } from "./src/pipeline/frontier.ts";
 export { generate, type GenerateOptions, Sampler } from "./src/eval/sample.ts";
 export { sequenceKl } from "./src/eval/kl.ts";
 export { evaluateModel, type ModelEvaluation } from "./src/eval/evaluate.ts";
-export { sentimentReward } from "./src/eval/reward.ts";
+export { sentimentReward } from "./src/world/reward.ts";
 export { renderReport, type ReportInput } from "./src/eval/report.ts";
 
 /** The reference log-prob cache format. */

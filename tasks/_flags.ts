@@ -7,14 +7,14 @@ import type { Flags, FlagSpec } from "./_cli.ts";
 import { UsageError } from "./_cli.ts";
 import type { OptimizerOptions } from "../src/train/optimizer.ts";
 import type { LoopOptions } from "../src/pipeline/loop.ts";
-import type { SplitSpec, TokenOptions } from "../src/pipeline/data.ts";
-import type { DeviceChoice } from "../src/gpu/select.ts";
+import type { SplitSpec, TokenOptions } from "../src/data/prepare.ts";
+import type { DeviceChoice } from "../src/pipeline/device.ts";
 import {
   type FDivergenceType,
   PREFERENCE_LOSS_TYPES,
   type PreferenceLossType,
-} from "../src/backend.ts";
-import type { PreferenceLossOptions } from "../src/train/losses.ts";
+} from "../src/backend/mod.ts";
+import type { PreferenceLossOptions } from "../src/backend/losses.ts";
 
 /** --device and --json. */
 export const COMMON_FLAGS: Record<string, FlagSpec> = {

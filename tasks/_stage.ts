@@ -1,7 +1,7 @@
 /** What the stage tasks share: the backend, the file store, progress bars and metric lines. */
 
-import { createBackend, type DeviceChoice } from "../src/gpu/select.ts";
-import type { Backend } from "../src/backend.ts";
+import { createBackend, type DeviceChoice } from "../src/pipeline/device.ts";
+import type { Backend } from "../src/backend/mod.ts";
 import { DenoFileStore } from "../src/io/deno_fs.ts";
 import type { StageHooks } from "../src/pipeline/dpo.ts";
 import { Progress } from "./_cli.ts";

@@ -14,7 +14,7 @@ import {
   type StepBenchConfig,
   type StepBenchResult,
 } from "../src/train/bench.ts";
-import type { Backend } from "../src/backend.ts";
+import type { Backend } from "../src/backend/mod.ts";
 import { hasWebGpu } from "../src/gpu/device.ts";
 
 const flags = parseFlags("bench", "Measures matmul and training-step throughput.", {

@@ -9,7 +9,7 @@
 
 import { parseFlags, Progress, runMain, UsageError } from "./_cli.ts";
 import { openBackend, store } from "./_stage.ts";
-import type { DeviceChoice } from "../src/gpu/select.ts";
+import type { DeviceChoice } from "../src/pipeline/device.ts";
 import { type Comparison, evaluateFolders } from "../src/eval/compare.ts";
 import type { ModelEvaluation } from "../src/eval/evaluate.ts";
 

@@ -17,7 +17,7 @@ import { COMMON_FLAGS, deviceOf } from "./_flags.ts";
 import { openBackend, stageHooks, store, timed } from "./_stage.ts";
 import { defaultPipelineSpec } from "../src/pipeline/defaults.ts";
 import { type PipelineSpec, runPaths } from "../src/pipeline/pipeline.ts";
-import type { Backend } from "../src/backend.ts";
+import type { Backend } from "../src/backend/mod.ts";
 import { runSft } from "../src/pipeline/sft.ts";
 import { runPrecompute } from "../src/pipeline/precompute.ts";
 import { type FrontierMethod, runFrontier } from "../src/pipeline/frontier.ts";
@@ -27,7 +27,7 @@ import {
   DEFAULT_LENGTH_BONUS,
   type JudgedPair,
   relabelByLength,
-} from "../src/eval/length_judge.ts";
+} from "../src/world/length_judge.ts";
 
 /** DPO's peak learning rate in the frontier: small enough that the curves start near KL 0. */
 const FRONTIER_LR = 5e-4;

@@ -12,9 +12,9 @@ import { parseFlags, Progress, runMain, UsageError } from "./_cli.ts";
 import { GpuBackend } from "../src/gpu/backend.ts";
 import { CpuBackend } from "../src/cpu/backend.ts";
 import { hasWebGpu } from "../src/gpu/device.ts";
-import type { Backend } from "../src/backend.ts";
+import type { Backend } from "../src/backend/mod.ts";
 import { DenoFileStore } from "../src/io/deno_fs.ts";
-import { loadModel } from "../src/model/checkpoint.ts";
+import { loadModel } from "../src/model/model_folder.ts";
 import { loadTokenizer } from "../src/data/tokenizer.ts";
 import { generate } from "../src/eval/sample.ts";
 

@@ -20,7 +20,7 @@ import {
 } from "./_flags.ts";
 import { openBackend, stageHooks, store, timed } from "./_stage.ts";
 import { runKto } from "../src/pipeline/kto.ts";
-import type { KtoLossType } from "../src/backend.ts";
+import type { KtoLossType } from "../src/backend/mod.ts";
 
 const flags = parseFlags(
   "kto",

@@ -8,7 +8,7 @@ import { parseFlags, runMain, UsageError } from "./_cli.ts";
 import { COMMON_FLAGS, DATA_FLAGS, deviceOf, required, splitOf, tokenOptionsOf } from "./_flags.ts";
 import { openBackend, stageHooks, store, timed } from "./_stage.ts";
 import { runPrecompute } from "../src/pipeline/precompute.ts";
-import { trainEvalSplits } from "../src/pipeline/data.ts";
+import { trainEvalSplits } from "../src/data/prepare.ts";
 import { decodeCache, mergeCaches } from "../src/cache/reference_cache.ts";
 
 const flags = parseFlags(

@@ -11,10 +11,10 @@ import { COMMON_FLAGS, deviceOf } from "./_flags.ts";
 import { openBackend, stageHooks, store, timed } from "./_stage.ts";
 import { defaultPipelineSpec } from "../src/pipeline/defaults.ts";
 import { runSft } from "../src/pipeline/sft.ts";
-import { loadModel } from "../src/model/checkpoint.ts";
+import { loadModel } from "../src/model/model_folder.ts";
 import { loadTokenizer } from "../src/data/mod.ts";
-import { makePreferencePairs } from "../src/eval/preferences.ts";
-import { sentimentReward } from "../src/eval/reward.ts";
+import { makePreferencePairs } from "../src/pipeline/preferences.ts";
+import { sentimentReward } from "../src/world/reward.ts";
 import { joinPath } from "../src/io/fs.ts";
 
 const flags = parseFlags(

@@ -11,11 +11,11 @@
 import { parseFlags, Progress, runMain, UsageError } from "./_cli.ts";
 import { DenoFileStore } from "../src/io/deno_fs.ts";
 import { joinPath } from "../src/io/fs.ts";
-import { createBackend, type DeviceChoice } from "../src/gpu/select.ts";
+import { createBackend, type DeviceChoice } from "../src/pipeline/device.ts";
 import { configFromHf } from "../src/model/config.ts";
 import { LlamaModel } from "../src/model/llama.ts";
 import { initWeights } from "../src/model/init.ts";
-import { saveModel } from "../src/model/checkpoint.ts";
+import { saveModel } from "../src/model/model_folder.ts";
 import { DeviceOptimizer } from "../src/train/optimizer.ts";
 import { Trainer } from "../src/train/trainer.ts";
 import {

@@ -6,7 +6,7 @@
 
 import { parseFlags, runMain, UsageError } from "./_cli.ts";
 import { DenoFileStore } from "../src/io/deno_fs.ts";
-import { writeWorld } from "../src/eval/world.ts";
+import { writeWorld } from "../src/world/world.ts";
 
 const flags = parseFlags(
   "world",

@@ -6,7 +6,7 @@
 import { GpuBackend } from "../src/gpu/backend.ts";
 import { CpuBackend } from "../src/cpu/backend.ts";
 import { hasWebGpu } from "../src/gpu/device.ts";
-import type { Backend, Tensor } from "../src/backend.ts";
+import type { Backend, Tensor } from "../src/backend/mod.ts";
 
 let shared: Promise<GpuBackend | undefined> | undefined;
 

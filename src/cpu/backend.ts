@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { Backend, DType, OptimizerHyper, Role, Tensor } from "../backend.ts";
-import { packHyper } from "../backend.ts";
+import type { Backend, DType, OptimizerHyper, Role, Tensor } from "../backend/mod.ts";
+import { packHyper } from "../backend/mod.ts";
 import type { FloatArray } from "./types.ts";
 import * as matmul from "./matmul.ts";
 import * as elementwise from "./elementwise.ts";

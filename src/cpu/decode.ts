@@ -16,11 +16,8 @@
  * @module
  */
 
-import type { SampleSettings } from "../backend.ts";
+import { ROW_STATE, type SampleSettings } from "../backend/mod.ts";
 import type { FloatArray } from "./types.ts";
-
-/** Int32 slots per row of the decode row state: generated count, done flag, stream id, prompt length. */
-export const ROW_STATE = 4;
 
 /** Bias-reduced 32-bit integer hash (Chris Wellons' "lowbias32"); identical in WGSL. */
 export function mix32(x: number): number {

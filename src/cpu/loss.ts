@@ -6,10 +6,10 @@
  * @module
  */
 
-import type { KtoLossSpec, PreferenceLossSpec } from "../backend.ts";
-import { PREFERENCE_METRICS } from "../backend.ts";
-import { ktoLoss as ktoLosses } from "../train/kto_loss.ts";
-import { preferenceLoss as preferenceLosses } from "../train/losses.ts";
+import type { KtoLossSpec, PreferenceLossSpec } from "../backend/mod.ts";
+import { PREFERENCE_METRICS } from "../backend/mod.ts";
+import { ktoLoss as ktoLosses } from "../backend/kto_loss.ts";
+import { preferenceLoss as preferenceLosses } from "../backend/losses.ts";
 import type { FloatArray } from "./types.ts";
 
 /** loss[0] (+)= sum_s weights[s] * seqLogps[s]; seqGrad = weights. */

@@ -5,40 +5,15 @@
  * are tested against these functions, and these against a PyTorch dump
  * (`tests/fixtures/optimizer_torch.json`).
  *
- * The hyper tensor layout is `packHyper`'s (src/backend.ts): 0 lr, 1 beta1, 2 beta2, 3 eps, 4 weightDecay,
+ * The hyper tensor layout is `packHyper`'s (src/backend/hyper.ts): 0 lr, 1 beta1, 2 beta2, 3 eps, 4 weightDecay,
  * 5 Adam step size, 6 sqrt(1 - beta2^step), 7 alpha, 8 momentum, 9 maxGradNorm, 10 step,
  * 11 1 - beta1, 12 1 - beta2, 13 1 - alpha (float64 differences rounded once).
  *
  * @module
  */
 
+import { chunkSize, partialSlots } from "../backend/hyper.ts";
 import type { FloatArray } from "./types.ts";
-
-/** Largest number of per-chunk partial sums; the final reduction reads them all in order. */
-export const MAX_PARTIALS = 1024;
-/** Elements per partial sum at least (small arrays use a single partial). */
-export const MIN_CHUNK = 2048;
-
-/**
- * Number of elements the `partial` tensor of {@link sumSquares} needs for `n` elements. The same
- * layout as the WebGPU kernel (`src/gpu/kernels/optimizer.ts`), so one allocation fits both.
- *
- * @example
- * ```ts
- * const partial = backend.alloc("optimizer", partialSlots(parameterCount));
- * ```
- */
-export function partialSlots(n: number): number {
-  return Math.max(1, Math.min(MAX_PARTIALS, Math.ceil(n / MIN_CHUNK)));
-}
-
-/**
- * Elements summed into each partial: `ceil(n / partialSlots(n))` rounded up to 64, so that each
- * chunk starts on a 256-byte boundary (a WebGPU view can start there).
- */
-export function chunkSize(n: number): number {
-  return Math.max(64, Math.ceil(n / partialSlots(n) / 64) * 64);
-}
 
 /**
  * total (1) = sum of g (n) squared. partial (≥ partialSlots(n)) receives the sum of each chunk of

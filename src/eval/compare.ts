@@ -7,12 +7,12 @@
  * @module
  */
 
-import type { Backend } from "../backend.ts";
+import type { Backend } from "../backend/mod.ts";
 import { loadTokenizer } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
-import { readModelFolder } from "../model/checkpoint.ts";
+import { readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
-import { preparePreferenceSplit, type TokenOptions } from "../pipeline/data.ts";
+import { preparePreferenceSplit, type TokenOptions } from "../data/prepare.ts";
 import {
   encodePrompts,
   evalCapacity,

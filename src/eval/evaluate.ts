@@ -16,9 +16,9 @@
 import type { ChatTokenizer, PreferenceExample } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { LlamaModel, type LlamaModelOptions } from "../model/llama.ts";
-import { longestPair } from "../pipeline/data.ts";
-import { scorePairs } from "../pipeline/scoring.ts";
-import { sentimentReward } from "./reward.ts";
+import { longestPair } from "../data/prepare.ts";
+import { scorePairs } from "../model/scoring.ts";
+import { sentimentReward } from "../world/reward.ts";
 import { generate } from "./sample.ts";
 import { sequenceKl } from "./kl.ts";
 import type { EvalTable, ReportSample } from "./report.ts";

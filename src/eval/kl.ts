@@ -18,7 +18,7 @@
  * @module
  */
 
-import type { Backend, Tensor } from "../backend.ts";
+import type { Backend, Tensor } from "../backend/mod.ts";
 import { logitsChunkRows } from "../model/activations.ts";
 import type { LlamaModel } from "../model/llama.ts";
 

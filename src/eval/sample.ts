@@ -21,10 +21,15 @@
  * @module
  */
 
-import type { Backend, DecodeRows, SampleSettings, Tensor } from "../backend.ts";
+import {
+  type Backend,
+  type DecodeRows,
+  ROW_STATE,
+  type SampleSettings,
+  type Tensor,
+} from "../backend/mod.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import { ropeTables } from "../model/rope_tables.ts";
-import { ROW_STATE } from "../cpu/decode.ts";
 
 /** Options of {@link Sampler.generate} and {@link generate}. */
 export interface GenerateOptions {

@@ -5,8 +5,8 @@
  * @module
  */
 
-import type { Backend, DType, OptimizerHyper, Role, Tensor } from "../backend.ts";
-import { packHyper } from "../backend.ts";
+import type { Backend, DType, OptimizerHyper, Role, Tensor } from "../backend/mod.ts";
+import { packHyper } from "../backend/mod.ts";
 import { GpuContext, type GpuTensor } from "./context.ts";
 import { type GpuDevice, requestDevice } from "./device.ts";
 import * as matmul from "./kernels/matmul.ts";

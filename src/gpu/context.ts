@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { DType, Role, Tensor } from "../backend.ts";
+import type { DType, Role, Tensor } from "../backend/mod.ts";
 import type { GpuDevice } from "./device.ts";
 
 /** A tensor on the device: a range of one GPU buffer. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Backend, Tensor } from "../backend.ts";
+import type { Backend, Tensor } from "../backend/mod.ts";
 import type { ModelConfig } from "./config.ts";
 
 /** Tensors one layer saves in the forward. N = B*T rows. */

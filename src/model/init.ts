@@ -5,19 +5,8 @@
  * @module
  */
 
+import { seededRandom } from "../data/sampler.ts";
 import type { ParamLayout } from "./params.ts";
-
-/** A seeded generator of uniform floats in [0, 1) (mulberry32): fast, small, reproducible. */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Standard normal draws (Box-Muller) from a uniform generator. */
 export function normalSampler(uniform: () => number): () => number {
@@ -36,7 +25,7 @@ export function initWeights(
   layout: ParamLayout,
   { seed = 0, std = 0.02 } = {},
 ): Map<string, { shape: number[]; data: Float32Array }> {
-  const normal = normalSampler(mulberry32(seed));
+  const normal = normalSampler(seededRandom(seed));
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const slot of layout.slots) {
     const data = new Float32Array(slot.size);

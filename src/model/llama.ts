@@ -9,12 +9,11 @@
  * @module
  */
 
-import type { Backend, Tensor } from "../backend.ts";
+import { type Backend, type Tensor, tokenIndex } from "../backend/mod.ts";
 import type { ModelConfig } from "./config.ts";
 import { type Activations, allocActivations } from "./activations.ts";
 import { ParamArena, type ParamLayout, paramLayout } from "./params.ts";
 import { ropeTables } from "./rope_tables.ts";
-import { tokenIndex } from "../cpu/embedding.ts";
 
 /** Options of {@link LlamaModel}. */
 export interface LlamaModelOptions {

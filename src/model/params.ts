@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Backend, Tensor } from "../backend.ts";
+import type { Backend, Tensor } from "../backend/mod.ts";
 import { type ModelConfig, parameterShapes } from "./config.ts";
 
 /** Offsets are multiples of 64 elements: the 256-byte alignment of a WebGPU binding. */

@@ -8,12 +8,12 @@
  * @module
  */
 
-import type { Backend, PreferenceLossSpec } from "../backend.ts";
-import { CacheError, decodeCache, type ReferenceCache } from "../cache/reference_cache.ts";
+import type { Backend, PreferenceLossSpec } from "../backend/mod.ts";
+import { CacheError, type ReferenceCache } from "../cache/reference_cache.ts";
 import { collatePreference, type PreferenceExample } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
-import { modelFingerprint, readModelFolder } from "../model/checkpoint.ts";
+import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
 import {
   needsReference,
@@ -21,10 +21,10 @@ import {
   type PreferenceLossOptions,
   preferenceMetrics,
   resolveLossSpec,
-} from "../train/losses.ts";
+} from "../backend/losses.ts";
 import { DeviceOptimizer } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
-import { longestPair, trainEvalSplits } from "./data.ts";
+import { logReports, longestPair, preparePairs, trainEvalSplits } from "../data/prepare.ts";
 import { loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
 import {
   fingerprintedOptions,
@@ -34,8 +34,10 @@ import {
   type StageResult,
   startManifest,
 } from "./manifest.ts";
-import { assertCacheFits, logReports, preparePairs, runPrecompute } from "./precompute.ts";
-import { scorePairs } from "./scoring.ts";
+import { runPrecompute } from "./precompute.ts";
+import { assertCacheFits } from "../cache/identity.ts";
+import { cacheColumn, readCache } from "../cache/columns.ts";
+import { scorePairs } from "../model/scoring.ts";
 
 /**
  * Options of {@link runDpo} (TRL's DPOConfig names). The loss fields (lossType, a type or a
@@ -55,28 +57,6 @@ export interface StageHooks {
   onStep?: (step: number, total: number) => void;
   onLog?: (row: Record<string, number>) => void;
   onProgress?: (done: number, total: number) => void;
-}
-
-/** Reads and checks a cache file; errors say what to do. */
-export async function readCache(store: FileStore, path: string): Promise<ReferenceCache> {
-  if (!await store.exists(path)) {
-    throw new CacheError(
-      `${path}: no such reference cache; build it with \`deno task precompute\``,
-    );
-  }
-  return await decodeCache(await store.readFile(path), path);
-}
-
-/** Reference log-probs of pair `i` of section `name`, from a cache. */
-function cacheColumn(cache: ReferenceCache, name: string) {
-  let offset = 0;
-  for (const s of cache.header.sections) {
-    if (s.name === name) break;
-    offset += s.count;
-  }
-  const chosen = cache.columns.chosen_logp as Float64Array;
-  const rejected = cache.columns.rejected_logp as Float64Array;
-  return (i: number): [number, number] => [chosen[offset + i], rejected[offset + i]];
 }
 
 /** Trains DPO; returns the metrics rows (the last is the final eval when there is one). */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Backend } from "../backend.ts";
+import type { Backend } from "../backend/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { type Comparison, evaluateFolders, type FolderEvalOptions } from "../eval/compare.ts";

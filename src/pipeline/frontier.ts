@@ -8,11 +8,11 @@
  * @module
  */
 
-import type { Backend } from "../backend.ts";
+import type { Backend } from "../backend/mod.ts";
 import { collatePreference, collateSft, loadTokenizer } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
-import { readModelFolder } from "../model/checkpoint.ts";
+import { readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { encodePrompts, evalCapacity, evaluateModel, readPrompts } from "../eval/evaluate.ts";
 import { frontierChart, type FrontierPoint, lengthChart } from "../eval/frontier_chart.ts";
@@ -20,12 +20,12 @@ import { renderSvg } from "../eval/charts.ts";
 import { renderReport } from "../eval/report.ts";
 import { DeviceOptimizer, type OptimizerOptions } from "../train/optimizer.ts";
 import { type Objective, Trainer } from "../train/trainer.ts";
-import type { PreferenceLossOptions } from "../train/losses.ts";
+import type { PreferenceLossOptions } from "../backend/losses.ts";
 import type { PreferenceExample } from "../data/mod.ts";
-import { longestPair, type TokenOptions } from "./data.ts";
-import { readCache } from "./dpo.ts";
+import { longestPair, preparePairs, type TokenOptions } from "../data/prepare.ts";
+import { readCache } from "../cache/columns.ts";
+import { assertCacheFits } from "../cache/identity.ts";
 import { loopDefaults, type LoopOptions, runLoop, totalSteps } from "./loop.ts";
-import { assertCacheFits, preparePairs } from "./precompute.ts";
 
 /** One method of the frontier. */
 export interface FrontierMethod {

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { Backend, KtoLossSpec } from "../backend.ts";
+import type { Backend, KtoLossSpec } from "../backend/mod.ts";
 import {
   CacheError,
   decodeCache,
@@ -29,12 +29,13 @@ import {
 } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { dirname, joinPath } from "../io/fs.ts";
-import { modelFingerprint, readModelFolder } from "../model/checkpoint.ts";
+import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
-import { ktoLoss, ktoWeightWarning, resolveKtoSpec } from "../train/kto_loss.ts";
+import { ktoLoss, ktoWeightWarning, resolveKtoSpec } from "../backend/kto_loss.ts";
 import { DeviceOptimizer } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
 import {
+  logReports,
   longestPair,
   type PreparedSplit,
   resolvedTokenOptions,
@@ -42,7 +43,7 @@ import {
   tokenizerFingerprint,
   type TokenOptions,
   trainEvalSplits,
-} from "./data.ts";
+} from "../data/prepare.ts";
 import type { StageHooks } from "./dpo.ts";
 import { loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
 import {
@@ -53,8 +54,8 @@ import {
   type StageResult,
   startManifest,
 } from "./manifest.ts";
-import { assertCacheFits, cacheMismatches, cacheSections, logReports } from "./precompute.ts";
-import { scorePairs } from "./scoring.ts";
+import { assertCacheFits, cacheMismatches, cacheSections } from "../cache/identity.ts";
+import { scorePairs } from "../model/scoring.ts";
 
 /** Options of {@link runKto} (TRL's KTOConfig names). */
 export interface KtoOptions extends Partial<KtoLossSpec>, TrainStageOptions {

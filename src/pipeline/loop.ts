@@ -13,10 +13,10 @@ import { BatchSampler } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
-import { readModelFolder, saveModel } from "../model/checkpoint.ts";
+import { readModelFolder, saveModel } from "../model/model_folder.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import type { DeviceOptimizer, OptimizerOptions } from "../train/optimizer.ts";
-import type { SplitSpec, TokenOptions } from "./data.ts";
+import type { SplitSpec, TokenOptions } from "../data/prepare.ts";
 import type { MicroBatch, Trainer } from "../train/trainer.ts";
 import { renderReport } from "../eval/report.ts";
 

@@ -7,11 +7,11 @@
  * @module
  */
 
-import type { Backend, PreferenceLossType } from "../backend.ts";
+import type { Backend, PreferenceLossType } from "../backend/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import type { OptimizerOptions } from "../train/optimizer.ts";
-import type { TokenOptions } from "./data.ts";
+import type { TokenOptions } from "../data/prepare.ts";
 import { runDpo, type StageHooks } from "./dpo.ts";
 import type { LoopOptions } from "./loop.ts";
 import type { StageResult } from "./manifest.ts";

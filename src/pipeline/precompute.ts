@@ -6,34 +6,21 @@
  * @module
  */
 
-import type { Backend } from "../backend.ts";
-import {
-  CacheError,
-  type CacheHeader,
-  type CacheSection,
-  decodeCache,
-  encodeCache,
-} from "../cache/reference_cache.ts";
-import {
-  type DatasetReport,
-  formatReport,
-  loadTokenizer,
-  type PreferenceExample,
-} from "../data/mod.ts";
+import type { Backend } from "../backend/mod.ts";
+import { decodeCache, encodeCache } from "../cache/reference_cache.ts";
+import { cacheSections } from "../cache/identity.ts";
 import type { FileStore } from "../io/fs.ts";
 import { dirname } from "../io/fs.ts";
-import { modelFingerprint, readModelFolder } from "../model/checkpoint.ts";
+import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
 import {
+  logReports,
   longestPair,
-  type PreparedSplit,
-  preparePreferenceSplit,
-  resolvedTokenOptions,
+  preparePairs,
   type SplitSpec,
-  tokenizerFingerprint,
   type TokenOptions,
-} from "./data.ts";
-import { scorePairs } from "./scoring.ts";
+} from "../data/prepare.ts";
+import { scorePairs } from "../model/scoring.ts";
 import { fingerprintedOptions, finishManifest, isUpToDate, startManifest } from "./manifest.ts";
 
 /** Options of {@link runPrecompute}. */
@@ -53,125 +40,6 @@ export interface PrecomputeOptions {
   shard?: { index: number; count: number };
   /** Redo even when the cache is up to date. @default false */
   force?: boolean;
-}
-
-/** The splits a run reads, tokenized, and the identity the cache keys on. */
-export interface PreparedPairs {
-  sections: Array<PreparedSplit<PreferenceExample> & { name: string }>;
-  tokenizerFingerprint: string;
-  tokenOptions: Record<string, unknown>;
-}
-
-/** Loads the tokenizer of `tokenizerDir` and prepares the training and eval splits. */
-export async function preparePairs(
-  store: FileStore,
-  tokenizerDir: string,
-  data: SplitSpec,
-  evalData: SplitSpec | undefined,
-  tokenOptions: TokenOptions = {},
-) {
-  const tokenizer = await loadTokenizer(store, tokenizerDir);
-  const sections: PreparedPairs["sections"] = [
-    { name: "train", ...await preparePreferenceSplit(store, data, tokenizer, tokenOptions) },
-  ];
-  if (evalData) {
-    sections.push({
-      name: "eval",
-      ...await preparePreferenceSplit(store, evalData, tokenizer, tokenOptions),
-    });
-  }
-  const prepared: PreparedPairs = {
-    sections,
-    tokenizerFingerprint: await tokenizerFingerprint(tokenizer),
-    tokenOptions: resolvedTokenOptions("preference", tokenOptions),
-  };
-  return { tokenizer, prepared };
-}
-
-/**
- * What a cache keys on: each split's identity, the tokenizer and the token options. Preference
- * pairs ({@link PreparedPairs}) and KTO's unpaired examples (src/pipeline/kto.ts) both have it.
- */
-export interface CacheIdentity {
-  sections: ReadonlyArray<{
-    name: string;
-    fingerprint: string;
-    fileHashes: string[];
-    source: string;
-    examples: { length: number };
-  }>;
-  tokenizerFingerprint: string;
-  tokenOptions: Record<string, unknown>;
-}
-
-/** Prints each split's counts (read, kept, dropped by reason, truncated). */
-export function logReports(
-  sections: ReadonlyArray<{ name: string; source: string; report: DatasetReport }>,
-  log?: (message: string) => void,
-): void {
-  for (const s of sections) log?.(`${s.name} data ${s.source}: ${formatReport(s.report)}`);
-}
-
-/** Cache sections describing prepared splits. */
-export function cacheSections(prepared: CacheIdentity): CacheSection[] {
-  return prepared.sections.map((s) => ({
-    name: s.name,
-    dataset_fingerprint: s.fingerprint,
-    source: s.source,
-    file_hashes: s.fileHashes,
-    count: s.examples.length,
-  }));
-}
-
-/**
- * Why a cache does not fit a run, one reason per line with what to do; empty when it fits.
- * Compares the tokenizer, the token-affecting options and each split's data.
- */
-export function cacheMismatches(header: CacheHeader, prepared: CacheIdentity): string[] {
-  const reasons: string[] = [];
-  if (header.start !== 0 || header.end !== header.total) {
-    reasons.push(
-      `it holds only examples ${header.start}..${header.end} of ${header.total} (a shard): ` +
-        "join the shards with `deno task precompute --merge`",
-    );
-  }
-  if (header.tokenizer_fingerprint !== prepared.tokenizerFingerprint) {
-    reasons.push("it was built with another tokenizer");
-  }
-  const keys = new Set([
-    ...Object.keys(header.token_options),
-    ...Object.keys(prepared.tokenOptions),
-  ]);
-  for (const key of keys) {
-    const a = JSON.stringify(header.token_options[key]);
-    const b = JSON.stringify(prepared.tokenOptions[key]);
-    if (a !== b) reasons.push(`it was built with ${key} ${a}, this run uses ${b}`);
-  }
-  for (const s of prepared.sections) {
-    const cached = header.sections.find((c) => c.name === s.name);
-    if (!cached) {
-      reasons.push(`it has no ${s.name} split (built without it)`);
-    } else if (cached.dataset_fingerprint !== s.fingerprint) {
-      const files = JSON.stringify(cached.file_hashes) !== JSON.stringify(s.fileHashes);
-      reasons.push(
-        `its ${s.name} split was built from ${
-          files ? "other data" : "the same files split or tokenized differently"
-        } (${cached.source}, ${cached.count} examples; this run: ${s.source}, ${s.examples.length})`,
-      );
-    }
-  }
-  return reasons;
-}
-
-/** Raises a {@link CacheError} (exit code 2) listing why the cache at `path` is stale. */
-export function assertCacheFits(header: CacheHeader, prepared: CacheIdentity, path: string): void {
-  const reasons = cacheMismatches(header, prepared);
-  if (reasons.length) {
-    throw new CacheError(
-      `${path} does not fit this run:\n  - ${reasons.join("\n  - ")}\n` +
-        "rebuild it with `deno task precompute` using the same --data, --eval-data and token options",
-    );
-  }
 }
 
 /** Runs the precompute stage and writes the cache file atomically. Returns its header fields. */

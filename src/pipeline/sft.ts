@@ -5,17 +5,22 @@
  * @module
  */
 
-import type { Backend } from "../backend.ts";
+import type { Backend } from "../backend/mod.ts";
 import { collateSft, loadTokenizer, type SequenceExample } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
-import { modelFingerprint, readModelFolder } from "../model/checkpoint.ts";
+import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { DeviceOptimizer } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
-import { longestSequence, prepareSftSplit, type TokenOptions, trainEvalSplits } from "./data.ts";
+import {
+  logReports,
+  longestSequence,
+  prepareSftSplit,
+  type TokenOptions,
+  trainEvalSplits,
+} from "../data/prepare.ts";
 import type { StageHooks } from "./dpo.ts";
-import { logReports } from "./precompute.ts";
 import { loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
 import {
   fingerprintedOptions,

@@ -6,9 +6,10 @@
  * @module
  */
 
-import type { Backend, Role } from "../backend.ts";
+import type { Backend, Role } from "../backend/mod.ts";
 import { configFromHf, type ModelConfig } from "../model/config.ts";
-import { initWeights, mulberry32 } from "../model/init.ts";
+import { initWeights } from "../model/init.ts";
+import { seededRandom } from "../data/sampler.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { DeviceOptimizer } from "./optimizer.ts";
 import { Trainer } from "./trainer.ts";
@@ -123,7 +124,7 @@ export async function benchStep(
   }
   const objective = { kind: "preference", lossType: "sigmoid", beta: 0.1 } as const;
   const trainer = new Trainer(model, optimizer, objective, reference);
-  const rand = mulberry32(1);
+  const rand = seededRandom(1);
   const inputIds = Int32Array.from({ length: B * T }, () => Math.floor(rand() * c.vocab));
   // Prompt = first quarter of each row; the rest is completion.
   const targets = Int32Array.from({ length: B * T }, (_, i) => {

@@ -6,11 +6,10 @@
  * @module
  */
 
-import type { Backend, OptimizerHyper, Tensor } from "../backend.ts";
-import { HYPER_SLOTS } from "../backend.ts";
+import type { Backend, OptimizerHyper, Tensor } from "../backend/mod.ts";
+import { HYPER_SLOTS, partialSlots } from "../backend/mod.ts";
 import { ParamArena, type ParamLayout } from "../model/params.ts";
 import { learningRate } from "./schedule.ts";
-import { partialSlots } from "../gpu/kernels/optimizer.ts";
 
 /** Options of {@link DeviceOptimizer}; defaults follow HF TrainingArguments and PyTorch. */
 export interface OptimizerOptions {

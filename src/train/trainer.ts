@@ -7,16 +7,16 @@
  * @module
  */
 
-import type { Backend, KtoLossSpec, PreferenceLossSpec, Tensor } from "../backend.ts";
-import { KTO_METRICS, PREFERENCE_METRICS } from "../backend.ts";
+import type { Backend, KtoLossSpec, PreferenceLossSpec, Tensor } from "../backend/mod.ts";
+import { KTO_METRICS, PREFERENCE_METRICS } from "../backend/mod.ts";
 import type { LlamaModel, TokenBatch } from "../model/llama.ts";
-import { resolveKtoSpec } from "./kto_loss.ts";
+import { resolveKtoSpec } from "../backend/kto_loss.ts";
 import {
   metricsOf,
   needsReference,
   type PreferenceLossOptions,
   resolveLossSpec,
-} from "./losses.ts";
+} from "../backend/losses.ts";
 import type { DeviceOptimizer } from "./optimizer.ts";
 
 /** The negative log-likelihood of the completion tokens (SFT), averaged over the step's tokens. */

@@ -10,10 +10,10 @@ import {
   decodeAttention,
   kvCacheWrite,
   ropeAt,
-  ROW_STATE,
   sampleRow,
   sampleTokens,
 } from "../../src/cpu/decode.ts";
+import { ROW_STATE } from "../../src/backend/mod.ts";
 import { rope } from "../../src/cpu/rope.ts";
 import { attentionForward } from "../../src/cpu/attention.ts";
 import { ropeTables } from "../../src/model/rope_tables.ts";

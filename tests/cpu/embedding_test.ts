@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { embeddingBackward, embeddingForward, tokenIndex } from "../../src/cpu/embedding.ts";
+import { tokenIndex } from "../../src/backend/mod.ts";
+import { embeddingBackward, embeddingForward } from "../../src/cpu/embedding.ts";
 import { assertClose, randomArray } from "../helpers.ts";
 
 Deno.test("tokenIndex groups positions by id in ascending order", () => {

@@ -6,14 +6,8 @@
 
 import assert from "node:assert/strict";
 import fixture from "../fixtures/optimizer_torch.json" with { type: "json" };
-import type { OptimizerHyper } from "../../src/backend.ts";
-import {
-  chunkSize,
-  clipCoefficient,
-  optimizerStep,
-  partialSlots,
-  sumSquares,
-} from "../../src/cpu/optimizer.ts";
+import { chunkSize, type OptimizerHyper, partialSlots } from "../../src/backend/mod.ts";
+import { clipCoefficient, optimizerStep, sumSquares } from "../../src/cpu/optimizer.ts";
 import { assertClose, cpu, randomArray } from "../helpers.ts";
 
 type Kind = "adamw" | "rmsprop" | "sgd";

@@ -7,13 +7,13 @@
 
 import assert from "node:assert/strict";
 import { assertClose, cpu, gpuTest } from "../helpers.ts";
-import type { Backend } from "../../src/backend.ts";
+import type { Backend } from "../../src/backend/mod.ts";
 import { loadTokenizer, type PreferenceExample, tokenizePreference } from "../../src/data/mod.ts";
 import { configFromHf, configToHf } from "../../src/model/config.ts";
 import { LlamaModel } from "../../src/model/llama.ts";
 import { initWeights } from "../../src/model/init.ts";
 import { saveCheckpoint } from "../../src/io/checkpoint.ts";
-import { copyTokenizerFiles } from "../../src/model/checkpoint.ts";
+import { copyTokenizerFiles } from "../../src/model/model_folder.ts";
 import {
   encodePrompts,
   evalCapacity,

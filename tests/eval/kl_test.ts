@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { assertClose, cpu, gpuTest } from "../helpers.ts";
-import type { Backend } from "../../src/backend.ts";
+import type { Backend } from "../../src/backend/mod.ts";
 import { configFromHf, type ModelConfig } from "../../src/model/config.ts";
 import { LlamaModel } from "../../src/model/llama.ts";
 import { initWeights } from "../../src/model/init.ts";

@@ -6,7 +6,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { assertClose, gpuTest, randomArray, upload } from "../helpers.ts";
 import * as ref from "../../src/cpu/decode.ts";
-import type { SampleSettings } from "../../src/backend.ts";
+import { ROW_STATE, type SampleSettings } from "../../src/backend/mod.ts";
 import { ropeTables } from "../../src/model/rope_tables.ts";
 
 gpuTest("ropeAt matches the CPU reference", async (gpu) => {
@@ -115,8 +115,8 @@ gpuTest(
     // 6 rows; V = 701 > 256 so every invocation of a row's workgroup reduces several logits.
     const B = 6, V = 701;
     const logits = randomArray(B * V, 7, 4);
-    const rowState = new Int32Array(B * ref.ROW_STATE);
-    for (let b = 0; b < B; b++) rowState.set([b % 2, 0, 100 + b, 1], b * ref.ROW_STATE);
+    const rowState = new Int32Array(B * ROW_STATE);
+    for (let b = 0; b < B; b++) rowState.set([b % 2, 0, 100 + b, 1], b * ROW_STATE);
     const cases: SampleSettings[] = [
       { maxNewTokens: 3, temperature: 0 },
       { maxNewTokens: 3, temperature: 1, seed: 11 },

@@ -1,6 +1,7 @@
 // WGSL embedding against the CPU f32 reference. The forward is a copy (exact); the backward sums
 // each id's positions in the same order on both sides, but the CPU rounds once at the end and
 // the GPU after every addition, so it is held to atol 1e-6, rtol 1e-5.
+import { tokenIndex } from "../../src/backend/mod.ts";
 import * as ref from "../../src/cpu/embedding.ts";
 import { assertClose, gpuTest, randomArray, upload } from "../helpers.ts";
 
@@ -22,7 +23,7 @@ gpuTest("embeddingForward matches the CPU reference", async (gpu) => {
 gpuTest("embeddingBackward accumulates repeated ids like the CPU reference", async (gpu) => {
   const dOut = randomArray(N * C, 2);
   const prior = randomArray(V * C, 3);
-  const { order, offsets } = ref.tokenIndex(ids, V);
+  const { order, offsets } = tokenIndex(ids, V);
   const expected = Float32Array.from(prior);
   ref.embeddingBackward(expected, dOut, order, offsets, V, C);
   const dTable = upload(gpu, prior);

@@ -1,16 +1,16 @@
 // The WGSL preference-loss and KTO kernels against the CPU reference (float64 on the same
 // f32-rounded inputs). f32 exp/log and 64-way partial sums: seqGrad atol 1e-6, rtol 1e-4;
 // metrics (sums over up to 70 pairs) atol 1e-4, rtol 1e-4.
-import type { PreferenceLossOptions } from "../../src/train/losses.ts";
-import { resolveLossSpec } from "../../src/train/losses.ts";
-import { resolveKtoSpec } from "../../src/train/kto_loss.ts";
+import type { PreferenceLossOptions } from "../../src/backend/losses.ts";
+import { resolveLossSpec } from "../../src/backend/losses.ts";
+import { resolveKtoSpec } from "../../src/backend/kto_loss.ts";
 import * as ref from "../../src/cpu/loss.ts";
 import {
   KTO_METRICS,
   type KtoLossType,
   PREFERENCE_LOSS_TYPES,
   PREFERENCE_METRICS,
-} from "../../src/backend.ts";
+} from "../../src/backend/mod.ts";
 import type { GpuBackend } from "../../src/gpu/backend.ts";
 import { assertClose, gpuTest, randomArray, upload } from "../helpers.ts";
 

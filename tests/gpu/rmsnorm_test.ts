@@ -4,7 +4,7 @@
 import * as ref from "../../src/cpu/rmsnorm.ts";
 import { assertClose, gpuTest, randomArray, upload } from "../helpers.ts";
 import type { GpuBackend } from "../../src/gpu/backend.ts";
-import type { Tensor } from "../../src/backend.ts";
+import type { Tensor } from "../../src/backend/mod.ts";
 import {
   rmsnormBackward,
   rmsnormForward,

@@ -1,6 +1,6 @@
 /** Loads the PyTorch reference dumps of tests/fixtures/model_*.json into a model. */
 
-import type { Backend } from "../../src/backend.ts";
+import type { Backend } from "../../src/backend/mod.ts";
 import { configFromHf, type ModelConfig } from "../../src/model/config.ts";
 import { LlamaModel, type TokenBatch } from "../../src/model/llama.ts";
 

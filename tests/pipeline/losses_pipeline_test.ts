@@ -7,11 +7,12 @@
 
 import assert from "node:assert/strict";
 import { assertClose, gpuTest } from "../helpers.ts";
-import { type Backend, PREFERENCE_LOSS_TYPES } from "../../src/backend.ts";
+import { type Backend, PREFERENCE_LOSS_TYPES } from "../../src/backend/mod.ts";
 import { CpuBackend } from "../../src/cpu/backend.ts";
 import { configFromHf } from "../../src/model/config.ts";
 import { LlamaModel, type TokenBatch } from "../../src/model/llama.ts";
-import { initWeights, mulberry32 } from "../../src/model/init.ts";
+import { initWeights } from "../../src/model/init.ts";
+import { seededRandom } from "../../src/data/sampler.ts";
 import { collatePreference, collateSequences } from "../../src/data/mod.ts";
 import { DeviceOptimizer } from "../../src/train/optimizer.ts";
 import { type MicroBatch, type Objective, Trainer } from "../../src/train/trainer.ts";
@@ -38,7 +39,7 @@ const TINY = configFromHf({
 
 /** 6 pairs of random tokens: prompts of 2-4, completions of 1-5 tokens. */
 function pairs(seed: number) {
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   const ids = (n: number) => Array.from({ length: n }, () => 4 + Math.floor(rand() * 37));
   const len = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
   return Array.from({ length: 6 }, () => ({

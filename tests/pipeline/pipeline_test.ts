@@ -6,13 +6,13 @@
 import assert from "node:assert/strict";
 import { assertClose, gpuTest } from "../helpers.ts";
 import { CpuBackend } from "../../src/cpu/backend.ts";
-import type { Backend } from "../../src/backend.ts";
+import type { Backend } from "../../src/backend/mod.ts";
 import { runSft } from "../../src/pipeline/sft.ts";
 import { runPrecompute } from "../../src/pipeline/precompute.ts";
 import { type DpoOptions, runDpo } from "../../src/pipeline/dpo.ts";
 import { runPipeline } from "../../src/pipeline/pipeline.ts";
 import { decodeCache, mergeCaches } from "../../src/cache/reference_cache.ts";
-import { readModelFolder } from "../../src/model/checkpoint.ts";
+import { readModelFolder } from "../../src/model/model_folder.ts";
 import { makeTinyWorld, store, type TinyWorld } from "./tiny_world.ts";
 
 const cpu = () => new CpuBackend("f32");

@@ -6,9 +6,10 @@
 import { DenoFileStore } from "../../src/io/deno_fs.ts";
 import { configFromHf, configToHf } from "../../src/model/config.ts";
 import { paramLayout } from "../../src/model/params.ts";
-import { initWeights, mulberry32 } from "../../src/model/init.ts";
+import { initWeights } from "../../src/model/init.ts";
+import { seededRandom } from "../../src/data/sampler.ts";
 import { saveCheckpoint } from "../../src/io/checkpoint.ts";
-import { copyTokenizerFiles } from "../../src/model/checkpoint.ts";
+import { copyTokenizerFiles } from "../../src/model/model_folder.ts";
 
 export const store = new DenoFileStore();
 
@@ -70,7 +71,7 @@ export async function makeTinyWorld(pairs = 12, seed = 3): Promise<TinyWorld> {
     new URL("../fixtures/data_tokenizer", import.meta.url).pathname,
     base,
   );
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   const pick = (xs: string[]) => xs[Math.floor(rand() * xs.length)];
   const phrase = (n: number, from = WORDS) => Array.from({ length: n }, () => pick(from)).join(" ");
   const sftRows = Array.from({ length: 16 }, () => ({

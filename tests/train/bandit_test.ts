@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { assertClose } from "../helpers.ts";
-import { preferenceLoss, type PreferenceLossOptions } from "../../src/train/losses.ts";
+import { preferenceLoss, type PreferenceLossOptions } from "../../src/backend/losses.ts";
 
 const PAIRS = [[0, 1], [1, 2], [0, 2]] as const; // (winner, loser): a > b, b > c, a > c
 const REFERENCE = Math.log(1 / 3);

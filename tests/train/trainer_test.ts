@@ -5,7 +5,7 @@
  */
 
 import { assertClose, gpuTest } from "../helpers.ts";
-import type { Backend } from "../../src/backend.ts";
+import type { Backend } from "../../src/backend/mod.ts";
 import { CpuBackend } from "../../src/cpu/backend.ts";
 import { configFromHf } from "../../src/model/config.ts";
 import { LlamaModel, type TokenBatch } from "../../src/model/llama.ts";

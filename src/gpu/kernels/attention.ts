@@ -30,7 +30,7 @@
  */
 
 import { attentionBackwardWorkgroup, attentionForwardWorkgroup } from "./attention_workgroup.ts";
-import type { Tensor } from "../../backend.ts";
+import type { Tensor } from "../../backend/mod.ts";
 import { f32bits, type GpuContext, grid1d } from "../context.ts";
 
 /** Rows per invocation of the attention kernels. */

@@ -18,7 +18,7 @@
  * @module
  */
 
-import type { Tensor } from "../../backend.ts";
+import type { Tensor } from "../../backend/mod.ts";
 import { f32bits, type GpuContext, grid1d } from "../context.ts";
 
 /** Workgroup size of the row kernels (a power of two for the tree reductions). */

@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { DecodeRows, SampleSettings, Tensor } from "../../backend.ts";
+import type { DecodeRows, SampleSettings, Tensor } from "../../backend/mod.ts";
 import { f32bits, type GpuContext, grid1d } from "../context.ts";
 import { assertDistinct, LINEAR_INDEX } from "./elementwise.ts";
 

@@ -9,7 +9,7 @@
  */
 
 import { f32bits, type GpuContext, type GpuTensor, grid1d } from "../context.ts";
-import type { Tensor } from "../../backend.ts";
+import type { Tensor } from "../../backend/mod.ts";
 
 /**
  * Access mode of the storage bindings a kernel only reads. wgpu (Deno) tracks usage per whole

@@ -1,13 +1,13 @@
 /**
  * WGSL token embedding, forward (a row gather) and backward (a gather over the host-built token
- * index, see `tokenIndex` in src/cpu/embedding.ts): each (v, c) of dTable sums its positions in
+ * index, see `tokenIndex` in src/backend/tokens.ts): each (v, c) of dTable sums its positions in
  * ascending order, so the result is bit-reproducible without atomics.
  *
  * @module
  */
 
 import { type GpuContext, grid1d } from "../context.ts";
-import type { Tensor } from "../../backend.ts";
+import type { Tensor } from "../../backend/mod.ts";
 import { assertDistinct, INPUT_ACCESS, LINEAR_INDEX } from "./elementwise.ts";
 
 // dst: (N, C); ids: (N) i32; table: (V, C). One invocation per output element. An id outside

@@ -17,7 +17,7 @@
  * @module
  */
 
-import type { Tensor } from "../../backend.ts";
+import type { Tensor } from "../../backend/mod.ts";
 import { type GpuContext, grid1d } from "../context.ts";
 import { INPUT_ACCESS } from "./elementwise.ts";
 

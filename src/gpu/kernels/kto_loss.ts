@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { KtoLossSpec, Tensor } from "../../backend.ts";
+import type { KtoLossSpec, Tensor } from "../../backend/mod.ts";
 import { f32bits, type GpuContext } from "../context.ts";
 
 // policy, policyKl, labels, seqGrad: (B); reference: (2B) examples then mismatched pairs;

@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { Tensor } from "../../backend.ts";
+import type { Tensor } from "../../backend/mod.ts";
 import { type GpuContext, grid1d } from "../context.ts";
 
 /** Workgroup size of the row reduction (a power of two for the tree). */

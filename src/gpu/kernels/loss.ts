@@ -8,9 +8,9 @@
  * @module
  */
 
-import type { PreferenceLossSpec, Tensor } from "../../backend.ts";
-import { PREFERENCE_LOSS_TYPES, PREFERENCE_METRICS } from "../../backend.ts";
-import { usesPerTokenRewards } from "../../train/pair_terms.ts";
+import type { PreferenceLossSpec, Tensor } from "../../backend/mod.ts";
+import { PREFERENCE_LOSS_TYPES, PREFERENCE_METRICS } from "../../backend/mod.ts";
+import { usesPerTokenRewards } from "../../backend/pair_terms.ts";
 import { f32bits, type GpuContext } from "../context.ts";
 
 export { KTO_LOSS_WGSL, ktoLoss } from "./kto_loss.ts";

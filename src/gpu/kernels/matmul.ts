@@ -35,7 +35,7 @@
  */
 
 import { type GpuContext, type GpuTensor, grid1d } from "../context.ts";
-import type { MatmulOptions, Tensor } from "../../backend.ts";
+import type { MatmulOptions, Tensor } from "../../backend/mod.ts";
 
 /** Shape of the register block and of the workgroup of one matmul variant. */
 export interface MatmulTiling {

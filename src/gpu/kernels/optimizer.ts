@@ -16,18 +16,10 @@
  */
 
 import { type GpuContext, type GpuTensor, grid1d } from "../context.ts";
-import type { Tensor } from "../../backend.ts";
-import { chunkSize, partialSlots as cpuPartialSlots } from "../../cpu/optimizer.ts";
+import type { Tensor } from "../../backend/mod.ts";
+import { chunkSize, partialSlots } from "../../backend/mod.ts";
 
 const WG = 256;
-
-/**
- * Number of elements the `partial` tensor of {@link sumSquares} needs for `n` elements: one per
- * chunk of g. The same as the CPU reference's, so one allocation serves both backends.
- */
-export function partialSlots(n: number): number {
-  return cpuPartialSlots(n);
-}
 
 // g: (n) split in chunks of u.chunk elements; partial: (partialSlots) — one slot per chunk.
 // Workgroup w sums chunk w: thread t takes elements t, t+256, ... in order, then a fixed tree.

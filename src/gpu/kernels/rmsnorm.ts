@@ -18,7 +18,7 @@
  */
 
 import { f32bits, type GpuContext, type GpuTensor, grid1d } from "../context.ts";
-import type { Tensor } from "../../backend.ts";
+import type { Tensor } from "../../backend/mod.ts";
 import { assertDistinct, INPUT_ACCESS } from "./elementwise.ts";
 
 /** Rows per partial sum of the dw reduction. */

@@ -11,7 +11,7 @@
  */
 
 import { f32bits, type GpuContext, grid1d } from "../context.ts";
-import type { Tensor } from "../../backend.ts";
+import type { Tensor } from "../../backend/mod.ts";
 import { assertDistinct, INPUT_ACCESS, LINEAR_INDEX } from "./elementwise.ts";
 
 // x: (BT, H, D) in place; cos, sin: (T, D/2)

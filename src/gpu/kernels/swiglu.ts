@@ -6,7 +6,7 @@
  */
 
 import { type GpuContext, grid1d } from "../context.ts";
-import type { Tensor } from "../../backend.ts";
+import type { Tensor } from "../../backend/mod.ts";
 import { assertDistinct, INPUT_ACCESS, LINEAR_INDEX } from "./elementwise.ts";
 
 // exp of -|g| only, so no overflow for large |g| (WGSL leaves overflowing exp undefined).

@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { KtoLossSpec } from "../backend.ts";
+import type { KtoLossSpec } from "./loss_spec.ts";
 import { sigmoid } from "./pair_terms.ts";
 
 /** Fills KTOConfig's defaults: beta 0.1, weights 1, loss type `kto`. */

@@ -8,7 +8,7 @@
 
 import type { ChatTokenizer } from "../data/mod.ts";
 import type { LlamaModel } from "../model/llama.ts";
-import { generate } from "./sample.ts";
+import { generate } from "../eval/sample.ts";
 
 /** A labelled pair in TRL's standard explicit format. */
 export interface LabelledPair {

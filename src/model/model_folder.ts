@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Backend } from "../backend.ts";
+import type { Backend } from "../backend/mod.ts";
 import { loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
 import { type FileStore, joinPath } from "../io/fs.ts";
 import { fingerprintJson, sha256Hex } from "../io/hash.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { PreferenceLossSpec, PreferenceLossType } from "../backend.ts";
+import type { PreferenceLossSpec, PreferenceLossType } from "./loss_spec.ts";
 
 /** log(sigmoid(x)), stable for large |x|. */
 export function logSigmoid(x: number): number {

@@ -6,7 +6,7 @@
  */
 
 import { collatePreference, type PreferenceExample } from "../data/mod.ts";
-import type { LlamaModel } from "../model/llama.ts";
+import type { LlamaModel } from "./llama.ts";
 
 /** Per-pair log-probs and completion token counts, in example order. */
 export interface PairScores {

@@ -5,7 +5,7 @@ import {
   sentimentReward,
   sentimentScore,
   sentimentTokens,
-} from "../../src/eval/reward.ts";
+} from "../../src/world/reward.ts";
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 const near = (actual: number, expected: number, label: string) =>

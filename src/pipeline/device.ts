@@ -5,10 +5,10 @@
  * @module
  */
 
-import type { Backend } from "../backend.ts";
+import type { Backend } from "../backend/mod.ts";
 import { CpuBackend } from "../cpu/backend.ts";
-import { GpuBackend } from "./backend.ts";
-import { hasWebGpu, NoAdapterError } from "./device.ts";
+import { GpuBackend } from "../gpu/backend.ts";
+import { hasWebGpu, NoAdapterError } from "../gpu/device.ts";
 
 /** Which backend to run on. */
 export type DeviceChoice = "webgpu" | "cpu" | "auto";

@@ -20,8 +20,8 @@ import {
   sortedPartners,
   usesPerTokenRewards,
 } from "./pair_terms.ts";
-import type { FDivergenceType, PreferenceLossSpec, PreferenceLossType } from "../backend.ts";
-import { PREFERENCE_LOSS_TYPES } from "../backend.ts";
+import type { FDivergenceType, PreferenceLossSpec, PreferenceLossType } from "./loss_spec.ts";
+import { PREFERENCE_LOSS_TYPES } from "./loss_spec.ts";
 
 export { logSigmoid, type PairInput, type PairTerm, pairTerm, sigmoid } from "./pair_terms.ts";
 

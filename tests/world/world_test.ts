@@ -4,8 +4,8 @@ import { DenoFileStore } from "../../src/io/deno_fs.ts";
 import { loadTokenizer } from "../../src/data/tokenizer.ts";
 import { tokenizeSft } from "../../src/data/tokenize.ts";
 import { collateSft } from "../../src/data/collate.ts";
-import { mulberry32 } from "../../src/model/init.ts";
-import { sentimentScore } from "../../src/eval/reward.ts";
+import { seededRandom } from "../../src/data/sampler.ts";
+import { sentimentScore } from "../../src/world/reward.ts";
 import {
   generateReview,
   generateWorld,
@@ -14,7 +14,7 @@ import {
   splitReview,
   worldVocabulary,
   writeWorld,
-} from "../../src/eval/world.ts";
+} from "../../src/world/world.ts";
 
 const DATA_DIR = new URL("../../data", import.meta.url).pathname;
 /** A small world, for the checks that need no particular size. */
@@ -64,7 +64,7 @@ Deno.test("the shipped data/ files are what generateWorld writes with the defaul
 Deno.test("reviews are 8-20 tokens from the vocabulary, and every scored word is in it", () => {
   const vocabulary = new Set(worldVocabulary());
   assert.ok(vocabulary.size <= 512, `vocabulary of ${vocabulary.size}`);
-  const random = mulberry32(3);
+  const random = seededRandom(3);
   for (let i = 0; i < 500; i++) {
     const tokens = generateReview(random).split(" ");
     assert.ok(tokens.length >= REVIEW_TOKENS.min && tokens.length <= REVIEW_TOKENS.max);
@@ -75,7 +75,7 @@ Deno.test("reviews are 8-20 tokens from the vocabulary, and every scored word is
 });
 
 Deno.test("every generated clause scores with the sign of its intended sentiment", () => {
-  const random = mulberry32(11);
+  const random = seededRandom(11);
   for (const polarity of [1, -1, 0] as const) {
     for (let i = 0; i < 300; i++) {
       const clause = sampleClause(random, polarity);
@@ -85,7 +85,7 @@ Deno.test("every generated clause scores with the sign of its intended sentiment
 });
 
 Deno.test("splitReview cuts 2-8 tokens of prompt and a completion that starts with a space", () => {
-  const random = mulberry32(5);
+  const random = seededRandom(5);
   for (let i = 0; i < 200; i++) {
     const review = generateReview(random);
     const { prompt, completion } = splitReview(review, random);
@@ -120,7 +120,7 @@ Deno.test("the world tokenizer loads like AutoTokenizer, prepends BOS and round-
   assert.deepEqual([tokenizer.padTokenId, tokenizer.bosTokenId, tokenizer.eosTokenId], [0, 1, 2]);
   assert.equal(tokenizer.addsBos, true);
   assert.equal(tokenizer.vocabSize, worldVocabulary().length);
-  const random = mulberry32(9);
+  const random = seededRandom(9);
   for (let i = 0; i < 50; i++) {
     const review = generateReview(random);
     const ids = tokenizer.encode(review);

@@ -5,15 +5,15 @@
 
 import assert from "node:assert/strict";
 import { assertClose } from "../helpers.ts";
-import { PREFERENCE_LOSS_TYPES, type PreferenceLossType } from "../../src/backend.ts";
+import { PREFERENCE_LOSS_TYPES, type PreferenceLossType } from "../../src/backend/mod.ts";
 import {
   needsReference,
   pairLoss,
   preferenceLoss,
   type PreferenceLossOptions,
   resolveLossSpec,
-} from "../../src/train/losses.ts";
-import { ktoLoss, ktoWeightWarning, resolveKtoSpec } from "../../src/train/kto_loss.ts";
+} from "../../src/backend/losses.ts";
+import { ktoLoss, ktoWeightWarning, resolveKtoSpec } from "../../src/backend/kto_loss.ts";
 
 Deno.test("per-pair DPO losses match DESIGN.md's golden values", () => {
   const r = preferenceLoss([-0.5, -10, -1], [-0.1, -30, -21], [-0.5, -10.1, -0.1], [

@@ -15,6 +15,9 @@
  * @module
  */
 
+import type { KtoLossSpec, PreferenceLossSpec } from "./loss_spec.ts";
+import type { OptimizerHyper } from "./hyper.ts";
+
 /** Element type of a tensor. Token ids, targets and index lists are `i32`. */
 export type DType = "f32" | "i32";
 
@@ -41,24 +44,6 @@ export interface MatmulOptions {
   accumulate?: boolean;
   /** Optional bias `(n)` added to every row of the result. */
   bias?: Tensor;
-}
-
-/** Per-step scalars of the optimizer, written to the device before each submit (no readback). */
-export interface OptimizerHyper {
-  /** Learning rate of this step (schedule already applied). */
-  lr: number;
-  /** 1-based optimizer step, for Adam's bias correction. */
-  step: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** RMSprop smoothing constant (PyTorch's `alpha`). */
-  alpha: number;
-  /** SGD / RMSprop momentum. */
-  momentum: number;
-  /** Global gradient-norm clip; 0 or Infinity = off. */
-  maxGradNorm: number;
 }
 
 /** The ops, each the forward or the backward of one piece of the Llama family. */
@@ -351,13 +336,16 @@ export interface Ops {
   ): void;
 }
 
+/** Int32 slots per row of the decode row state: generated count, done flag, stream id, prompt length. */
+export const ROW_STATE = 4;
+
 /** The device state of decoding rows, read and written by {@link Ops.sampleTokens}. */
 export interface DecodeRows {
   /** (B) i32: the token each row feeds next. */
   tokens: Tensor;
   /** (B) i32: the position of that token. */
   positions: Tensor;
-  /** (B,4) i32 per row: generated count, done flag, stream id (noise key), prompt length. */
+  /** (B,ROW_STATE) i32 per row: generated count, done flag, stream id (noise key), prompt length. */
   rowState: Tensor;
   /** (B,promptStride) i32: the prompts, left-aligned. */
   prompts: Tensor;
@@ -416,125 +404,4 @@ export interface Backend {
   counters(): { dispatches: number; submits: number; readbacks: number };
   /** Frees every buffer. */
   destroy(): void;
-}
-
-/**
- * TRL's paired preference losses (DPOConfig.loss_type) plus SimPO and ORPO; a type's index is
- * its code on the device. docs/losses.md has a row per loss.
- */
-export const PREFERENCE_LOSS_TYPES = [
-  "sigmoid",
-  "robust",
-  "hinge",
-  "ipo",
-  "exo_pair",
-  "nca_pair",
-  "bco_pair",
-  "sppo_hard",
-  "aot",
-  "aot_unpaired",
-  "apo_zero",
-  "apo_down",
-  "discopop",
-  "sigmoid_norm",
-  "sft",
-  "simpo",
-  "orpo",
-] as const;
-
-/** A paired preference loss with a device kernel. */
-export type PreferenceLossType = typeof PREFERENCE_LOSS_TYPES[number];
-
-/** TRL's f-divergence of the implicit reward (Wang et al. 2023, "Beyond Reverse KL"). */
-export type FDivergenceType = "reverse_kl" | "forward_kl" | "js_divergence" | "alpha_divergence";
-
-/**
- * A resolved preference loss: the weighted sum of `lossTypes` and their hyperparameters (TRL's
- * DPOConfig names in camelCase). `resolveLossSpec` in src/train/losses.ts fills the defaults.
- */
-export interface PreferenceLossSpec {
-  lossTypes: readonly PreferenceLossType[];
-  /** One weight per type; the loss is the weighted sum. */
-  lossWeights: readonly number[];
-  beta: number;
-  labelSmoothing: number;
-  fDivergenceType: FDivergenceType;
-  fAlphaDivergenceCoef: number;
-  /** Treat the reference log-probs as 0 (an implicit uniform reference). */
-  referenceFree: boolean;
-  /** R-DPO's length penalty α on the margin (Park et al. 2024); 0 = off. */
-  rdpoAlpha: number;
-  /** SimPO's target margin γ, in reward units. */
-  simpoGamma: number;
-  /** DiscoPOP's temperature τ. */
-  discopopTau: number;
-  /** IPO on per-token averages (TRL) instead of the paper's sums. */
-  ipoLengthNormalized: boolean;
-}
-
-/** KTO's loss types (KTOConfig.loss_type). */
-export type KtoLossType = "kto" | "apo_zero_unpaired";
-
-/** KTO's hyperparameters (TRL's KTOConfig names in camelCase). */
-export interface KtoLossSpec {
-  lossType: KtoLossType;
-  beta: number;
-  desirableWeight: number;
-  undesirableWeight: number;
-}
-
-/** Order of the metrics a preference loss accumulates (TRL's names). */
-export const PREFERENCE_METRICS = [
-  "loss",
-  "rewards/chosen",
-  "rewards/rejected",
-  "rewards/accuracies",
-  "rewards/margins",
-  "logps/chosen",
-  "logps/rejected",
-  "nll_loss",
-  "log_odds_ratio",
-  "log_odds_chosen",
-] as const;
-
-/** Order of the metric slots of {@link Ops.ktoLoss} (sums, turned into TRL's means on read). */
-export const KTO_METRICS = [
-  "loss",
-  "kl",
-  "rewards/chosen_sum",
-  "rewards/rejected_sum",
-  "logps/chosen_sum",
-  "logps/rejected_sum",
-  "count/chosen",
-  "count/rejected",
-] as const;
-
-/** Number of f32 slots of the hyper tensor written by {@link Backend.writeHyper}. */
-export const HYPER_SLOTS = 16;
-
-/**
- * Layout of the hyper tensor (f32 slots), shared by the CPU and WGSL optimizers:
- * 0 lr, 1 beta1, 2 beta2, 3 eps, 4 weightDecay, 5 Adam step size `lr / (1 - beta1^step)`,
- * 6 `sqrt(1 - beta2^step)`, 7 alpha, 8 momentum, 9 maxGradNorm (0 = off), 10 step,
- * 11 `1 - beta1`, 12 `1 - beta2`, 13 `1 - alpha` (as float64 differences rounded once: the f32
- * of 0.999 is not exactly 0.999, and PyTorch subtracts in float64).
- * Slots 5 and 6 are computed in float64 on the host, as PyTorch computes them in Python floats.
- */
-export function packHyper(h: OptimizerHyper): Float32Array {
-  const out = new Float32Array(HYPER_SLOTS);
-  out[0] = h.lr;
-  out[1] = h.beta1;
-  out[2] = h.beta2;
-  out[3] = h.eps;
-  out[4] = h.weightDecay;
-  out[5] = h.lr / (1 - Math.pow(h.beta1, h.step));
-  out[6] = Math.sqrt(1 - Math.pow(h.beta2, h.step));
-  out[7] = h.alpha;
-  out[8] = h.momentum;
-  out[9] = Number.isFinite(h.maxGradNorm) ? h.maxGradNorm : 0;
-  out[10] = h.step;
-  out[11] = 1 - h.beta1;
-  out[12] = 1 - h.beta2;
-  out[13] = 1 - h.alpha;
-  return out;
 }

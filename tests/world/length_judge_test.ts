@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { lengthBiasedScore, relabelByLength } from "../../src/eval/length_judge.ts";
+import { lengthBiasedScore, relabelByLength } from "../../src/world/length_judge.ts";
 
 Deno.test("the length judge adds its bonus per completion token to the true score", () => {
   assert.equal(lengthBiasedScore(" good .", "the food was", 0), 1);

@@ -11,14 +11,16 @@ import { sha256Hex, stableStringify } from "../io/hash.ts";
 import {
   type DatasetReport,
   fingerprintDataset,
+  formatReport,
   type HfTokenizer,
   loadDataset,
+  loadTokenizer,
   type PreferenceExample,
   type SequenceExample,
   tokenizePreference,
   tokenizeSft,
   type TruncationMode,
-} from "../data/mod.ts";
+} from "./mod.ts";
 
 /** Options that change token ids (TRL's names in kebab-case on the command line). */
 export interface TokenOptions {
@@ -165,4 +167,45 @@ export function longestSequence(examples: readonly SequenceExample[]): number {
     longest = Math.max(longest, e.promptIds.length + e.completionIds.length);
   }
   return longest;
+}
+
+/** The splits a run reads, tokenized, and the identity the cache keys on. */
+export interface PreparedPairs {
+  sections: Array<PreparedSplit<PreferenceExample> & { name: string }>;
+  tokenizerFingerprint: string;
+  tokenOptions: Record<string, unknown>;
+}
+
+/** Loads the tokenizer of `tokenizerDir` and prepares the training and eval splits. */
+export async function preparePairs(
+  store: FileStore,
+  tokenizerDir: string,
+  data: SplitSpec,
+  evalData: SplitSpec | undefined,
+  tokenOptions: TokenOptions = {},
+) {
+  const tokenizer = await loadTokenizer(store, tokenizerDir);
+  const sections: PreparedPairs["sections"] = [
+    { name: "train", ...await preparePreferenceSplit(store, data, tokenizer, tokenOptions) },
+  ];
+  if (evalData) {
+    sections.push({
+      name: "eval",
+      ...await preparePreferenceSplit(store, evalData, tokenizer, tokenOptions),
+    });
+  }
+  const prepared: PreparedPairs = {
+    sections,
+    tokenizerFingerprint: await tokenizerFingerprint(tokenizer),
+    tokenOptions: resolvedTokenOptions("preference", tokenOptions),
+  };
+  return { tokenizer, prepared };
+}
+
+/** Prints each split's counts (read, kept, dropped by reason, truncated). */
+export function logReports(
+  sections: ReadonlyArray<{ name: string; source: string; report: DatasetReport }>,
+  log?: (message: string) => void,
+): void {
+  for (const s of sections) log?.(`${s.name} data ${s.source}: ${formatReport(s.report)}`);
 }

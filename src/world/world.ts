@@ -12,12 +12,12 @@
  * @module
  */
 
-import { mulberry32 } from "../model/init.ts";
+import { seededRandom } from "../data/sampler.ts";
 import { mixSeed } from "../data/sampler.ts";
 import { INTENSIFIERS, NEGATIVE_WORDS, NEGATORS, POSITIVE_WORDS } from "./reward.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
-import { SPECIAL_TOKENS, worldTokenizerConfig, worldTokenizerJson } from "./world_tokenizer.ts";
+import { SPECIAL_TOKENS, worldTokenizerConfig, worldTokenizerJson } from "./tokenizer.ts";
 
 /** A review's sentiment direction: +1 positive, -1 negative, 0 neutral. */
 type Polarity = 1 | -1 | 0;
@@ -294,7 +294,7 @@ export function generateWorld(options: WorldOptions = {}): Record<string, string
     sftEvalRows = 100,
     evalPrompts = 64,
   } = options;
-  const stream = (k: number) => mulberry32(mixSeed(seed, k));
+  const stream = (k: number) => seededRandom(mixSeed(seed, k));
   const corpusRandom = stream(1);
   const corpus = Array.from({ length: corpusRows }, () => generateReview(corpusRandom));
   const sftRandom = stream(2);

@@ -1,0 +1,99 @@
+/**
+ * The loss specification both backends implement: the preference and KTO loss types (TRL's
+ * names), their resolved hyperparameters, and the order of the metrics a loss accumulates on the
+ * device. Resolved once where a run's options are read (src/backend/losses.ts `resolveLossSpec`)
+ * and passed down whole.
+ *
+ * @module
+ */
+
+/**
+ * TRL's paired preference losses (DPOConfig.loss_type) plus SimPO and ORPO; a type's index is
+ * its code on the device. docs/losses.md has a row per loss.
+ */
+export const PREFERENCE_LOSS_TYPES = [
+  "sigmoid",
+  "robust",
+  "hinge",
+  "ipo",
+  "exo_pair",
+  "nca_pair",
+  "bco_pair",
+  "sppo_hard",
+  "aot",
+  "aot_unpaired",
+  "apo_zero",
+  "apo_down",
+  "discopop",
+  "sigmoid_norm",
+  "sft",
+  "simpo",
+  "orpo",
+] as const;
+
+/** A paired preference loss with a device kernel. */
+export type PreferenceLossType = typeof PREFERENCE_LOSS_TYPES[number];
+
+/** TRL's f-divergence of the implicit reward (Wang et al. 2023, "Beyond Reverse KL"). */
+export type FDivergenceType = "reverse_kl" | "forward_kl" | "js_divergence" | "alpha_divergence";
+
+/**
+ * A resolved preference loss: the weighted sum of `lossTypes` and their hyperparameters (TRL's
+ * DPOConfig names in camelCase). `resolveLossSpec` in src/train/losses.ts fills the defaults.
+ */
+export interface PreferenceLossSpec {
+  lossTypes: readonly PreferenceLossType[];
+  /** One weight per type; the loss is the weighted sum. */
+  lossWeights: readonly number[];
+  beta: number;
+  labelSmoothing: number;
+  fDivergenceType: FDivergenceType;
+  fAlphaDivergenceCoef: number;
+  /** Treat the reference log-probs as 0 (an implicit uniform reference). */
+  referenceFree: boolean;
+  /** R-DPO's length penalty α on the margin (Park et al. 2024); 0 = off. */
+  rdpoAlpha: number;
+  /** SimPO's target margin γ, in reward units. */
+  simpoGamma: number;
+  /** DiscoPOP's temperature τ. */
+  discopopTau: number;
+  /** IPO on per-token averages (TRL) instead of the paper's sums. */
+  ipoLengthNormalized: boolean;
+}
+
+/** KTO's loss types (KTOConfig.loss_type). */
+export type KtoLossType = "kto" | "apo_zero_unpaired";
+
+/** KTO's hyperparameters (TRL's KTOConfig names in camelCase). */
+export interface KtoLossSpec {
+  lossType: KtoLossType;
+  beta: number;
+  desirableWeight: number;
+  undesirableWeight: number;
+}
+
+/** Order of the metrics a preference loss accumulates (TRL's names). */
+export const PREFERENCE_METRICS = [
+  "loss",
+  "rewards/chosen",
+  "rewards/rejected",
+  "rewards/accuracies",
+  "rewards/margins",
+  "logps/chosen",
+  "logps/rejected",
+  "nll_loss",
+  "log_odds_ratio",
+  "log_odds_chosen",
+] as const;
+
+/** Order of the metric slots of {@link Ops.ktoLoss} (sums, turned into TRL's means on read). */
+export const KTO_METRICS = [
+  "loss",
+  "kl",
+  "rewards/chosen_sum",
+  "rewards/rejected_sum",
+  "logps/chosen_sum",
+  "logps/rejected_sum",
+  "count/chosen",
+  "count/rejected",
+] as const;
