@@ -7,7 +7,7 @@
  *
  * `--experiment length` is the length-exploitation experiment instead: the training pairs are
  * relabelled by a judge that adds a small bonus per token to the true score
- * (src/eval/length_judge.ts), and DPO, R-DPO and SimPO train on the judged pairs (DPO on the true
+ * (src/world/length_judge.ts), and DPO, R-DPO and SimPO train on the judged pairs (DPO on the true
  * labels beside them), with completion length and true reward charted against steps
  * (runs/<name>/length-experiment/report.html).
  */

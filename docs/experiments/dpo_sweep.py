@@ -18,7 +18,7 @@ def load_st(path):
 tokj = json.load(open(f"{ROOT}/data/tokenizer.json")); vocab = tokj["model"]["vocab"]; inv = {v: k for k, v in vocab.items()}
 def words(t): return re.findall(r"[a-z0-9]+|[^a-z0-9\s]+", t.lower())
 def toks(t): return [vocab.get(w, 3) for w in words(t)]
-# reward: port of src/eval/reward.ts
+# reward: port of src/world/reward.ts
 POS = set(("great good excellent wonderful lovely amazing fantastic superb brilliant charming perfect pleasant beautiful clean cozy enjoyable fun helpful impressive delightful friendly gorgeous solid nice delicious tasty fresh gripping moving hilarious reliable sharp loved enjoyed liked adored like love enjoy recommend gem joy treat delight pleasure winner").split())
 NEG = set(("bad terrible awful horrible boring rude dirty cold slow noisy disappointing poor dull ugly broken weak mediocre annoying unpleasant messy overpriced lousy sloppy painful useless bland stale greasy predictable silly flimsy faulty hated disliked loathed regretted hate regret mess disaster waste joke letdown nightmare").split())
 NEGATORS = {"not", "never", "hardly"}; INT = {"very", "really", "truly", "so", "extremely", "incredibly"}; BND = {",", ".", "!", "and", "but"}

@@ -39,7 +39,7 @@ export type FDivergenceType = "reverse_kl" | "forward_kl" | "js_divergence" | "a
 
 /**
  * A resolved preference loss: the weighted sum of `lossTypes` and their hyperparameters (TRL's
- * DPOConfig names in camelCase). `resolveLossSpec` in src/train/losses.ts fills the defaults.
+ * DPOConfig names in camelCase). `resolveLossSpec` in src/backend/losses.ts fills the defaults.
  */
 export interface PreferenceLossSpec {
   lossTypes: readonly PreferenceLossType[];

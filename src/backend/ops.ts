@@ -209,7 +209,7 @@ export interface Ops {
     accumulate: boolean,
   ): void;
   /**
-   * A preference loss on P pairs (src/train/losses.ts has the formulas). policyLogps, refLogps
+   * A preference loss on P pairs (src/backend/losses.ts has the formulas). policyLogps, refLogps
    * and tokenCounts (2P, completion tokens as f32) hold chosen sequences 0..P-1 then rejected
    * P..2P-1; refLogps is ignored by reference-free losses. Writes seqGrad (2P) = scale *
    * d(sum of per-pair losses)/d(policyLogps) and adds scale-weighted metrics into metrics

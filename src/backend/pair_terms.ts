@@ -1,7 +1,7 @@
 /**
  * The per-pair terms of every preference loss and their derivatives with respect to the policy's
  * two sequence log-probs, in float64. src/gpu/kernels/loss.ts mirrors `pairTerm` in WGSL; the
- * notation is that of src/train/losses.ts.
+ * notation is that of src/backend/losses.ts.
  *
  * @module
  */

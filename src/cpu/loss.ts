@@ -1,6 +1,6 @@
 /**
  * Objectives on per-sequence log-probs, on the host: the weighted sum (SFT, tests) and the
- * preference and KTO losses of src/train/losses.ts and src/train/kto_loss.ts, packed into seqGrad
+ * preference and KTO losses of src/backend/losses.ts and src/backend/kto_loss.ts, packed into seqGrad
  * and metrics as the device does.
  *
  * @module

@@ -15,7 +15,7 @@
 
 import type { FloatArray } from "./types.ts";
 
-/** Options of {@link matmul}; the same meaning as `MatmulOptions` in src/backend.ts. */
+/** Options of {@link matmul}; the same meaning as `MatmulOptions` in src/backend/ops.ts. */
 export interface CpuMatmulOptions {
   /** `a` is stored as `(k, m)`. @default false */
   transA?: boolean;

@@ -42,7 +42,7 @@ import { scorePairs } from "../model/scoring.ts";
 /**
  * Options of {@link runDpo} (TRL's DPOConfig names). The loss fields (lossType, a type or a
  * list, lossWeights, beta, labelSmoothing, fDivergenceType, referenceFree, rdpoAlpha,
- * simpoGamma, ...) are those of src/train/losses.ts.
+ * simpoGamma, ...) are those of src/backend/losses.ts.
  */
 export interface DpoOptions extends PreferenceLossOptions, TrainStageOptions {
   /** Reference cache from `deno task precompute`. */

@@ -25,7 +25,7 @@ export interface NllObjective {
 }
 
 /**
- * A preference loss on pairs (src/train/losses.ts: one type or a weighted list, TRL's options);
+ * A preference loss on pairs (src/backend/losses.ts: one type or a weighted list, TRL's options);
  * each batch holds P chosen rows then P rejected rows.
  */
 export interface PreferenceObjective extends PreferenceLossOptions {
@@ -33,7 +33,7 @@ export interface PreferenceObjective extends PreferenceLossOptions {
   beta: number;
 }
 
-/** KTO on unpaired examples (src/train/kto_loss.ts). */
+/** KTO on unpaired examples (src/backend/kto_loss.ts). */
 export interface KtoObjective extends Partial<KtoLossSpec> {
   kind: "kto";
 }

@@ -1,5 +1,5 @@
 /**
- * KTO on the device (src/train/kto_loss.ts has the formulas): one workgroup reduces the
+ * KTO on the device (src/backend/kto_loss.ts has the formulas): one workgroup reduces the
  * mismatched pairs' log-ratios to z0 in a fixed order, then each invocation takes examples
  * i, i+64, ...; the metric sums are reduced in a fixed order.
  *

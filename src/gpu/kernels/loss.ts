@@ -1,7 +1,7 @@
 /**
  * Objectives on per-sequence log-probs, on the device, so that a training step needs no
- * readback: the weighted sum (SFT), the preference losses and KTO. src/train/pair_terms.ts and
- * src/train/kto_loss.ts have the formulas and the references; `term` below mirrors `pairTerm`
+ * readback: the weighted sum (SFT), the preference losses and KTO. src/backend/pair_terms.ts and
+ * src/backend/kto_loss.ts have the formulas and the references; `term` below mirrors `pairTerm`
  * line for line. One workgroup; each invocation takes pairs i, i+64, ...; the metric sums are
  * reduced in a fixed order.
  *

@@ -2,7 +2,7 @@
  * WGSL optimizer ops: the squared global gradient norm (fixed-order reduction, no atomics) and one
  * AdamW / RMSprop / SGD step over a whole arena in one dispatch, with `clip_grad_norm_` applied on
  * the device from that norm (no readback). The CPU reference is `src/cpu/optimizer.ts`, which
- * documents the update rules; the hyper tensor layout is `packHyper`'s (src/backend.ts).
+ * documents the update rules; the hyper tensor layout is `packHyper`'s (src/backend/ops.ts).
  *
  * Every binding is declared `read_write`, even those only read: WebGPU tracks usage per buffer,
  * and the tensors of one role share an arena buffer (gradNormSq and hyper sit beside the moments),
