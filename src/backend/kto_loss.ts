@@ -14,16 +14,17 @@
  * @module
  */
 
-import type { KtoLossSpec } from "./loss_spec.ts";
+import { KTO_LOSS_DEFAULTS, type KtoLossSpec } from "./loss_spec.ts";
 import { sigmoid } from "./pair_terms.ts";
 
-/** Fills KTOConfig's defaults: beta 0.1, weights 1, loss type `kto`. */
+/** Fills KTOConfig's defaults ({@link KTO_LOSS_DEFAULTS}) and checks the values. */
 export function resolveKtoSpec(o: Partial<KtoLossSpec> = {}): KtoLossSpec {
+  const d = KTO_LOSS_DEFAULTS;
   const spec: KtoLossSpec = {
-    lossType: o.lossType ?? "kto",
-    beta: o.beta ?? 0.1,
-    desirableWeight: o.desirableWeight ?? 1,
-    undesirableWeight: o.undesirableWeight ?? 1,
+    lossType: o.lossType ?? d.lossType,
+    beta: o.beta ?? d.beta,
+    desirableWeight: o.desirableWeight ?? d.desirableWeight,
+    undesirableWeight: o.undesirableWeight ?? d.undesirableWeight,
   };
   if (spec.lossType !== "kto" && spec.lossType !== "apo_zero_unpaired") {
     throw new RangeError(`unknown KTO loss type "${spec.lossType}"; kto or apo_zero_unpaired`);
@@ -63,7 +64,26 @@ export function ktoLoss(
   labels: ArrayLike<boolean | number>,
   options: Partial<KtoLossSpec> = {},
 ): KtoResult {
-  const { lossType, beta, desirableWeight, undesirableWeight } = resolveKtoSpec(options);
+  return ktoLossWith(
+    resolveKtoSpec(options),
+    policyLogps,
+    policyKlLogps,
+    referenceLogps,
+    referenceKlLogps,
+    labels,
+  );
+}
+
+/** {@link ktoLoss} with a resolved spec (what the backends call: no defaults filled again). */
+export function ktoLossWith(
+  spec: KtoLossSpec,
+  policyLogps: ArrayLike<number>,
+  policyKlLogps: ArrayLike<number>,
+  referenceLogps: ArrayLike<number>,
+  referenceKlLogps: ArrayLike<number>,
+  labels: ArrayLike<boolean | number>,
+): KtoResult {
+  const { lossType, beta, desirableWeight, undesirableWeight } = spec;
   const B = policyLogps.length;
   let klSum = 0;
   for (let i = 0; i < B; i++) klSum += policyKlLogps[i] - referenceKlLogps[i];

@@ -61,6 +61,23 @@ export interface PreferenceLossSpec {
   ipoLengthNormalized: boolean;
 }
 
+/**
+ * The defaults of a preference loss (TRL's DPOConfig): `resolveLossSpec` fills them and the
+ * command line's help shows them, so each is written once.
+ */
+export const PREFERENCE_LOSS_DEFAULTS = {
+  lossType: "sigmoid",
+  beta: 0.1,
+  labelSmoothing: 0,
+  fDivergenceType: "reverse_kl",
+  fAlphaDivergenceCoef: 0.5,
+  referenceFree: false,
+  rdpoAlpha: 0,
+  simpoGamma: 0.5,
+  discopopTau: 0.05,
+  ipoLengthNormalized: true,
+} as const;
+
 /** KTO's loss types (KTOConfig.loss_type). */
 export type KtoLossType = "kto" | "apo_zero_unpaired";
 
@@ -71,6 +88,14 @@ export interface KtoLossSpec {
   desirableWeight: number;
   undesirableWeight: number;
 }
+
+/** The defaults of KTO (TRL's KTOConfig), filled by `resolveKtoSpec` and shown by the CLI. */
+export const KTO_LOSS_DEFAULTS = {
+  lossType: "kto",
+  beta: 0.1,
+  desirableWeight: 1,
+  undesirableWeight: 1,
+} as const satisfies KtoLossSpec;
 
 /** Order of the metrics a preference loss accumulates (TRL's names). */
 export const PREFERENCE_METRICS = [

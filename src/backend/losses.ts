@@ -21,7 +21,7 @@ import {
   usesPerTokenRewards,
 } from "./pair_terms.ts";
 import type { FDivergenceType, PreferenceLossSpec, PreferenceLossType } from "./loss_spec.ts";
-import { PREFERENCE_LOSS_TYPES } from "./loss_spec.ts";
+import { PREFERENCE_LOSS_DEFAULTS, PREFERENCE_LOSS_TYPES } from "./loss_spec.ts";
 
 export { logSigmoid, type PairInput, type PairTerm, pairTerm, sigmoid } from "./pair_terms.ts";
 
@@ -60,9 +60,10 @@ export interface PreferenceLossOptions {
 
 /** Fills the defaults and checks the combination; errors name the option and what to do. */
 export function resolveLossSpec(o: PreferenceLossOptions = {}): PreferenceLossSpec {
+  const d = PREFERENCE_LOSS_DEFAULTS;
   const lossTypes = typeof o.lossType === "string"
     ? [o.lossType]
-    : [...(o.lossType ?? ["sigmoid"])];
+    : [...(o.lossType ?? [d.lossType])];
   if (lossTypes.length === 0 || lossTypes.length > 8) {
     throw new RangeError(`loss types: give 1 to 8, got ${lossTypes.length}`);
   }
@@ -83,15 +84,17 @@ export function resolveLossSpec(o: PreferenceLossOptions = {}): PreferenceLossSp
   const spec: PreferenceLossSpec = {
     lossTypes,
     lossWeights,
-    beta: o.beta ?? 0.1,
-    labelSmoothing: o.labelSmoothing ?? 0,
-    fDivergenceType: o.fDivergenceType ?? "reverse_kl",
-    fAlphaDivergenceCoef: o.fAlphaDivergenceCoef ?? 0.5,
-    referenceFree: o.referenceFree ?? false,
-    rdpoAlpha: o.rdpoAlpha ?? 0,
-    simpoGamma: o.simpoGamma ?? 0.5,
-    discopopTau: o.discopopTau ?? 0.05,
-    ipoLengthNormalized: o.ipoLengthNormalized ?? true,
+    beta: o.beta ?? d.beta,
+    labelSmoothing: o.labelSmoothing ?? d.labelSmoothing,
+    fDivergenceType: o.fDivergenceType ?? d.fDivergenceType,
+    fAlphaDivergenceCoef: o.fAlphaDivergenceCoef ?? d.fAlphaDivergenceCoef,
+    // A loss that reads no reference (simpo, orpo, sft) also reports reference-free rewards.
+    referenceFree: (o.referenceFree ?? d.referenceFree) ||
+      lossTypes.every((t) => REFERENCE_FREE_LOSSES.has(t)),
+    rdpoAlpha: o.rdpoAlpha ?? d.rdpoAlpha,
+    simpoGamma: o.simpoGamma ?? d.simpoGamma,
+    discopopTau: o.discopopTau ?? d.discopopTau,
+    ipoLengthNormalized: o.ipoLengthNormalized ?? d.ipoLengthNormalized,
   };
   if (!(spec.beta > 0)) throw new RangeError(`beta must be > 0, got ${spec.beta}`);
   const eps = spec.labelSmoothing;
@@ -100,9 +103,12 @@ export function resolveLossSpec(o: PreferenceLossOptions = {}): PreferenceLossSp
   return spec;
 }
 
-/** Whether a loss reads reference log-probs (and so needs a cache or a reference model). */
+/**
+ * Whether a resolved loss reads reference log-probs (and so needs a cache or a reference model);
+ * {@link resolveLossSpec} sets `referenceFree` for the losses that read none.
+ */
 export function needsReference(spec: PreferenceLossSpec): boolean {
-  return !spec.referenceFree && spec.lossTypes.some((t) => !REFERENCE_FREE_LOSSES.has(t));
+  return !spec.referenceFree;
 }
 
 /** Per-pair results of {@link preferenceLoss}. */
@@ -143,15 +149,36 @@ export function preferenceLoss(
   referenceRejected: ArrayLike<number>,
   options: PreferenceLossOptions & TokenCounts = {},
 ): PreferenceLossResult {
-  const spec = resolveLossSpec(options);
+  return preferenceLossWith(
+    resolveLossSpec(options),
+    policyChosen,
+    policyRejected,
+    referenceChosen,
+    referenceRejected,
+    options,
+  );
+}
+
+/**
+ * {@link preferenceLoss} with a resolved spec: what the CPU backend and the evaluation call, so a
+ * run's loss is resolved once, where its options are read.
+ */
+export function preferenceLossWith(
+  spec: PreferenceLossSpec,
+  policyChosen: ArrayLike<number>,
+  policyRejected: ArrayLike<number>,
+  referenceChosen: ArrayLike<number>,
+  referenceRejected: ArrayLike<number>,
+  counts: TokenCounts = {},
+): PreferenceLossResult {
   const P = policyChosen.length;
   const pairs: PairInput[] = Array.from({ length: P }, (_, i) => ({
     policyChosen: policyChosen[i],
     policyRejected: policyRejected[i],
     referenceChosen: spec.referenceFree ? 0 : referenceChosen[i],
     referenceRejected: spec.referenceFree ? 0 : referenceRejected[i],
-    chosenTokens: Math.max(1, options.chosenTokens?.[i] ?? 1),
-    rejectedTokens: Math.max(1, options.rejectedTokens?.[i] ?? 1),
+    chosenTokens: Math.max(1, counts.chosenTokens?.[i] ?? 1),
+    rejectedTokens: Math.max(1, counts.rejectedTokens?.[i] ?? 1),
   }));
   const partners = sortedPartners(spec, pairs);
   const perToken = usesPerTokenRewards(spec);

@@ -8,6 +8,7 @@
  */
 
 export * from "./ops.ts";
+export * from "./op_args.ts";
 export * from "./loss_spec.ts";
 export * from "./hyper.ts";
 export * from "./tokens.ts";

@@ -15,7 +15,19 @@
  * @module
  */
 
-import type { KtoLossSpec, PreferenceLossSpec } from "./loss_spec.ts";
+import type {
+  AttentionBackwardArgs,
+  AttentionForwardArgs,
+  DecodeAttentionArgs,
+  KtoLossArgs,
+  KvCacheWriteArgs,
+  OptimizerStepArgs,
+  PreferenceLossArgs,
+  RmsnormBackwardArgs,
+  RmsnormForwardArgs,
+  RopeArgs,
+  RopeAtArgs,
+} from "./op_args.ts";
 import type { OptimizerHyper } from "./hyper.ts";
 
 /** Element type of a tensor. Token ids, targets and index lists are `i32`. */
@@ -84,76 +96,23 @@ export interface Ops {
   ): void;
 
   /** out (N,C) = x * rsqrt(mean(x^2) + eps) * w; rstd (N) keeps rsqrt(mean(x^2)+eps). */
-  rmsnormForward(
-    out: Tensor,
-    rstd: Tensor,
-    x: Tensor,
-    w: Tensor,
-    N: number,
-    C: number,
-    eps: number,
-  ): void;
+  rmsnormForward(args: RmsnormForwardArgs): void;
   /** dx (N,C) (+)= d/dx; dw (C) += d/dw, rows summed in order. */
-  rmsnormBackward(
-    dx: Tensor,
-    dw: Tensor,
-    dOut: Tensor,
-    x: Tensor,
-    w: Tensor,
-    rstd: Tensor,
-    N: number,
-    C: number,
-    accumulateDx: boolean,
-  ): void;
+  rmsnormBackward(args: RmsnormBackwardArgs): void;
 
   /**
    * Rotary embedding in place on x (B*T, H, D), HF rotate-half convention. Row r has position
    * r % T. cos, sin: (T, D/2) tables. `inverse` rotates by -angle (the backward of the forward).
    */
-  rope(
-    x: Tensor,
-    cos: Tensor,
-    sin: Tensor,
-    BT: number,
-    T: number,
-    H: number,
-    D: number,
-    inverse: boolean,
-  ): void;
+  rope(args: RopeArgs): void;
 
   /**
    * Causal grouped-query attention. q (B,T,H,D), k and v (B,T,Hkv,D), out (B,T,H,D),
    * probs (B,H,T,T) keeps the softmax for the backward; scores scaled by 1/sqrt(D).
    */
-  attentionForward(
-    out: Tensor,
-    probs: Tensor,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    B: number,
-    T: number,
-    H: number,
-    Hkv: number,
-    D: number,
-  ): void;
+  attentionForward(args: AttentionForwardArgs): void;
   /** Gradients of {@link Ops.attentionForward}; dq, dk, dv are overwritten. dScores (B,H,T,T) is scratch. */
-  attentionBackward(
-    dq: Tensor,
-    dk: Tensor,
-    dv: Tensor,
-    dScores: Tensor,
-    dOut: Tensor,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    probs: Tensor,
-    B: number,
-    T: number,
-    H: number,
-    Hkv: number,
-    D: number,
-  ): void;
+  attentionBackward(args: AttentionBackwardArgs): void;
 
   /** out (n) = silu(gate) * up. */
   swigluForward(out: Tensor, gate: Tensor, up: Tensor, n: number): void;
@@ -216,16 +175,7 @@ export interface Ops {
    * ({@link PREFERENCE_METRICS} order). P ≤ 512 when the spec holds `aot` or `aot_unpaired`
    * (they sort within the batch in one workgroup).
    */
-  preferenceLoss(
-    spec: PreferenceLossSpec,
-    metrics: Tensor,
-    seqGrad: Tensor,
-    policyLogps: Tensor,
-    refLogps: Tensor,
-    tokenCounts: Tensor,
-    P: number,
-    scale: number,
-  ): void;
+  preferenceLoss(args: PreferenceLossArgs): void;
   /**
    * KTO (Ethayarajh et al. 2024) on B unpaired examples. policyLogps (B) are the examples'
    * completion log-probs, policyKlLogps (B) those of the mismatched pairs (prompt i with the
@@ -234,17 +184,7 @@ export interface Ops {
    * Writes seqGrad (B) = scale * d(sum of losses)/d(policyLogps); adds into metrics
    * ({@link KTO_METRICS} order) scale * loss, scale * B * z0, and unscaled sums and counts.
    */
-  ktoLoss(
-    spec: KtoLossSpec,
-    metrics: Tensor,
-    seqGrad: Tensor,
-    policyLogps: Tensor,
-    policyKlLogps: Tensor,
-    refLogps: Tensor,
-    labels: Tensor,
-    B: number,
-    scale: number,
-  ): void;
+  ktoLoss(args: KtoLossArgs): void;
   /**
    * partial = per-workgroup sums of squares of g (n), then total (1) = their sum, in a fixed
    * order. Used for the global gradient norm.
@@ -254,59 +194,20 @@ export interface Ops {
    * One optimizer step over a whole arena: params, grads, state1, state2 have n elements.
    * gradNormSq (1) is the result of {@link Ops.sumSquares}, used for clipping on the device.
    */
-  optimizerStep(
-    kind: "adamw" | "rmsprop" | "sgd",
-    params: Tensor,
-    grads: Tensor,
-    state1: Tensor,
-    state2: Tensor,
-    gradNormSq: Tensor,
-    hyper: Tensor,
-    n: number,
-  ): void;
+  optimizerStep(args: OptimizerStepArgs): void;
 
   /**
    * Decode (one new token per row): rotary embedding in place on x (rows, H, D), row r at the
    * position positions[r] (i32), from cos, sin tables (L, D/2).
    */
-  ropeAt(
-    x: Tensor,
-    cos: Tensor,
-    sin: Tensor,
-    positions: Tensor,
-    rows: number,
-    H: number,
-    D: number,
-  ): void;
+  ropeAt(args: RopeAtArgs): void;
   /** Decode: kCache, vCache (B,L,Hkv,D)[b, positions[b]] = k, v (B,Hkv,D)[b]. */
-  kvCacheWrite(
-    kCache: Tensor,
-    vCache: Tensor,
-    k: Tensor,
-    v: Tensor,
-    positions: Tensor,
-    B: number,
-    L: number,
-    Hkv: number,
-    D: number,
-  ): void;
+  kvCacheWrite(args: KvCacheWriteArgs): void;
   /**
    * Decode: out (B,H,D) = attention of the one query q (B,H,D) of each row over its cache
    * positions 0..positions[b] (GQA, scaled by 1/sqrt(D)); scores (B,H,L) is scratch.
    */
-  decodeAttention(
-    out: Tensor,
-    scores: Tensor,
-    q: Tensor,
-    kCache: Tensor,
-    vCache: Tensor,
-    positions: Tensor,
-    B: number,
-    L: number,
-    H: number,
-    Hkv: number,
-    D: number,
-  ): void;
+  decodeAttention(args: DecodeAttentionArgs): void;
   /**
    * Decode: the sampling step of B rows from logits (B,V), all on the device. Rows inside their
    * prompt feed their next prompt token, finished rows feed the pad token, the others sample

@@ -66,34 +66,53 @@ export class CpuBackend implements Backend {
       embeddingBackward: count((dTable, dOut, order, offsets, V, C) =>
         embedding.embeddingBackward(f(dTable), f(dOut), i(order), i(offsets), V, C)
       ),
-      rmsnormForward: count((out, rstd, x, w, N, C, eps) =>
-        rmsnorm.rmsnormForward(f(out), f(rstd), f(x), f(w), N, C, eps)
+      rmsnormForward: count((a) =>
+        rmsnorm.rmsnormForward(f(a.out), f(a.rstd), f(a.x), f(a.w), a.N, a.C, a.eps)
       ),
-      rmsnormBackward: count((dx, dw, dOut, x, w, rstd, N, C, acc) =>
-        rmsnorm.rmsnormBackward(f(dx), f(dw), f(dOut), f(x), f(w), f(rstd), N, C, acc)
+      rmsnormBackward: count((a) =>
+        rmsnorm.rmsnormBackward(
+          f(a.dx),
+          f(a.dw),
+          f(a.dOut),
+          f(a.x),
+          f(a.w),
+          f(a.rstd),
+          a.N,
+          a.C,
+          a.accumulateDx,
+        )
       ),
-      rope: count((x, cos, sin, BT, T, H, D, inv) =>
-        rope.rope(f(x), f(cos), f(sin), BT, T, H, D, inv)
+      rope: count((a) => rope.rope(f(a.x), f(a.cos), f(a.sin), a.rows, a.T, a.H, a.D, a.inverse)),
+      attentionForward: count((a) =>
+        attention.attentionForward(
+          f(a.out),
+          f(a.probs),
+          f(a.q),
+          f(a.k),
+          f(a.v),
+          a.B,
+          a.T,
+          a.H,
+          a.Hkv,
+          a.D,
+        )
       ),
-      attentionForward: count((out, probs, q, k, v, B, T, H, Hkv, D) =>
-        attention.attentionForward(f(out), f(probs), f(q), f(k), f(v), B, T, H, Hkv, D)
-      ),
-      attentionBackward: count((dq, dk, dv, dS, dOut, q, k, v, probs, B, T, H, Hkv, D) =>
+      attentionBackward: count((a) =>
         attention.attentionBackward(
-          f(dq),
-          f(dk),
-          f(dv),
-          f(dS),
-          f(dOut),
-          f(q),
-          f(k),
-          f(v),
-          f(probs),
-          B,
-          T,
-          H,
-          Hkv,
-          D,
+          f(a.dq),
+          f(a.dk),
+          f(a.dv),
+          f(a.dScores),
+          f(a.dOut),
+          f(a.q),
+          f(a.k),
+          f(a.v),
+          f(a.probs),
+          a.B,
+          a.T,
+          a.H,
+          a.Hkv,
+          a.D,
         )
       ),
       swigluForward: count((out, g, u, n) => swiglu.swigluForward(f(out), f(g), f(u), n)),
@@ -111,26 +130,76 @@ export class CpuBackend implements Backend {
       weightedSum: count((l, sg, sl, w, S, acc) =>
         loss.weightedSum(f(l), f(sg), f(sl), f(w), S, acc)
       ),
-      preferenceLoss: count((spec, m, sg, pl, rl, tc, P, scale) =>
-        loss.preferenceLoss(spec, f(m), f(sg), f(pl), f(rl), f(tc), P, scale)
+      preferenceLoss: count((a) =>
+        loss.preferenceLoss(
+          a.spec,
+          f(a.metrics),
+          f(a.seqGrad),
+          f(a.policyLogps),
+          f(a.refLogps),
+          f(a.tokenCounts),
+          a.P,
+          a.scale,
+        )
       ),
-      ktoLoss: count((spec, m, sg, pl, pkl, rl, lb, B, scale) =>
-        loss.ktoLoss(spec, f(m), f(sg), f(pl), f(pkl), f(rl), f(lb), B, scale)
+      ktoLoss: count((a) =>
+        loss.ktoLoss(
+          a.spec,
+          f(a.metrics),
+          f(a.seqGrad),
+          f(a.policyLogps),
+          f(a.policyKlLogps),
+          f(a.refLogps),
+          f(a.labels),
+          a.B,
+          a.scale,
+        )
       ),
       sumSquares: count((total, partial, g, n) =>
         optimizer.sumSquares(f(total), f(partial), f(g), n)
       ),
-      optimizerStep: count((kind, p, g, s1, s2, nsq, hyper, n) =>
-        optimizer.optimizerStep(kind, f(p), f(g), f(s1), f(s2), f(nsq), f(hyper), n)
+      optimizerStep: count((a) =>
+        optimizer.optimizerStep(
+          a.kind,
+          f(a.params),
+          f(a.grads),
+          f(a.state1),
+          f(a.state2),
+          f(a.gradNormSq),
+          f(a.hyper),
+          a.n,
+        )
       ),
-      ropeAt: count((x, cos, sin, pos, rows, H, D) =>
-        decode.ropeAt(f(x), f(cos), f(sin), i(pos), rows, H, D)
+      ropeAt: count((a) =>
+        decode.ropeAt(f(a.x), f(a.cos), f(a.sin), i(a.positions), a.rows, a.H, a.D)
       ),
-      kvCacheWrite: count((kc, vc, k, v, pos, B, L, Hkv, D) =>
-        decode.kvCacheWrite(f(kc), f(vc), f(k), f(v), i(pos), B, L, Hkv, D)
+      kvCacheWrite: count((a) =>
+        decode.kvCacheWrite(
+          f(a.kCache),
+          f(a.vCache),
+          f(a.k),
+          f(a.v),
+          i(a.positions),
+          a.B,
+          a.L,
+          a.Hkv,
+          a.D,
+        )
       ),
-      decodeAttention: count((out, sc, q, kc, vc, pos, B, L, H, Hkv, D) =>
-        decode.decodeAttention(f(out), f(sc), f(q), f(kc), f(vc), i(pos), B, L, H, Hkv, D)
+      decodeAttention: count((a) =>
+        decode.decodeAttention(
+          f(a.out),
+          f(a.scores),
+          f(a.q),
+          f(a.kCache),
+          f(a.vCache),
+          i(a.positions),
+          a.B,
+          a.L,
+          a.H,
+          a.Hkv,
+          a.D,
+        )
       ),
       sampleTokens: count((r, logits, B, V, settings) =>
         decode.sampleTokens(

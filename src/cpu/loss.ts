@@ -8,8 +8,8 @@
 
 import type { KtoLossSpec, PreferenceLossSpec } from "../backend/mod.ts";
 import { PREFERENCE_METRICS } from "../backend/mod.ts";
-import { ktoLoss as ktoLosses } from "../backend/kto_loss.ts";
-import { preferenceLoss as preferenceLosses } from "../backend/losses.ts";
+import { ktoLossWith } from "../backend/kto_loss.ts";
+import { preferenceLossWith } from "../backend/losses.ts";
 import type { FloatArray } from "./types.ts";
 
 /** loss[0] (+)= sum_s weights[s] * seqLogps[s]; seqGrad = weights. */
@@ -41,17 +41,13 @@ export function preferenceLoss(
   scale: number,
 ): void {
   const half = (a: FloatArray, from: number) => a.subarray(from, from + P);
-  const r = preferenceLosses(
+  const r = preferenceLossWith(
+    spec,
     half(policy, 0),
     half(policy, P),
     half(reference, 0),
     half(reference, P),
-    {
-      ...spec,
-      lossType: spec.lossTypes,
-      chosenTokens: half(tokenCounts, 0),
-      rejectedTokens: half(tokenCounts, P),
-    },
+    { chosenTokens: half(tokenCounts, 0), rejectedTokens: half(tokenCounts, P) },
   );
   const sums = new Array(PREFERENCE_METRICS.length).fill(0);
   for (let i = 0; i < P; i++) {
@@ -85,13 +81,13 @@ export function ktoLoss(
   B: number,
   scale: number,
 ): void {
-  const r = ktoLosses(
+  const r = ktoLossWith(
+    spec,
     policy.subarray(0, B),
     policyKl.subarray(0, B),
     reference.subarray(0, B),
     reference.subarray(B, 2 * B),
     labels.subarray(0, B),
-    spec,
   );
   const sums = new Array(8).fill(0);
   for (let i = 0; i < B; i++) {

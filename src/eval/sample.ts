@@ -266,7 +266,15 @@ export class Sampler {
     for (let l = 0; l < c.numLayers; l++) {
       const w = (s: string) => p(`model.layers.${l}.${s}`);
       const bias = (s: string) => model.params.maybe(`model.layers.${l}.${s}`);
-      ops.rmsnormForward(t.ln, t.rstd, t.x, w("input_layernorm.weight"), B, C, eps);
+      ops.rmsnormForward({
+        out: t.ln,
+        rstd: t.rstd,
+        x: t.x,
+        w: w("input_layernorm.weight"),
+        N: B,
+        C,
+        eps,
+      });
       for (
         const [proj, out, width] of [["q", t.q, H * D], ["k", t.k, Hkv * D], [
           "v",
@@ -279,32 +287,58 @@ export class Sampler {
           bias: bias(`self_attn.${proj}_proj.bias`),
         });
       }
-      ops.ropeAt(t.q, t.cos, t.sin, t.positions, B, H, D);
-      ops.ropeAt(t.k, t.cos, t.sin, t.positions, B, Hkv, D);
-      ops.kvCacheWrite(this.#kCache[l], this.#vCache[l], t.k, t.v, t.positions, B, L, Hkv, D);
-      ops.decodeAttention(
-        t.attn,
-        t.scores,
-        t.q,
-        this.#kCache[l],
-        this.#vCache[l],
-        t.positions,
+      ops.ropeAt({ x: t.q, cos: t.cos, sin: t.sin, positions: t.positions, rows: B, H, D });
+      ops.ropeAt({ x: t.k, cos: t.cos, sin: t.sin, positions: t.positions, rows: B, H: Hkv, D });
+      ops.kvCacheWrite({
+        kCache: this.#kCache[l],
+        vCache: this.#vCache[l],
+        k: t.k,
+        v: t.v,
+        positions: t.positions,
+        B,
+        L,
+        Hkv,
+        D,
+      });
+      ops.decodeAttention({
+        out: t.attn,
+        scores: t.scores,
+        q: t.q,
+        kCache: this.#kCache[l],
+        vCache: this.#vCache[l],
+        positions: t.positions,
         B,
         L,
         H,
         Hkv,
         D,
-      );
+      });
       ops.matmul(t.mid, t.attn, w("self_attn.o_proj.weight"), B, C, H * D, { transB: true });
       ops.add(t.mid, t.mid, t.x, B * C);
-      ops.rmsnormForward(t.ln, t.rstd, t.mid, w("post_attention_layernorm.weight"), B, C, eps);
+      ops.rmsnormForward({
+        out: t.ln,
+        rstd: t.rstd,
+        x: t.mid,
+        w: w("post_attention_layernorm.weight"),
+        N: B,
+        C,
+        eps,
+      });
       ops.matmul(t.gate, t.ln, w("mlp.gate_proj.weight"), B, F, C, { transB: true });
       ops.matmul(t.up, t.ln, w("mlp.up_proj.weight"), B, F, C, { transB: true });
       ops.swigluForward(t.act, t.gate, t.up, B * F);
       ops.matmul(t.x, t.act, w("mlp.down_proj.weight"), B, C, F, { transB: true });
       ops.add(t.x, t.x, t.mid, B * C);
     }
-    ops.rmsnormForward(t.ln, t.rstd, t.x, p("model.norm.weight"), B, C, eps);
+    ops.rmsnormForward({
+      out: t.ln,
+      rstd: t.rstd,
+      x: t.x,
+      w: p("model.norm.weight"),
+      N: B,
+      C,
+      eps,
+    });
     ops.matmul(t.logits, t.ln, p(model.lmHead), B, c.vocabSize, C, { transB: true });
     ops.sampleTokens(rows, t.logits, B, c.vocabSize, settings);
   }

@@ -138,7 +138,15 @@ export class LlamaModel {
       const w = (s: string) => p(`model.layers.${l}.${s}`);
       const bias = (s: string) => this.params.maybe(`model.layers.${l}.${s}`);
       const next = a.layers[l + 1]?.input ?? a.final;
-      ops.rmsnormForward(x.ln1, x.rstd1, x.input, w("input_layernorm.weight"), N, C, eps);
+      ops.rmsnormForward({
+        out: x.ln1,
+        rstd: x.rstd1,
+        x: x.input,
+        w: w("input_layernorm.weight"),
+        N,
+        C,
+        eps,
+      });
       ops.matmul(x.q, x.ln1, w("self_attn.q_proj.weight"), N, H * D, C, {
         transB: true,
         bias: bias("self_attn.q_proj.bias"),
@@ -151,19 +159,46 @@ export class LlamaModel {
         transB: true,
         bias: bias("self_attn.v_proj.bias"),
       });
-      ops.rope(x.q, this.#cos, this.#sin, N, T, H, D, false);
-      ops.rope(x.k, this.#cos, this.#sin, N, T, Hkv, D, false);
-      ops.attentionForward(x.attn, x.probs, x.q, x.k, x.v, B, T, H, Hkv, D);
+      ops.rope({ x: x.q, cos: this.#cos, sin: this.#sin, rows: N, T, H, D, inverse: false });
+      ops.rope({ x: x.k, cos: this.#cos, sin: this.#sin, rows: N, T, H: Hkv, D, inverse: false });
+      ops.attentionForward({
+        out: x.attn,
+        probs: x.probs,
+        q: x.q,
+        k: x.k,
+        v: x.v,
+        B,
+        T,
+        H,
+        Hkv,
+        D,
+      });
       ops.matmul(x.mid, x.attn, w("self_attn.o_proj.weight"), N, C, H * D, { transB: true });
       ops.add(x.mid, x.mid, x.input, N * C);
-      ops.rmsnormForward(x.ln2, x.rstd2, x.mid, w("post_attention_layernorm.weight"), N, C, eps);
+      ops.rmsnormForward({
+        out: x.ln2,
+        rstd: x.rstd2,
+        x: x.mid,
+        w: w("post_attention_layernorm.weight"),
+        N,
+        C,
+        eps,
+      });
       ops.matmul(x.gate, x.ln2, w("mlp.gate_proj.weight"), N, F, C, { transB: true });
       ops.matmul(x.up, x.ln2, w("mlp.up_proj.weight"), N, F, C, { transB: true });
       ops.swigluForward(x.act, x.gate, x.up, N * F);
       ops.matmul(next, x.act, w("mlp.down_proj.weight"), N, C, F, { transB: true });
       ops.add(next, next, x.mid, N * C);
     }
-    ops.rmsnormForward(a.lnf, a.rstdf, a.final, p("model.norm.weight"), N, C, eps);
+    ops.rmsnormForward({
+      out: a.lnf,
+      rstd: a.rstdf,
+      x: a.final,
+      w: p("model.norm.weight"),
+      N,
+      C,
+      eps,
+    });
     this.#headChunks((R, logits, v) => {
       ops.matmul(logits, v(a.lnf, C), p(this.lmHead), R, config.vocabSize, C, { transB: true });
       ops.logitsForward(
@@ -202,17 +237,17 @@ export class LlamaModel {
       ops.matmul(v(a.dLn, C), logits, p(this.lmHead), R, C, V);
       ops.matmul(g(this.lmHead), logits, v(a.lnf, C), V, C, R, { transA: true, accumulate: true });
     });
-    ops.rmsnormBackward(
-      a.dRes,
-      g("model.norm.weight"),
-      a.dLn,
-      a.final,
-      p("model.norm.weight"),
-      a.rstdf,
+    ops.rmsnormBackward({
+      dx: a.dRes,
+      dw: g("model.norm.weight"),
+      dOut: a.dLn,
+      x: a.final,
+      w: p("model.norm.weight"),
+      rstd: a.rstdf,
       N,
       C,
-      false,
-    );
+      accumulateDx: false,
+    });
     for (let l = config.numLayers - 1; l >= 0; l--) {
       const x = a.layers[l];
       const name = (s: string) => `model.layers.${l}.${s}`;
@@ -235,41 +270,41 @@ export class LlamaModel {
         transA: true,
         accumulate: true,
       });
-      ops.rmsnormBackward(
-        a.dRes,
-        dw("post_attention_layernorm.weight"),
-        a.dLn,
-        x.mid,
-        w("post_attention_layernorm.weight"),
-        x.rstd2,
+      ops.rmsnormBackward({
+        dx: a.dRes,
+        dw: dw("post_attention_layernorm.weight"),
+        dOut: a.dLn,
+        x: x.mid,
+        w: w("post_attention_layernorm.weight"),
+        rstd: x.rstd2,
         N,
         C,
-        true,
-      );
+        accumulateDx: true,
+      });
       // Attention: mid = input + o_proj(attn).
       ops.matmul(a.dAttn, a.dRes, w("self_attn.o_proj.weight"), N, H * D, C);
       ops.matmul(dw("self_attn.o_proj.weight"), a.dRes, x.attn, C, H * D, N, {
         transA: true,
         accumulate: true,
       });
-      ops.attentionBackward(
-        a.dq,
-        a.dk,
-        a.dv,
-        a.dScores,
-        a.dAttn,
-        x.q,
-        x.k,
-        x.v,
-        x.probs,
+      ops.attentionBackward({
+        dq: a.dq,
+        dk: a.dk,
+        dv: a.dv,
+        dScores: a.dScores,
+        dOut: a.dAttn,
+        q: x.q,
+        k: x.k,
+        v: x.v,
+        probs: x.probs,
         B,
         T,
         H,
         Hkv,
         D,
-      );
-      ops.rope(a.dq, this.#cos, this.#sin, N, T, H, D, true);
-      ops.rope(a.dk, this.#cos, this.#sin, N, T, Hkv, D, true);
+      });
+      ops.rope({ x: a.dq, cos: this.#cos, sin: this.#sin, rows: N, T, H, D, inverse: true });
+      ops.rope({ x: a.dk, cos: this.#cos, sin: this.#sin, rows: N, T, H: Hkv, D, inverse: true });
       const proj: Array<[string, Tensor, number]> = [
         ["q_proj", a.dq, H * D],
         ["k_proj", a.dk, Hkv * D],
@@ -284,17 +319,17 @@ export class LlamaModel {
         const dBias = this.grads.maybe(name(`self_attn.${proj}.bias`));
         if (dBias) ops.colSum(dBias, d, N, width, true);
       });
-      ops.rmsnormBackward(
-        a.dRes,
-        dw("input_layernorm.weight"),
-        a.dLn,
-        x.input,
-        w("input_layernorm.weight"),
-        x.rstd1,
+      ops.rmsnormBackward({
+        dx: a.dRes,
+        dw: dw("input_layernorm.weight"),
+        dOut: a.dLn,
+        x: x.input,
+        w: w("input_layernorm.weight"),
+        rstd: x.rstd1,
         N,
         C,
-        true,
-      );
+        accumulateDx: true,
+      });
     }
     ops.embeddingBackward(g("model.embed_tokens.weight"), a.dRes, a.order, a.offsets, V, C);
   }

@@ -114,16 +114,16 @@ export class DeviceOptimizer {
     const n = this.layout.total;
     this.backend.writeHyper(this.hyper, this.hyperAt(this.step));
     ops.sumSquares(this.gradNormSq, this.#partial, grads.arena, n);
-    ops.optimizerStep(
-      this.options.kind,
-      params.arena,
-      grads.arena,
-      this.state1.arena,
-      this.state2.arena,
-      this.gradNormSq,
-      this.hyper,
+    ops.optimizerStep({
+      kind: this.options.kind,
+      params: params.arena,
+      grads: grads.arena,
+      state1: this.state1.arena,
+      state2: this.state2.arena,
+      gradNormSq: this.gradNormSq,
+      hyper: this.hyper,
       n,
-    );
+    });
     this.step++;
   }
 

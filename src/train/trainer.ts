@@ -131,28 +131,28 @@ export class Trainer {
       if (objective.kind === "nll") {
         ops.weightedSum(this.#metrics, a.seqGrad, a.seqLogps, this.#weights, B, true);
       } else if (objective.kind === "kto") {
-        ops.ktoLoss(
-          this.#kto!,
-          this.#metrics,
-          a.seqGrad,
-          a.seqLogps,
-          this.#klPolicy,
-          this.#reference,
-          this.#labels,
+        ops.ktoLoss({
+          spec: this.#kto!,
+          metrics: this.#metrics,
+          seqGrad: a.seqGrad,
+          policyLogps: a.seqLogps,
+          policyKlLogps: this.#klPolicy,
+          refLogps: this.#reference,
+          labels: this.#labels,
           B,
-          1 / totalSequences,
-        );
+          scale: 1 / totalSequences,
+        });
       } else {
-        ops.preferenceLoss(
-          this.#loss!,
-          this.#metrics,
-          a.seqGrad,
-          a.seqLogps,
-          this.#reference,
-          this.#tokens,
-          B / 2,
-          2 / totalSequences,
-        );
+        ops.preferenceLoss({
+          spec: this.#loss!,
+          metrics: this.#metrics,
+          seqGrad: a.seqGrad,
+          policyLogps: a.seqLogps,
+          refLogps: this.#reference,
+          tokenCounts: this.#tokens,
+          P: B / 2,
+          scale: 2 / totalSequences,
+        });
       }
       model.backward();
       if (i === micro.length - 1) optimizer.record(model.params, model.grads);

@@ -44,7 +44,16 @@ async function runCase(
       ...hyper,
       step,
     });
-    backend.ops.optimizerStep(kind, params, grads, state1, state2, normSq, hyperTensor, n);
+    backend.ops.optimizerStep({
+      kind,
+      params,
+      grads,
+      state1,
+      state2,
+      gradNormSq: normSq,
+      hyper: hyperTensor,
+      n,
+    });
     out.push(await backend.read(params));
   }
   return out;

@@ -47,8 +47,8 @@ async function runGpu(
       tiling,
     );
   } else {
-    gpu.ops.attentionForward(out, probs, q, k, v, B, T, H, Hkv, D);
-    gpu.ops.attentionBackward(dq, dk, dv, dScores, dOut, q, k, v, probs, B, T, H, Hkv, D);
+    gpu.ops.attentionForward({ out, probs, q, k, v, B, T, H, Hkv, D });
+    gpu.ops.attentionBackward({ dq, dk, dv, dScores, dOut, q, k, v, probs, B, T, H, Hkv, D });
   }
   const read = async (t: typeof q) => (await gpu.read(t)) as Float32Array;
   return {

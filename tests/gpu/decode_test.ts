@@ -15,7 +15,15 @@ gpuTest("ropeAt matches the CPU reference", async (gpu) => {
   const positions = Int32Array.from([0, 12, 3, 7, 7]);
   const x = randomArray(rows * H * D, 1);
   const xt = upload(gpu, x);
-  gpu.ops.ropeAt(xt, upload(gpu, cos), upload(gpu, sin), upload(gpu, positions, "i32"), rows, H, D);
+  gpu.ops.ropeAt({
+    x: xt,
+    cos: upload(gpu, cos),
+    sin: upload(gpu, sin),
+    positions: upload(gpu, positions, "i32"),
+    rows,
+    H,
+    D,
+  });
   ref.ropeAt(x, cos, sin, positions, rows, H, D);
   // f32 multiply-adds of one pair: equal up to fused-multiply-add rounding.
   assertClose(await gpu.read(xt), x, { atol: 1e-6, rtol: 1e-6, label: "ropeAt" });
@@ -32,8 +40,30 @@ for (const D of [18, 16]) {
       const positions = Int32Array.from([0, 10, 5]);
       const kc = upload(gpu, kCache), vc = upload(gpu, vCache), pos = upload(gpu, positions, "i32");
       const out = gpu.alloc("activations", B * H * D), scores = gpu.alloc("activations", B * H * L);
-      gpu.ops.kvCacheWrite(kc, vc, upload(gpu, k), upload(gpu, v), pos, B, L, Hkv, D);
-      gpu.ops.decodeAttention(out, scores, upload(gpu, q), kc, vc, pos, B, L, H, Hkv, D);
+      gpu.ops.kvCacheWrite({
+        kCache: kc,
+        vCache: vc,
+        k: upload(gpu, k),
+        v: upload(gpu, v),
+        positions: pos,
+        B,
+        L,
+        Hkv,
+        D,
+      });
+      gpu.ops.decodeAttention({
+        out,
+        scores,
+        q: upload(gpu, q),
+        kCache: kc,
+        vCache: vc,
+        positions: pos,
+        B,
+        L,
+        H,
+        Hkv,
+        D,
+      });
       ref.kvCacheWrite(kCache, vCache, k, v, positions, B, L, Hkv, D);
       const expected = new Float32Array(B * H * D);
       ref.decodeAttention(

@@ -44,16 +44,16 @@ async function compare(gpu: GpuBackend, options: PreferenceLossOptions, P: numbe
     scale,
   );
   const tMetrics = upload(gpu, INITIAL), tGrad = gpu.alloc("activations", 2 * P);
-  gpu.ops.preferenceLoss(
+  gpu.ops.preferenceLoss({
     spec,
-    tMetrics,
-    tGrad,
-    upload(gpu, policy),
-    upload(gpu, reference),
-    upload(gpu, tokens),
+    metrics: tMetrics,
+    seqGrad: tGrad,
+    policyLogps: upload(gpu, policy),
+    refLogps: upload(gpu, reference),
+    tokenCounts: upload(gpu, tokens),
     P,
     scale,
-  );
+  });
   const label = JSON.stringify(options);
   assertClose(await gpu.read(tGrad), seqGrad, { atol: 1e-6, rtol: 1e-4, label: `${label} grad` });
   assertClose(await gpu.read(tMetrics), metrics, { atol: 1e-4, rtol: 1e-4, label: `${label} m` });
@@ -114,17 +114,17 @@ gpuTest("ktoLoss matches the CPU reference (kto and apo_zero_unpaired)", async (
       1 / B,
     );
     const tMetrics = upload(gpu, initial), tGrad = gpu.alloc("activations", B);
-    gpu.ops.ktoLoss(
+    gpu.ops.ktoLoss({
       spec,
-      tMetrics,
-      tGrad,
-      upload(gpu, policy),
-      upload(gpu, policyKl),
-      upload(gpu, reference),
-      upload(gpu, labels),
+      metrics: tMetrics,
+      seqGrad: tGrad,
+      policyLogps: upload(gpu, policy),
+      policyKlLogps: upload(gpu, policyKl),
+      refLogps: upload(gpu, reference),
+      labels: upload(gpu, labels),
       B,
-      1 / B,
-    );
+      scale: 1 / B,
+    });
     assertClose(await gpu.read(tGrad), seqGrad, {
       atol: 1e-6,
       rtol: 1e-4,

@@ -69,7 +69,16 @@ async function run(
   maxGradNorm: number,
   n: number,
   step = (t: ReturnType<typeof arenas>) =>
-    backend.ops.optimizerStep(kind, t.params, t.grads, t.state1, t.state2, t.normSq, t.hyper, n),
+    backend.ops.optimizerStep({
+      kind,
+      params: t.params,
+      grads: t.grads,
+      state1: t.state1,
+      state2: t.state2,
+      gradNormSq: t.normSq,
+      hyper: t.hyper,
+      n,
+    }),
 ) {
   const t = arenas(backend, n);
   for (let k = 1; k <= 3; k++) {

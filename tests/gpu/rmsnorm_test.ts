@@ -4,7 +4,7 @@
 import * as ref from "../../src/cpu/rmsnorm.ts";
 import { assertClose, gpuTest, randomArray, upload } from "../helpers.ts";
 import type { GpuBackend } from "../../src/gpu/backend.ts";
-import type { Tensor } from "../../src/backend/mod.ts";
+import type { RmsnormBackwardArgs, RmsnormForwardArgs } from "../../src/backend/mod.ts";
 import {
   rmsnormBackward,
   rmsnormForward,
@@ -26,11 +26,24 @@ async function checkShape(
   layout?: RmsnormLayout,
 ) {
   const forward = layout
-    ? (o: Tensor, r: Tensor, x: Tensor, w: Tensor, n: number, c: number, eps: number) =>
-      rmsnormForward(gpu.ctx, o, r, x, w, n, c, eps, layout)
+    ? (a: RmsnormForwardArgs) =>
+      rmsnormForward(gpu.ctx, a.out, a.rstd, a.x, a.w, a.N, a.C, a.eps, layout)
     : gpu.ops.rmsnormForward;
   const backward = layout
-    ? (...a: Parameters<typeof gpu.ops.rmsnormBackward>) => rmsnormBackward(gpu.ctx, ...a, layout)
+    ? (a: RmsnormBackwardArgs) =>
+      rmsnormBackward(
+        gpu.ctx,
+        a.dx,
+        a.dw,
+        a.dOut,
+        a.x,
+        a.w,
+        a.rstd,
+        a.N,
+        a.C,
+        a.accumulateDx,
+        layout,
+      )
     : gpu.ops.rmsnormBackward;
   const x = randomArray(N * C, seed, 2), w = randomArray(C, seed + 1);
   const dOut = randomArray(N * C, seed + 2);
@@ -43,13 +56,13 @@ async function checkShape(
 
   const tx = upload(gpu, x), tw = upload(gpu, w), tOut = gpu.alloc("activations", N * C);
   const tRstd = gpu.alloc("activations", N);
-  forward(tOut, tRstd, tx, tw, N, C, EPS);
+  forward({ out: tOut, rstd: tRstd, x: tx, w: tw, N, C, eps: EPS });
   const label = `N=${N} C=${C}${layout ? ` ${layout}` : ""}`;
   assertClose(await gpu.read(tRstd), rstd, { ...tol, label: `${label} rstd` });
   assertClose(await gpu.read(tOut), out, { ...tol, label: `${label} out` });
 
   const tdx = upload(gpu, priorDx), tdw = upload(gpu, priorDw), tdOut = upload(gpu, dOut);
-  backward(tdx, tdw, tdOut, tx, tw, tRstd, N, C, true);
+  backward({ dx: tdx, dw: tdw, dOut: tdOut, x: tx, w: tw, rstd: tRstd, N, C, accumulateDx: true });
   assertClose(await gpu.read(tdx), dx, { ...tol, label: `${label} dx accumulated` });
   const dwFirst = await gpu.read(tdw);
   assertClose(dwFirst, dw, { ...tol, label: `${label} dw` });
@@ -58,7 +71,7 @@ async function checkShape(
   const dxSet = new Float32Array(N * C), scratchDw = new Float32Array(C);
   ref.rmsnormBackward(dxSet, scratchDw, dOut, x, w, rstd, N, C, false);
   gpu.write(tdw, priorDw);
-  backward(tdx, tdw, tdOut, tx, tw, tRstd, N, C, false);
+  backward({ dx: tdx, dw: tdw, dOut: tdOut, x: tx, w: tw, rstd: tRstd, N, C, accumulateDx: false });
   assertClose(await gpu.read(tdx), dxSet, { ...tol, label: `${label} dx` });
   assertClose(await gpu.read(tdw), dwFirst, { atol: 0, rtol: 0, label: `${label} dw rerun` });
 }

@@ -13,13 +13,13 @@ gpuTest("rope forward and inverse match the CPU reference (T=13, H=3, D=16)", as
   const expected = Float32Array.from(x);
   ref.rope(expected, cos, sin, BT, T, H, D, false);
   const tx = upload(gpu, x), tCos = upload(gpu, cos), tSin = upload(gpu, sin);
-  gpu.ops.rope(tx, tCos, tSin, BT, T, H, D, false);
+  gpu.ops.rope({ x: tx, cos: tCos, sin: tSin, rows: BT, T, H, D, inverse: false });
   const rotated = await gpu.read(tx);
   assertClose(rotated, expected, { ...tol, label: "forward" });
 
   const back = Float32Array.from(rotated);
   ref.rope(back, cos, sin, BT, T, H, D, true);
-  gpu.ops.rope(tx, tCos, tSin, BT, T, H, D, true);
+  gpu.ops.rope({ x: tx, cos: tCos, sin: tSin, rows: BT, T, H, D, inverse: true });
   const restored = await gpu.read(tx);
   assertClose(restored, back, { ...tol, label: "inverse" });
   // f32 tables: cos^2 + sin^2 = 1 to about 1e-7, so the round trip restores x to ~1e-6.
