@@ -44,7 +44,7 @@ export {
   parameterShapes,
 } from "./src/model/config.ts";
 /** The Llama-family model: forward to completion log-probs, backward. */
-export { LlamaModel, type LlamaModelOptions, type TokenBatch } from "./src/model/llama.ts";
+export { LlamaModel, type LlamaModelOptions } from "./src/model/llama.ts";
 /** Parameter arenas with HF names. */
 export { ParamArena, type ParamLayout, paramLayout } from "./src/model/params.ts";
 /** Seeded HF-style initialisation. */

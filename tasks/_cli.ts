@@ -133,6 +133,7 @@ export function parseFlagsOrThrow(
 const INPUT_ERRORS = new Set([
   "UsageError",
   "ValidationError",
+  "PromptsError",
   "CacheError",
   "ConfigError",
   "CheckpointError",

@@ -9,6 +9,7 @@
 
 import { parseFlags, Progress, runMain, UsageError } from "./_cli.ts";
 import { openBackend, store } from "./_stage.ts";
+import { sentimentReward } from "../src/world/reward.ts";
 import type { DeviceChoice } from "../src/pipeline/device.ts";
 import { type Comparison, evaluateFolders } from "../src/eval/compare.ts";
 import type { ModelEvaluation } from "../src/eval/evaluate.ts";
@@ -126,6 +127,7 @@ await runMain(async () => {
     beta,
     sampleCount,
     names,
+    reward: sentimentReward,
     onProgress: (stage, done, total) => {
       let bar = bars.get(stage);
       if (!bar) bars.set(stage, bar = new Progress(stage, total));

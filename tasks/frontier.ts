@@ -12,6 +12,7 @@
  * (runs/<name>/length-experiment/report.html).
  */
 
+import { sentimentReward } from "../src/world/reward.ts";
 import { parseFlags, Progress, runMain, UsageError } from "./_cli.ts";
 import { COMMON_FLAGS, deviceOf } from "./_flags.ts";
 import { openBackend, stageHooks, store, timed } from "./_stage.ts";
@@ -110,6 +111,7 @@ await runMain(async () => {
       preferenceData: spec.preferenceData,
       refCache: paths.refCache,
       prompts: spec.evalPrompts!,
+      reward: sentimentReward,
       outputDir,
       methods,
       tokenOptions: spec.tokenOptions,

@@ -16,6 +16,7 @@ import type { Backend } from "../src/backend/mod.ts";
 import { DenoFileStore } from "../src/io/deno_fs.ts";
 import { loadModel } from "../src/model/model_folder.ts";
 import { loadTokenizer } from "../src/data/tokenizer.ts";
+import { readPrompts } from "../src/data/prompts.ts";
 import { generate } from "../src/eval/sample.ts";
 
 const flags = parseFlags("generate", "Samples completions of prompts with a model folder.", {
@@ -37,36 +38,6 @@ const flags = parseFlags("generate", "Samples completions of prompts with a mode
 });
 
 const log = (s: string) => console.error(s);
-
-/** Reads the prompts of `path`: JSONL "prompt" fields, or one prompt per non-empty text line. */
-async function readPrompts(path: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    throw new UsageError(`--prompts: cannot read ${path}: ${(error as Error).message}`);
-  }
-  const lines = text.split(/\r?\n/);
-  const prompts: string[] = [];
-  const jsonl = /\.jsonl?$/i.test(path);
-  lines.forEach((line, i) => {
-    if (line.trim() === "") return;
-    if (!jsonl) return void prompts.push(line);
-    let row: unknown;
-    try {
-      row = JSON.parse(line);
-    } catch (error) {
-      throw new UsageError(`${path}:${i + 1}: invalid JSON (${(error as Error).message})`);
-    }
-    const prompt = (row as { prompt?: unknown } | null)?.prompt;
-    if (typeof prompt !== "string") {
-      throw new UsageError(`${path}:${i + 1}: expected an object with a "prompt" string`);
-    }
-    prompts.push(prompt);
-  });
-  if (prompts.length === 0) throw new UsageError(`--prompts: ${path} holds no prompts`);
-  return prompts;
-}
 
 async function newBackend(): Promise<Backend> {
   if (flags.device === "cpu") return new CpuBackend("f32");
@@ -98,8 +69,8 @@ await runMain(async () => {
   if (!Number.isInteger(seed)) throw new UsageError(`--seed: expected an integer, got ${seed}`);
 
   const dir = String(flags.model);
-  const texts = await readPrompts(String(flags.prompts));
   const store = new DenoFileStore();
+  const texts = await readPrompts(store, String(flags.prompts));
   const tokenizer = await loadTokenizer(store, dir);
   const backend = await newBackend();
   log(`adapter: ${backend.adapterName}`);

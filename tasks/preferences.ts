@@ -7,6 +7,7 @@
  */
 
 import { parseFlags, runMain, UsageError } from "./_cli.ts";
+import { readPrompts } from "../src/data/prompts.ts";
 import { COMMON_FLAGS, deviceOf } from "./_flags.ts";
 import { openBackend, stageHooks, store, timed } from "./_stage.ts";
 import { defaultPipelineSpec } from "../src/pipeline/defaults.ts";
@@ -30,16 +31,6 @@ const flags = parseFlags(
     ...COMMON_FLAGS,
   },
 );
-
-async function readPrompts(path: string, limit: number): Promise<string[]> {
-  const prompts = new Set<string>();
-  for (const line of (await store.readText(path)).split("\n")) {
-    if (!line.trim()) continue;
-    prompts.add(JSON.parse(line).prompt);
-    if (prompts.size >= limit) break;
-  }
-  return [...prompts];
-}
 
 await runMain(async () => {
   const root = new URL("../", import.meta.url).pathname;
@@ -69,13 +60,18 @@ await runMain(async () => {
   const sets = [
     {
       file: spec.preferenceData,
-      prompts: await readPrompts(spec.sftData, flags.trainPrompts as number),
+      prompts: await readPrompts(store, spec.sftData, {
+        unique: true,
+        limit: flags.trainPrompts as number,
+      }),
       maxPairs: flags.maxPairs as number,
       seed: flags.seed as number,
     },
     {
       file: spec.preferenceEvalData!,
-      prompts: await readPrompts(joinPath(root, "data", "prompts_eval.jsonl"), Infinity),
+      prompts: await readPrompts(store, joinPath(root, "data", "prompts_eval.jsonl"), {
+        unique: true,
+      }),
       maxPairs: flags.maxEvalPairs as number,
       seed: (flags.seed as number) + 1,
     },

@@ -172,15 +172,10 @@ await runMain(async () => {
     let nll = 0, tokens = 0;
     for (let start = 0; start < held.length; start += batchSize) {
       const batch = collateSft(held.slice(start, start + batchSize), { padTokenId: 0 });
-      model.setBatch({
-        inputIds: batch.inputIds,
-        targets: batch.targets,
-        B: batch.rows,
-        T: batch.T,
-      });
+      model.setBatch(batch);
       model.forward();
       const logps = await backend.read(model.acts.seqLogps);
-      for (let b = 0; b < batch.rows; b++) nll -= logps[b], tokens += batch.counts[b];
+      for (let b = 0; b < batch.rows; b++) nll -= logps[b], tokens += batch.tokenCounts[b];
     }
     return nll / tokens;
   };
@@ -199,10 +194,7 @@ await runMain(async () => {
   for (let step = 0; step < maxSteps; step++) {
     const examples = sampler.batch(step).map((i) => train[i]);
     const batch = collateSft(examples, { padTokenId: 0 });
-    trainer.step([{
-      batch: { inputIds: batch.inputIds, targets: batch.targets, B: batch.rows, T: batch.T },
-      tokenCounts: batch.counts,
-    }]);
+    trainer.step([{ batch }]);
     const done = step + 1;
     if (done % loggingSteps === 0 || done === maxSteps) {
       const metrics = await trainer.readMetrics();

@@ -14,21 +14,29 @@
 import type { PreferenceExample, SequenceExample } from "./types.ts";
 
 /** A padded batch; every (rows, T) array is row-major. */
-export interface Batch {
+/**
+ * The batch the engine consumes, from collation to the model and the trainer: token ids, targets,
+ * the shape and the token counts a length-normalised loss divides by.
+ */
+export interface TokenBatch {
   /** Token ids, (rows, T), padded with the pad id. */
   inputIds: Int32Array;
   /** Next-token targets, (rows, T): the completion token at t+1, or -1 where nothing is predicted. */
   targets: Int32Array;
-  /** 1 where the token is a completion token, (rows, T). */
-  completionMask: Uint8Array;
-  /** 1 where the token is real (not padding), (rows, T). */
-  attentionMask: Uint8Array;
-  /** Sequences in the batch (2P for preference batches). */
+  /** Sequences in the batch (2P for preference batches: P chosen rows, then P rejected). */
   rows: number;
   /** Padded length. */
   T: number;
   /** Tokens with a target per sequence, (rows): the token count a length-normalised loss divides by. */
-  counts: Int32Array;
+  tokenCounts: Int32Array;
+}
+
+/** A collated batch: a {@link TokenBatch} with its masks and lengths. */
+export interface Batch extends TokenBatch {
+  /** 1 where the token is a completion token, (rows, T). */
+  completionMask: Uint8Array;
+  /** 1 where the token is real (not padding), (rows, T). */
+  attentionMask: Uint8Array;
   /** Real tokens per sequence (prompt + completion), (rows). */
   lengths: Int32Array;
 }
@@ -74,7 +82,7 @@ export function collateSequences(
   const targets = new Int32Array(rows * T).fill(-1);
   const completionMask = new Uint8Array(rows * T);
   const attentionMask = new Uint8Array(rows * T);
-  const counts = new Int32Array(rows);
+  const tokenCounts = new Int32Array(rows);
   const lengths = new Int32Array(rows);
   sequences.forEach(({ promptIds, completionIds }, r) => {
     const base = r * T;
@@ -88,10 +96,10 @@ export function collateSequences(
     for (let t = Math.max(promptLength - 1, 0); t + 1 < length; t++) {
       targets[base + t] = inputIds[base + t + 1];
     }
-    counts[r] = Math.max(length - Math.max(promptLength, 1), 0);
+    tokenCounts[r] = Math.max(length - Math.max(promptLength, 1), 0);
     lengths[r] = length;
   });
-  return { inputIds, targets, completionMask, attentionMask, rows, T, counts, lengths };
+  return { inputIds, targets, completionMask, attentionMask, rows, T, tokenCounts, lengths };
 }
 
 /**

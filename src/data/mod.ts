@@ -59,6 +59,7 @@ export {
   type TruncationMode,
   type TruncationOptions,
 } from "./tokenize.ts";
+export { PromptsError, readPrompts, type ReadPromptsOptions } from "./prompts.ts";
 export {
   type Batch,
   type CollateOptions,
@@ -67,6 +68,7 @@ export {
   collateSft,
   collateUnpaired,
   type PreferenceBatch,
+  type TokenBatch,
   type UnpairedBatch,
 } from "./collate.ts";
 export {

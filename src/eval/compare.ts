@@ -8,7 +8,7 @@
  */
 
 import type { Backend } from "../backend/mod.ts";
-import { loadTokenizer } from "../data/mod.ts";
+import { loadTokenizer, readPrompts } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
@@ -21,7 +21,6 @@ import {
   evaluateModel,
   type EvaluateOptions,
   type ModelEvaluation,
-  readPrompts,
   sideBySide,
 } from "./evaluate.ts";
 import type { EvalTable, ReportSample } from "./report.ts";

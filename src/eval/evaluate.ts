@@ -14,11 +14,15 @@
  */
 
 import type { ChatTokenizer, PreferenceExample } from "../data/mod.ts";
-import type { FileStore } from "../io/fs.ts";
 import { LlamaModel, type LlamaModelOptions } from "../model/llama.ts";
 import { longestPair } from "../data/prepare.ts";
 import { scorePairs } from "../model/scoring.ts";
-import { sentimentReward } from "../world/reward.ts";
+import {
+  PREFERENCE_LOSS_DEFAULTS,
+  preferenceLossWith,
+  preferenceMetrics,
+  resolveLossSpec,
+} from "../backend/mod.ts";
 import { generate } from "./sample.ts";
 import { sequenceKl } from "./kl.ts";
 import type { EvalTable, ReportSample } from "./report.ts";
@@ -39,32 +43,6 @@ export class EvalInputError extends Error {
 }
 
 /**
- * Reads a prompts file: JSON lines, each an object with a "prompt" string (other fields ignored).
- * @throws EvalInputError naming file:line for a missing file, bad JSON or a missing prompt.
- */
-export async function readPrompts(store: FileStore, path: string): Promise<string[]> {
-  if (!await store.exists(path)) throw new EvalInputError(`${path}: no such prompts file`);
-  const text = new TextDecoder().decode(await store.readFile(path));
-  const prompts: string[] = [];
-  text.split(/\r?\n/).forEach((line, i) => {
-    if (line.trim() === "") return;
-    let row: unknown;
-    try {
-      row = JSON.parse(line);
-    } catch (error) {
-      throw new EvalInputError(`${path}:${i + 1}: invalid JSON (${(error as Error).message})`);
-    }
-    const prompt = (row as { prompt?: unknown } | null)?.prompt;
-    if (typeof prompt !== "string") {
-      throw new EvalInputError(`${path}:${i + 1}: expected an object with a "prompt" string`);
-    }
-    prompts.push(prompt);
-  });
-  if (prompts.length === 0) throw new EvalInputError(`${path}: holds no prompts`);
-  return prompts;
-}
-
-/**
  * Token ids of plain-text prompts, as training encodes a standard prompt (src/data/encode.ts):
  * BOS where the tokenizer adds it, then the text's ids.
  * @throws EvalInputError when a prompt encodes to no tokens.
@@ -78,6 +56,9 @@ export function encodePrompts(tokenizer: ChatTokenizer, texts: readonly string[]
   });
 }
 
+/** A ground-truth reward of a completion given its prompt (the world's is `sentimentReward`). */
+export type Reward = (completion: string, prompt: string) => number;
+
 /** Options of {@link evaluateModel}. */
 export interface EvaluateOptions {
   /** Sampling seeds; every prompt is sampled once per seed. @default [0, 1, 2] */
@@ -90,12 +71,12 @@ export interface EvaluateOptions {
   eosTokenIds?: readonly number[];
   /** Held-out preference pairs for the implicit-reward accuracy and log-probs. */
   pairs?: readonly PreferenceExample[];
-  /** β of the implicit reward β (log π - log ref). @default 0.1 */
+  /** β of the implicit reward β (log π - log ref). @default PREFERENCE_LOSS_DEFAULTS.beta */
   beta?: number;
   /** Samples kept for display (the first prompts, first seed). @default 4 */
   sampleCount?: number;
-  /** Ground-truth reward of a completion given its prompt. @default sentimentReward */
-  reward?: (completion: string, prompt: string) => number;
+  /** Ground-truth reward of a completion given its prompt (the world's is `sentimentReward`). */
+  reward: Reward;
   /** Progress of each stage ("sampling", "kl", "pairs"). */
   onProgress?: (stage: string, done: number, total: number) => void;
 }
@@ -169,26 +150,30 @@ export function pairMetrics(
   referenceRejected: ArrayLike<number>,
   beta: number,
 ): PairMetrics {
-  const margins = Array.from(
+  // The same loss code as training: the sigmoid loss at this β, TRL's metric definitions.
+  const spec = resolveLossSpec({ lossType: "sigmoid", beta });
+  const r = preferenceLossWith(
+    spec,
     policyChosen,
-    (c, i) => beta * (c - referenceChosen[i]) - beta * (policyRejected[i] - referenceRejected[i]),
+    policyRejected,
+    referenceChosen,
+    referenceRejected,
   );
-  // -log σ(m) = softplus(-m), written to stay finite for large |m|.
-  const softplus = (x: number) => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
+  const m = preferenceMetrics(r, policyChosen, policyRejected, spec);
   return {
-    count: margins.length,
-    accuracy: mean(margins.map((m) => (m > 0 ? 1 : 0))),
-    margin: mean(margins),
-    loss: mean(margins.map((m) => softplus(-m))),
-    chosenLogps: mean(policyChosen),
-    rejectedLogps: mean(policyRejected),
+    count: policyChosen.length,
+    accuracy: m["rewards/accuracies"],
+    margin: m["rewards/margins"],
+    loss: m.loss,
+    chosenLogps: m["logps/chosen"],
+    rejectedLogps: m["logps/rejected"],
   };
 }
 
 /** Model capacity (maxBatch, maxSeqLen) that {@link evaluateModel} needs for these inputs. */
 export function evalCapacity(
   prompts: readonly EvalPrompt[],
-  { maxNewTokens = 32, batchSize = 32, pairs = [] }: EvaluateOptions = {},
+  { maxNewTokens = 32, batchSize = 32, pairs = [] }: Partial<EvaluateOptions> = {},
 ): LlamaModelOptions {
   const longestPrompt = Math.max(1, ...prompts.map((p) => p.ids.length));
   const maxSeqLen = Math.max(longestPrompt + maxNewTokens, pairs.length ? longestPair(pairs) : 1);
@@ -212,16 +197,16 @@ export async function evaluateModel(
   reference: LlamaModel,
   tokenizer: ChatTokenizer,
   prompts: readonly EvalPrompt[],
-  options: EvaluateOptions = {},
+  options: EvaluateOptions,
 ): Promise<ModelEvaluation> {
   const start = performance.now();
   const {
     seeds = [0, 1, 2],
     maxNewTokens = 32,
     batchSize = 32,
-    beta = 0.1,
+    beta = PREFERENCE_LOSS_DEFAULTS.beta,
     sampleCount = 4,
-    reward = sentimentReward,
+    reward,
     onProgress,
   } = options;
   if (prompts.length === 0) throw new RangeError("evaluateModel: no prompts");

@@ -152,7 +152,8 @@ export class SequenceKl {
       inputIds.set(seq, b * T);
       for (let t = s.promptIds.length - 1; t < seq.length - 1; t++) targets[b * T + t] = seq[t + 1];
     });
-    const batch = { inputIds, targets, B, T };
+    // The KL reads logits, not the loss: the batch's token counts are unused.
+    const batch = { inputIds, targets, rows: B, T, tokenCounts: new Int32Array(B) };
     policy.setBatch(batch);
     policy.forward();
     if (reference !== policy) {

@@ -9,6 +9,7 @@
  * @module
  */
 
+import type { TokenBatch } from "../data/collate.ts";
 import { type Backend, type Tensor, tokenIndex } from "../backend/mod.ts";
 import type { ModelConfig } from "./config.ts";
 import { type Activations, allocActivations } from "./activations.ts";
@@ -33,16 +34,6 @@ export interface LlamaModelOptions {
    * @default true
    */
   trainable?: boolean;
-}
-
-/** A batch on the host: token ids and next-token targets (-1 = not a completion token). */
-export interface TokenBatch {
-  /** (B,T) token ids, right-padded. */
-  inputIds: Int32Array;
-  /** (B,T) targets[b,t] = the token at t+1 when that token is a completion token, else -1. */
-  targets: Int32Array;
-  B: number;
-  T: number;
 }
 
 /** A Llama-family causal LM on a backend, with its parameters and gradients in arenas. */
@@ -95,7 +86,7 @@ export class LlamaModel {
 
   /** Uploads a batch's ids, targets and the embedding-gradient index. */
   setBatch(batch: TokenBatch): void {
-    const { B, T } = batch;
+    const { rows: B, T } = batch;
     if (B > this.options.maxBatch || T > this.options.maxSeqLen) {
       throw new Error(
         `batch (${B}, ${T}) exceeds the model's allocation (${this.options.maxBatch}, ` +

@@ -12,8 +12,8 @@ import type { LlamaModel } from "./llama.ts";
 export interface PairScores {
   chosenLogps: Float64Array;
   rejectedLogps: Float64Array;
-  chosenLens: Uint32Array;
-  rejectedLens: Uint32Array;
+  chosenTokens: Uint32Array;
+  rejectedTokens: Uint32Array;
 }
 
 /**
@@ -33,22 +33,22 @@ export async function scorePairs(
   const out: PairScores = {
     chosenLogps: new Float64Array(n),
     rejectedLogps: new Float64Array(n),
-    chosenLens: new Uint32Array(n),
-    rejectedLens: new Uint32Array(n),
+    chosenTokens: new Uint32Array(n),
+    rejectedTokens: new Uint32Array(n),
   };
   for (let start = 0; start < n; start += batchSize) {
     const part = examples.slice(start, start + batchSize);
     const batch = collatePreference(part, { padTokenId });
     const P = part.length;
-    model.setBatch({ inputIds: batch.inputIds, targets: batch.targets, B: 2 * P, T: batch.T });
+    model.setBatch(batch);
     model.forward();
     model.backend.submit();
     const logps = await model.backend.read(model.acts.seqLogps);
     for (let i = 0; i < P; i++) {
       out.chosenLogps[start + i] = logps[i];
       out.rejectedLogps[start + i] = logps[P + i];
-      out.chosenLens[start + i] = batch.counts[i];
-      out.rejectedLens[start + i] = batch.counts[P + i];
+      out.chosenTokens[start + i] = batch.tokenCounts[i];
+      out.rejectedTokens[start + i] = batch.tokenCounts[P + i];
     }
     onProgress?.(Math.min(n, start + batchSize));
   }

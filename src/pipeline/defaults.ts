@@ -7,6 +7,7 @@
 
 import { joinPath } from "../io/fs.ts";
 import type { PipelineSpec } from "./pipeline.ts";
+import { sentimentReward } from "../world/reward.ts";
 
 /** Folder of the embedded default, relative to the project root. */
 export const DEFAULT_WORLD = "data";
@@ -33,6 +34,7 @@ export function defaultPipelineSpec(root: string, runName: string, force: boolea
     },
     evalPrompts: data("prompts_eval.jsonl"),
     eval: { seeds: [0, 1, 2], maxNewTokens: 16, batchSize: 64 },
+    reward: sentimentReward,
     force,
   };
 }

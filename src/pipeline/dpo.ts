@@ -17,8 +17,8 @@ import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
 import {
   needsReference,
-  preferenceLoss,
   type PreferenceLossOptions,
+  preferenceLossWith,
   preferenceMetrics,
   resolveLossSpec,
 } from "../backend/losses.ts";
@@ -81,9 +81,9 @@ export async function runDpo(
   const [train, evalSplit] = prepared.sections;
   logReports(prepared.sections, hooks.log);
   const { config, rawConfig, weights } = await readModelFolder(store, options.model);
-  const resolved = resolveLossSpec(options);
-  const withReference = needsReference(resolved);
-  const spec: PreferenceLossSpec = withReference ? resolved : { ...resolved, referenceFree: true };
+  // The loss is resolved here, once, and passed down whole.
+  const spec = resolveLossSpec(options);
+  const withReference = needsReference(spec);
   const { beta, labelSmoothing } = spec;
   const lossType = spec.lossTypes.length === 1 ? spec.lossTypes[0] : spec.lossTypes;
   const loop = loopDefaults(options.loop);
@@ -148,11 +148,7 @@ export async function runDpo(
     ...options.optimizer,
     totalSteps: total,
   });
-  const trainer = new Trainer(model, optimizer, {
-    kind: "preference",
-    ...spec,
-    lossType: spec.lossTypes,
-  }, live);
+  const trainer = new Trainer(model, optimizer, { kind: "preference", spec }, live);
   const trainRef = cache ? cacheColumn(cache, "train") : undefined;
   const padTokenId = tokenizer.padTokenId;
 
@@ -222,11 +218,7 @@ export async function runDpo(
       if (referenceLogps) {
         indices.forEach((i, j) => [referenceLogps[j], referenceLogps[P + j]] = trainRef!(i));
       }
-      return {
-        batch: { inputIds: batch.inputIds, targets: batch.targets, B: 2 * P, T: batch.T },
-        tokenCounts: batch.counts,
-        referenceLogps,
-      };
+      return { batch, referenceLogps };
     },
     evaluate,
     ...hooks,
@@ -264,11 +256,13 @@ export async function evaluatePairs(
     refChosen = r.chosenLogps;
     refRejected = r.rejectedLogps;
   }
-  const result = preferenceLoss(policy.chosenLogps, policy.rejectedLogps, refChosen, refRejected, {
-    ...spec,
-    lossType: spec.lossTypes,
-    chosenTokens: policy.chosenLens,
-    rejectedTokens: policy.rejectedLens,
-  });
+  const result = preferenceLossWith(
+    spec,
+    policy.chosenLogps,
+    policy.rejectedLogps,
+    refChosen,
+    refRejected,
+    { chosenTokens: policy.chosenTokens, rejectedTokens: policy.rejectedTokens },
+  );
   return preferenceMetrics(result, policy.chosenLogps, policy.rejectedLogps, spec);
 }

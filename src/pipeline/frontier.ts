@@ -9,18 +9,18 @@
  */
 
 import type { Backend } from "../backend/mod.ts";
-import { collatePreference, collateSft, loadTokenizer } from "../data/mod.ts";
+import { collatePreference, collateSft, loadTokenizer, readPrompts } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
-import { encodePrompts, evalCapacity, evaluateModel, readPrompts } from "../eval/evaluate.ts";
+import { encodePrompts, evalCapacity, evaluateModel, type Reward } from "../eval/evaluate.ts";
 import { frontierChart, type FrontierPoint, lengthChart } from "../eval/frontier_chart.ts";
 import { renderSvg } from "../eval/charts.ts";
 import { renderReport } from "../eval/report.ts";
 import { DeviceOptimizer, type OptimizerOptions } from "../train/optimizer.ts";
 import { type Objective, Trainer } from "../train/trainer.ts";
-import type { PreferenceLossOptions } from "../backend/losses.ts";
+import { type PreferenceLossOptions, resolveLossSpec } from "../backend/losses.ts";
 import type { PreferenceExample } from "../data/mod.ts";
 import { longestPair, preparePairs, type TokenOptions } from "../data/prepare.ts";
 import { readCache } from "../cache/columns.ts";
@@ -50,6 +50,8 @@ export interface FrontierOptions {
   refCache: string;
   /** Held-out prompts for the evaluations. */
   prompts: string;
+  /** The ground-truth reward measured on their completions. */
+  reward: Reward;
   outputDir: string;
   methods: FrontierMethod[];
   tokenOptions?: TokenOptions;
@@ -90,7 +92,11 @@ export async function runFrontier(
   }
   let prompts = encodePrompts(tokenizer, await readPrompts(store, o.prompts));
   if (o.promptLimit) prompts = prompts.slice(0, o.promptLimit);
-  const evalOptions = { seeds: o.evalSeeds ?? [0], maxNewTokens: o.maxNewTokens ?? 16 };
+  const evalOptions = {
+    seeds: o.evalSeeds ?? [0],
+    maxNewTokens: o.maxNewTokens ?? 16,
+    reward: o.reward,
+  };
   const capacity = evalCapacity(prompts, { ...evalOptions, batchSize: 64 });
   const loop = loopDefaults(o.loop);
   const { config, rawConfig, weights } = await readModelFolder(store, o.sftModel);
@@ -108,7 +114,8 @@ export async function runFrontier(
     const { pairs, chosenRef, rejectedRef } = sets.get(JSON.stringify(dataOf(m)))!;
     const name = m.name ?? (m.method === "dpo" ? "DPO" : "Preferred-FT");
     const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
-    const label = m.method === "dpo" ? `${slug}-beta${m.beta ?? 0.1}` : slug;
+    const spec = resolveLossSpec({ ...m.loss, beta: m.beta });
+    const label = m.method === "dpo" ? `${slug}-beta${spec.beta}` : slug;
     hooks.log?.(`training ${label}`);
     policy.params.writeAll(weights, { source: o.sftModel });
     const optimizer = new DeviceOptimizer(backend, policy.layout, {
@@ -116,7 +123,7 @@ export async function runFrontier(
       totalSteps: totalSteps(pairs.length, loop),
     });
     const objective: Objective = m.method === "dpo"
-      ? { kind: "preference", ...m.loss, beta: m.beta ?? 0.1 }
+      ? { kind: "preference", spec }
       : { kind: "nll" };
     const trainer = new Trainer(policy, optimizer, objective);
     const evaluate = async () => {
@@ -143,10 +150,7 @@ export async function runFrontier(
             part.map((e) => ({ promptIds: e.promptIds, completionIds: e.chosenIds })),
             { padTokenId },
           );
-          return {
-            batch: { inputIds: batch.inputIds, targets: batch.targets, B: part.length, T: batch.T },
-            tokenCounts: batch.counts,
-          };
+          return { batch };
         }
         const batch = collatePreference(part, { padTokenId });
         const P = part.length;
@@ -155,11 +159,7 @@ export async function runFrontier(
           referenceLogps[j] = chosenRef[i];
           referenceLogps[P + j] = rejectedRef[i];
         });
-        return {
-          batch: { inputIds: batch.inputIds, targets: batch.targets, B: 2 * P, T: batch.T },
-          tokenCounts: batch.counts,
-          referenceLogps,
-        };
+        return { batch, referenceLogps };
       },
       evaluate,
       onStep: (step, total) => hooks.onStep?.(label, step, total),

@@ -181,8 +181,8 @@ export async function runKtoPrecompute(
   }, {
     completion_logp: scores.chosenLogps,
     kl_logp: scores.rejectedLogps,
-    completion_len: scores.chosenLens,
-    kl_len: scores.rejectedLens,
+    completion_len: scores.chosenTokens,
+    kl_len: scores.rejectedTokens,
   }, KTO_COLUMNS);
   await store.mkdirp(dirname(o.output));
   await store.writeFileAtomic(o.output, bytes);
@@ -259,7 +259,7 @@ export async function runKto(
     ...options.optimizer,
     totalSteps: total,
   });
-  const trainer = new Trainer(model, optimizer, { kind: "kto", ...spec });
+  const trainer = new Trainer(model, optimizer, { kind: "kto", spec });
   const trainRef = ktoColumn(cache, "train", cachePath);
   const padTokenId = tokenizer.padTokenId;
 
@@ -314,11 +314,9 @@ export async function runKto(
       const batch = rows("chosenIds"), kl = rows("rejectedIds");
       const referenceLogps = new Float64Array(2 * B);
       indices.forEach((i, j) => [referenceLogps[j], referenceLogps[B + j]] = trainRef(i));
-      const token = (b: typeof batch) => ({ inputIds: b.inputIds, targets: b.targets, B, T: b.T });
       return {
-        batch: token(batch),
-        klBatch: token(kl),
-        tokenCounts: batch.counts,
+        batch,
+        klBatch: kl,
         referenceLogps,
         labels: indices.map((i) => (train.examples[i].label ? 1 : 0)),
       };

@@ -168,7 +168,7 @@ export async function runLoop(
     const micro: MicroBatch[] = [];
     for (let j = 0; j < ga; j++) {
       const m = hooks.microBatch(sampler.batch(step * ga + j));
-      tokens += m.batch.B * m.batch.T;
+      tokens += m.batch.rows * m.batch.T;
       micro.push(m);
     }
     trainer.step(micro);

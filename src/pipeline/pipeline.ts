@@ -12,6 +12,7 @@ import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import type { OptimizerOptions } from "../train/optimizer.ts";
 import type { TokenOptions } from "../data/prepare.ts";
+import type { Reward } from "../eval/evaluate.ts";
 import { runDpo, type StageHooks } from "./dpo.ts";
 import type { LoopOptions } from "./loop.ts";
 import type { StageResult } from "./manifest.ts";
@@ -42,6 +43,8 @@ export interface PipelineSpec {
   evalPrompts?: string;
   /** Sampling of the final evaluation. */
   eval?: { seeds?: number[]; maxNewTokens?: number; batchSize?: number };
+  /** The ground-truth reward the evaluation measures; needed with `evalPrompts`. */
+  reward?: Reward;
   /** Redo every stage. @default false */
   force?: boolean;
 }
@@ -120,6 +123,8 @@ export async function runPipeline(
       force: spec.force,
     }, hooks.stage("dpo")));
   if (!spec.evalPrompts) return { sft, precompute, dpo };
+  if (!spec.reward) throw new RangeError("the pipeline's evalPrompts need a reward to measure");
+  const reward = spec.reward;
   const evalHooks = hooks.stage("eval");
   const evaluation = await timed("eval", () =>
     runEvalStage(store, backend, {
@@ -130,6 +135,7 @@ export async function runPipeline(
       pairsFile: spec.preferenceEvalData,
       tokenOptions: spec.tokenOptions,
       beta: spec.dpo.beta,
+      reward,
       ...spec.eval,
       force: spec.force,
       onProgress: (_stage, done, total) => evalHooks.onProgress?.(done, total),

@@ -117,8 +117,8 @@ export async function runPrecompute(
     {
       chosen_logp: scores.chosenLogps,
       rejected_logp: scores.rejectedLogps,
-      chosen_len: scores.chosenLens,
-      rejected_len: scores.rejectedLens,
+      chosen_len: scores.chosenTokens,
+      rejected_len: scores.rejectedTokens,
     },
   );
   await store.mkdirp(dirname(options.output));

@@ -47,17 +47,12 @@ export async function sequenceLoss(
   for (let start = 0; start < examples.length; start += batchSize) {
     const part = examples.slice(start, start + batchSize);
     const batch = collateSft(part, { padTokenId });
-    model.setBatch({
-      inputIds: batch.inputIds,
-      targets: batch.targets,
-      B: part.length,
-      T: batch.T,
-    });
+    model.setBatch(batch);
     model.forward();
     const logps = await model.backend.read(model.acts.seqLogps);
     for (let i = 0; i < part.length; i++) {
       nll -= logps[i];
-      tokens += batch.counts[i];
+      tokens += batch.tokenCounts[i];
     }
   }
   return nll / Math.max(1, tokens);
@@ -132,11 +127,7 @@ export async function runSft(
   }, {
     microBatch: (indices) => {
       const part = indices.map((i) => train.examples[i]);
-      const batch = collateSft(part, { padTokenId });
-      return {
-        batch: { inputIds: batch.inputIds, targets: batch.targets, B: part.length, T: batch.T },
-        tokenCounts: batch.counts,
-      };
+      return { batch: collateSft(part, { padTokenId }) };
     },
     evaluate: evalSplit
       ? async () => ({

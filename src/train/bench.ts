@@ -13,6 +13,7 @@ import { seededRandom } from "../data/sampler.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { DeviceOptimizer } from "./optimizer.ts";
 import { Trainer } from "./trainer.ts";
+import { resolveLossSpec } from "../backend/losses.ts";
 
 /** A benchmark configuration: model shape and batch. */
 export interface StepBenchConfig {
@@ -122,7 +123,7 @@ export async function benchStep(
     reference = new LlamaModel(backend, config, { maxBatch: B, maxSeqLen: T, trainable: false });
     reference.params.writeAll(initWeights(reference.layout, { seed: 0 }));
   }
-  const objective = { kind: "preference", lossType: "sigmoid", beta: 0.1 } as const;
+  const objective = { kind: "preference", spec: resolveLossSpec({ lossType: "sigmoid" }) } as const;
   const trainer = new Trainer(model, optimizer, objective, reference);
   const rand = seededRandom(1);
   const inputIds = Int32Array.from({ length: B * T }, () => Math.floor(rand() * c.vocab));
@@ -132,8 +133,7 @@ export async function benchStep(
     return t >= T / 4 && t + 1 < T ? inputIds[i + 1] : -1;
   });
   const micro = [{
-    batch: { inputIds, targets, B, T },
-    tokenCounts: new Array(B).fill(T - T / 4 - 1),
+    batch: { inputIds, targets, rows: B, T, tokenCounts: new Int32Array(B).fill(T - T / 4 - 1) },
     referenceLogps: liveReference ? undefined : new Float32Array(B).fill(-100),
   }];
   trainer.step(micro);

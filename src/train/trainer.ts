@@ -9,14 +9,9 @@
 
 import type { Backend, KtoLossSpec, PreferenceLossSpec, Tensor } from "../backend/mod.ts";
 import { KTO_METRICS, PREFERENCE_METRICS } from "../backend/mod.ts";
-import type { LlamaModel, TokenBatch } from "../model/llama.ts";
-import { resolveKtoSpec } from "../backend/kto_loss.ts";
-import {
-  metricsOf,
-  needsReference,
-  type PreferenceLossOptions,
-  resolveLossSpec,
-} from "../backend/losses.ts";
+import type { LlamaModel } from "../model/llama.ts";
+import type { TokenBatch } from "../data/collate.ts";
+import { metricsOf } from "../backend/losses.ts";
 import type { DeviceOptimizer } from "./optimizer.ts";
 
 /** The negative log-likelihood of the completion tokens (SFT), averaged over the step's tokens. */
@@ -25,17 +20,18 @@ export interface NllObjective {
 }
 
 /**
- * A preference loss on pairs (src/backend/losses.ts: one type or a weighted list, TRL's options);
- * each batch holds P chosen rows then P rejected rows.
+ * A preference loss on pairs, resolved where the run's options were read (`resolveLossSpec`:
+ * one type or a weighted list, TRL's options); each batch holds P chosen rows then P rejected.
  */
-export interface PreferenceObjective extends PreferenceLossOptions {
+export interface PreferenceObjective {
   kind: "preference";
-  beta: number;
+  spec: PreferenceLossSpec;
 }
 
-/** KTO on unpaired examples (src/backend/kto_loss.ts). */
-export interface KtoObjective extends Partial<KtoLossSpec> {
+/** KTO on unpaired examples, resolved by `resolveKtoSpec` (src/backend/kto_loss.ts). */
+export interface KtoObjective {
   kind: "kto";
+  spec: KtoLossSpec;
 }
 
 /** What a step minimises. */
@@ -43,9 +39,8 @@ export type Objective = NllObjective | PreferenceObjective | KtoObjective;
 
 /** One micro-batch of a step. */
 export interface MicroBatch {
+  /** The sequences, with their completion token counts (for the NLL and the normalised losses). */
   batch: TokenBatch;
-  /** Completion tokens per sequence (B), for the NLL and the length-normalised losses. */
-  tokenCounts: ArrayLike<number>;
   /**
    * Reference log-probs, for preference objectives (B = 2P, chosen then rejected; omitted when
    * the trainer has a live reference model or the loss is reference-free) and for KTO (2B: the
@@ -85,13 +80,8 @@ export class Trainer {
   ) {
     const backend: Backend = model.backend;
     const maxB = model.options.maxBatch;
-    if (objective.kind === "preference") {
-      const spec = resolveLossSpec(objective);
-      // A loss that reads no reference (simpo, orpo, sft) also reports reference-free rewards.
-      this.#loss = needsReference(spec) ? spec : { ...spec, referenceFree: true };
-    } else if (objective.kind === "kto") {
-      this.#kto = resolveKtoSpec(objective);
-    }
+    if (objective.kind === "preference") this.#loss = objective.spec;
+    else if (objective.kind === "kto") this.#kto = objective.spec;
     this.#metrics = backend.alloc("activations", PREFERENCE_METRICS.length);
     this.#weights = backend.alloc("activations", maxB);
     this.#reference = backend.alloc("activations", 2 * maxB);
@@ -110,13 +100,13 @@ export class Trainer {
     const { model, optimizer, objective } = this;
     const backend = model.backend;
     const ops = backend.ops;
-    const totalSequences = micro.reduce((n, m) => n + m.batch.B, 0);
+    const totalSequences = micro.reduce((n, m) => n + m.batch.rows, 0);
     const totalTokens = micro.reduce(
-      (n, m) => n + Array.from(m.tokenCounts).reduce((a, b) => a + b, 0),
+      (n, m) => n + m.batch.tokenCounts.reduce((a, b) => a + b, 0),
       0,
     );
     micro.forEach((m, i) => {
-      const { B } = m.batch;
+      const { rows: B } = m.batch;
       if (i === 0) ops.fill(model.grads.arena, 0, model.layout.total);
       if (objective.kind === "nll") {
         backend.write(this.#weights, new Float32Array(B).fill(-1 / Math.max(1, totalTokens)));
@@ -163,8 +153,8 @@ export class Trainer {
 
   #preparePreference(m: MicroBatch): void {
     const backend = this.model.backend;
-    const { B } = m.batch;
-    backend.write(this.#tokens, Float32Array.from(m.tokenCounts));
+    const { rows: B } = m.batch;
+    backend.write(this.#tokens, Float32Array.from(m.batch.tokenCounts));
     if (this.#loss!.referenceFree) return;
     if (this.reference) {
       this.reference.setBatch(m.batch);
@@ -187,8 +177,8 @@ export class Trainer {
   #prepareKto(m: MicroBatch): void {
     const { model } = this;
     const backend = model.backend;
-    const { B } = m.batch;
-    if (!m.klBatch || !m.labels || !m.referenceLogps || m.klBatch.B !== B) {
+    const { rows: B } = m.batch;
+    if (!m.klBatch || !m.labels || !m.referenceLogps || m.klBatch.rows !== B) {
       throw new Error("KTO needs klBatch (B rows), labels and referenceLogps (2B) per micro-batch");
     }
     model.setBatch(m.klBatch);

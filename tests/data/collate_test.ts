@@ -46,7 +46,7 @@ Deno.test("collatePreference targets are the next completion token and -1 elsewh
     [-1, -1, 6, -1, -1],
     [-1, 11, 12, 13, -1],
   ]);
-  assert.deepEqual([...batch.counts], [2, 2, 1, 3]);
+  assert.deepEqual([...batch.tokenCounts], [2, 2, 1, 3]);
   assert.deepEqual([...batch.lengths], [5, 4, 4, 5]);
   assert.ok(batch.inputIds instanceof Int32Array && batch.targets instanceof Int32Array);
 });
@@ -67,7 +67,7 @@ Deno.test("collateSft gives the same arrays, and an empty prompt predicts from t
   assert.deepEqual(rowsOf(batch.inputIds, 3), [[5, 6, 7], [1, 8, 0]]);
   assert.deepEqual(rowsOf(batch.targets, 3), [[6, 7, -1], [8, -1, -1]]);
   assert.deepEqual(rowsOf(batch.completionMask, 3), [[1, 1, 1], [0, 1, 0]]);
-  assert.deepEqual([...batch.counts], [2, 1]);
+  assert.deepEqual([...batch.tokenCounts], [2, 1]);
 });
 
 Deno.test("collateUnpaired carries the labels", () => {

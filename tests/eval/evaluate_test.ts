@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { sentimentReward } from "../../src/world/reward.ts";
 import { assertClose, cpu, gpuTest } from "../helpers.ts";
 import type { Backend } from "../../src/backend/mod.ts";
 import { loadTokenizer, type PreferenceExample, tokenizePreference } from "../../src/data/mod.ts";
@@ -67,7 +68,13 @@ const PAIRS: PreferenceExample[] = tokenizePreference(
   })),
   tokenizer,
 ).examples;
-const OPTIONS: EvaluateOptions = { seeds: [0, 1], maxNewTokens: 6, batchSize: 4, pairs: PAIRS };
+const OPTIONS: EvaluateOptions = {
+  seeds: [0, 1],
+  maxNewTokens: 6,
+  batchSize: 4,
+  pairs: PAIRS,
+  reward: sentimentReward,
+};
 
 function tinyModel(backend: Backend, seed: number): LlamaModel {
   const model = new LlamaModel(backend, CONFIG, evalCapacity(PROMPTS, OPTIONS));

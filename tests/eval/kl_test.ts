@@ -55,7 +55,13 @@ async function directKl(
 ): Promise<number[]> {
   const logits = async (m: LlamaModel, seq: number[]) => {
     const T = seq.length, C = m.config.hiddenSize, V = m.config.vocabSize;
-    m.setBatch({ inputIds: Int32Array.from(seq), targets: new Int32Array(T).fill(-1), B: 1, T });
+    m.setBatch({
+      inputIds: Int32Array.from(seq),
+      targets: new Int32Array(T).fill(-1),
+      rows: 1,
+      T,
+      tokenCounts: new Int32Array(1),
+    });
     m.forward();
     const lnf = await m.backend.read(m.acts.lnf);
     const head = await m.backend.read(m.params.get(m.lmHead));

@@ -68,7 +68,13 @@ Deno.test("greedy KV-cache decoding picks the argmax of the full forward at ever
     const T = seq.length;
     const model = tinyModel(backend, T);
     const targets = Int32Array.from(seq, (_, t) => t + 1 < T ? seq[t + 1] : -1);
-    model.setBatch({ inputIds: Int32Array.from(seq), targets, B: 1, T });
+    model.setBatch({
+      inputIds: Int32Array.from(seq),
+      targets,
+      rows: 1,
+      T,
+      tokenCounts: new Int32Array(1),
+    });
     model.forward();
     const logits = await backend.read(model.acts.logits);
     const tokenLogp = await backend.read(model.acts.tokenLogp);

@@ -2,7 +2,8 @@
 
 import type { Backend } from "../../src/backend/mod.ts";
 import { configFromHf, type ModelConfig } from "../../src/model/config.ts";
-import { LlamaModel, type TokenBatch } from "../../src/model/llama.ts";
+import { LlamaModel } from "../../src/model/llama.ts";
+import type { TokenBatch } from "../../src/data/mod.ts";
 
 /** The layout written by tests/fixtures/make_model_fixture.py. */
 export interface ModelFixture {
@@ -38,8 +39,9 @@ export function fixtureBatch(f: ModelFixture): TokenBatch {
   return {
     inputIds: Int32Array.from(f.input_ids.flat()),
     targets: Int32Array.from(f.targets.flat()),
-    B,
+    rows: B,
     T,
+    tokenCounts: Int32Array.from(f.targets, (row) => row.filter((t) => t >= 0).length),
   };
 }
 
@@ -52,7 +54,7 @@ export function fixtureModel(
   const config = configFromHf(f.config);
   const batch = fixtureBatch(f);
   const model = new LlamaModel(backend, config, {
-    maxBatch: batch.B,
+    maxBatch: batch.rows,
     maxSeqLen: batch.T,
     logitsBudget: options.logitsBudget,
   });

@@ -3,6 +3,7 @@
  * evaluation (step 0 included), and the pipeline's eval stage writes eval.json and report.html.
  */
 
+import { sentimentReward } from "../../src/world/reward.ts";
 import assert from "node:assert/strict";
 import { CpuBackend } from "../../src/cpu/backend.ts";
 import { runPrecompute } from "../../src/pipeline/precompute.ts";
@@ -36,6 +37,7 @@ Deno.test("the frontier task gives a point per evaluation for each method", asyn
     preferenceData: w.prefs,
     refCache: `${w.dir}/ref.bin`,
     prompts: await promptsFile(w.dir),
+    reward: sentimentReward,
     outputDir: `${w.dir}/frontier`,
     methods: [{ method: "dpo", beta: 0.1 }, { method: "preferred-ft" }],
     optimizer: { lr: 1e-2, schedule: "constant" },
@@ -76,6 +78,7 @@ Deno.test("frontier runs can be named, take any preference loss and their own pa
     preferenceData: w.prefs,
     refCache: `${w.dir}/ref.bin`,
     prompts: await promptsFile(w.dir),
+    reward: sentimentReward,
     outputDir: `${w.dir}/length`,
     optimizer: { lr: 1e-2, schedule: "constant" as const },
     loop: { batchSize: 4, maxSteps: 1, evalSteps: 1, loggingSteps: 1 },
@@ -134,6 +137,7 @@ Deno.test("the pipeline ends with an evaluation table and report.html", async ()
       beta: 0.1,
     },
     evalPrompts: await promptsFile(w.dir),
+    reward: sentimentReward,
     eval: { seeds: [0, 1], maxNewTokens: 4 },
   };
   const result = await runPipeline(store, new CpuBackend("f32"), spec, { stage: () => ({}) });

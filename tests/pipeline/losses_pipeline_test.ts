@@ -7,13 +7,19 @@
 
 import assert from "node:assert/strict";
 import { assertClose, gpuTest } from "../helpers.ts";
-import { type Backend, PREFERENCE_LOSS_TYPES } from "../../src/backend/mod.ts";
+import {
+  type Backend,
+  PREFERENCE_LOSS_TYPES,
+  type PreferenceLossOptions,
+  resolveKtoSpec,
+  resolveLossSpec,
+} from "../../src/backend/mod.ts";
 import { CpuBackend } from "../../src/cpu/backend.ts";
 import { configFromHf } from "../../src/model/config.ts";
-import { LlamaModel, type TokenBatch } from "../../src/model/llama.ts";
+import { LlamaModel } from "../../src/model/llama.ts";
 import { initWeights } from "../../src/model/init.ts";
 import { seededRandom } from "../../src/data/sampler.ts";
-import { collatePreference, collateSequences } from "../../src/data/mod.ts";
+import { collatePreference, collateSequences, type TokenBatch } from "../../src/data/mod.ts";
 import { DeviceOptimizer } from "../../src/train/optimizer.ts";
 import { type MicroBatch, type Objective, Trainer } from "../../src/train/trainer.ts";
 import { runDpo } from "../../src/pipeline/dpo.ts";
@@ -51,8 +57,11 @@ function pairs(seed: number) {
   }));
 }
 
-const toBatch = (b: { inputIds: Int32Array; targets: Int32Array; T: number }, B: number) =>
-  ({ inputIds: b.inputIds, targets: b.targets, B, T: b.T }) as TokenBatch;
+/** A preference objective, its loss resolved as a run resolves it. */
+const preference = (options: PreferenceLossOptions): Objective => ({
+  kind: "preference",
+  spec: resolveLossSpec(options),
+});
 
 function setup(backend: Backend, maxBatch: number) {
   const model = new LlamaModel(backend, TINY, { maxBatch, maxSeqLen: 9 });
@@ -77,11 +86,10 @@ async function scores(model: LlamaModel, batch: TokenBatch): Promise<Float64Arra
 async function trainPairs(backend: Backend, objective: Objective, steps = 3) {
   const examples = pairs(9);
   const collated = collatePreference(examples, { padTokenId: 0 });
-  const batch = toBatch(collated, 12);
+  const batch = collated;
   const { model, optimizer } = setup(backend, 12);
   const micro: MicroBatch = {
     batch,
-    tokenCounts: collated.counts,
     referenceLogps: await scores(model, batch),
   };
   const before = Float64Array.from(await model.params.readArena());
@@ -97,11 +105,10 @@ async function trainPairs(backend: Backend, objective: Objective, steps = 3) {
 
 for (const lossType of PREFERENCE_LOSS_TYPES) {
   Deno.test(`${lossType} trains 3 steps of the tiny model with a finite loss`, async () => {
-    const { rows, before, after } = await trainPairs(new CpuBackend("f32"), {
-      kind: "preference",
-      lossType,
-      beta: 0.5,
-    });
+    const { rows, before, after } = await trainPairs(
+      new CpuBackend("f32"),
+      preference({ lossType, beta: 0.5 }),
+    );
     for (const row of rows) {
       for (const [k, v] of Object.entries(row)) assert.ok(Number.isFinite(v), `${k} = ${v}`);
     }
@@ -111,18 +118,17 @@ for (const lossType of PREFERENCE_LOSS_TYPES) {
 
 Deno.test("a weighted list of losses takes the step of the weighted sum", async () => {
   const cpu = () => new CpuBackend("f64");
-  const list = await trainPairs(cpu(), {
-    kind: "preference",
-    lossType: ["sigmoid", "sft"],
-    lossWeights: [1, 0.5],
-    beta: 0.5,
-  }, 1);
-  const sigmoid = await trainPairs(
+  const list = await trainPairs(
     cpu(),
-    { kind: "preference", lossType: "sigmoid", beta: 0.5 },
+    preference({ lossType: ["sigmoid", "sft"], lossWeights: [1, 0.5], beta: 0.5 }),
     1,
   );
-  const sft = await trainPairs(cpu(), { kind: "preference", lossType: "sft", beta: 0.5 }, 1);
+  const sigmoid = await trainPairs(
+    cpu(),
+    preference({ lossType: "sigmoid", beta: 0.5 }),
+    1,
+  );
+  const sft = await trainPairs(cpu(), preference({ lossType: "sft", beta: 0.5 }), 1);
   assertClose([list.rows[0].loss], [sigmoid.rows[0].loss + 0.5 * sft.rows[0].loss], {
     atol: 1e-12,
   });
@@ -207,18 +213,20 @@ async function trainKto(backend: Backend): Promise<Float64Array> {
       })),
       { padTokenId: 0 },
     );
-  const batch = toBatch(rows("chosenIds"), 6), klBatch = toBatch(rows("rejectedIds"), 6);
+  const batch = rows("chosenIds"), klBatch = rows("rejectedIds");
   const { model, optimizer } = setup(backend, 6);
   const referenceLogps = Float64Array.from([
     ...(await scores(model, batch)).map((x) => x + 0.1),
     ...(await scores(model, klBatch)).map((x) => x - 0.3),
   ]);
-  const trainer = new Trainer(model, optimizer, { kind: "kto", beta: 0.5, undesirableWeight: 1.5 });
+  const trainer = new Trainer(model, optimizer, {
+    kind: "kto",
+    spec: resolveKtoSpec({ beta: 0.5, undesirableWeight: 1.5 }),
+  });
   const micro = {
     batch,
     klBatch,
     referenceLogps,
-    tokenCounts: rows("chosenIds").counts,
     labels: [1, 0, 1, 1, 0, 1],
   };
   for (let s = 0; s < 2; s++) trainer.step([micro]);
@@ -234,12 +242,11 @@ gpuTest("a KTO step on WebGPU matches the CPU backend", async (gpu) => {
 });
 
 gpuTest("length-normalised and sorted losses step on WebGPU as on the CPU", async (gpu) => {
-  const objective: Objective = {
-    kind: "preference",
+  const objective: Objective = preference({
     lossType: ["ipo", "simpo", "aot_unpaired", "orpo"],
     lossWeights: [1, 0.5, 0.5, 0.25],
     beta: 0.5,
-  };
+  });
   const a = await trainPairs(gpu, objective, 2),
     b = await trainPairs(new CpuBackend("f32"), objective, 2);
   assertClose(a.after, b.after, { atol: 2e-5, rtol: 1e-4, label: "weights" });

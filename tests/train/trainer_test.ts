@@ -8,7 +8,8 @@ import { assertClose, gpuTest } from "../helpers.ts";
 import type { Backend } from "../../src/backend/mod.ts";
 import { CpuBackend } from "../../src/cpu/backend.ts";
 import { configFromHf } from "../../src/model/config.ts";
-import { LlamaModel, type TokenBatch } from "../../src/model/llama.ts";
+import { LlamaModel } from "../../src/model/llama.ts";
+import type { TokenBatch } from "../../src/data/mod.ts";
 import { initWeights } from "../../src/model/init.ts";
 import { DeviceOptimizer } from "../../src/train/optimizer.ts";
 import { type MicroBatch, Trainer } from "../../src/train/trainer.ts";
@@ -30,18 +31,18 @@ const TINY = configFromHf({
 });
 
 /** Rows of `ids`, every token after the first a completion token. */
-function lmBatch(rows: number[][]): { batch: TokenBatch; counts: number[] } {
+function lmBatch(rows: number[][]): { batch: TokenBatch } {
   const B = rows.length;
   const T = Math.max(...rows.map((r) => r.length));
   const inputIds = new Int32Array(B * T);
   const targets = new Int32Array(B * T).fill(-1);
-  const counts: number[] = [];
+  const tokenCounts = new Int32Array(B);
   rows.forEach((r, b) => {
     r.forEach((id, t) => inputIds[b * T + t] = id);
     for (let t = 0; t + 1 < r.length; t++) targets[b * T + t] = r[t + 1];
-    counts.push(r.length - 1);
+    tokenCounts[b] = r.length - 1;
   });
-  return { batch: { inputIds, targets, B, T }, counts };
+  return { batch: { inputIds, targets, rows: B, T, tokenCounts } };
 }
 
 function setup(
@@ -92,10 +93,10 @@ const SEQUENCE = [
 
 async function memorises(backend: Backend): Promise<void> {
   const { trainer } = setup(backend, 1, SEQUENCE.length);
-  const { batch, counts } = lmBatch([SEQUENCE]);
+  const { batch } = lmBatch([SEQUENCE]);
   let first = NaN, loss = NaN;
   for (let step = 0; step < 60; step++) {
-    trainer.step([{ batch, tokenCounts: counts }]);
+    trainer.step([{ batch }]);
     // Metrics average the steps since the last read: read the first and the last step alone.
     if (step === 0 || step >= 58) loss = (await trainer.readMetrics()).loss;
     if (step === 0) first = loss;
@@ -115,8 +116,8 @@ gpuTest("two identical WebGPU runs give bit-identical weights", async (gpu) => {
   const runs: Uint32Array[] = [];
   for (let run = 0; run < 2; run++) {
     const { model, trainer } = setup(gpu, 3, 22);
-    const { batch, counts } = lmBatch(rows);
-    for (let step = 0; step < 3; step++) trainer.step([{ batch, tokenCounts: counts }]);
+    const { batch } = lmBatch(rows);
+    for (let step = 0; step < 3; step++) trainer.step([{ batch }]);
     runs.push(new Uint32Array((await model.params.readArena() as Float32Array).buffer));
   }
   if (!runs[0].every((bits, i) => bits === runs[1][i])) {
@@ -129,12 +130,11 @@ async function accumulationMatches(backend: Backend, tolerance: number): Promise
   // SGD without clipping: the update is proportional to the gradient, so any error shows.
   const sgd = { kind: "sgd" as const, lr: 0.5, maxGradNorm: 0 };
   const whole = setup(backend, 8, 12, sgd);
-  const { batch, counts } = lmBatch(rows);
-  whole.trainer.step([{ batch, tokenCounts: counts }]);
+  const { batch } = lmBatch(rows);
+  whole.trainer.step([{ batch }]);
   const parts = setup(backend, 2, 12, sgd);
   const micro: MicroBatch[] = [0, 2, 4, 6].map((i) => {
-    const m = lmBatch(rows.slice(i, i + 2));
-    return { batch: m.batch, tokenCounts: m.counts };
+    return lmBatch(rows.slice(i, i + 2));
   });
   parts.trainer.step(micro);
   assertClose(await parts.model.params.readArena(), await whole.model.params.readArena(), {
