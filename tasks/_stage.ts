@@ -3,7 +3,7 @@
 import { createBackend, type DeviceChoice } from "../src/pipeline/device.ts";
 import type { Backend } from "../src/backend/mod.ts";
 import { DenoFileStore } from "../src/io/deno_fs.ts";
-import type { StageHooks } from "../src/pipeline/dpo.ts";
+import type { StageHooks } from "../src/pipeline/stage.ts";
 import { Progress } from "./_cli.ts";
 
 /** The Deno file store. */

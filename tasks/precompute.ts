@@ -25,6 +25,7 @@ const flags = parseFlags(
     shard: { type: "string", help: "compute slice i of n, as i/n (0-based)" },
     merge: { type: "boolean", default: false, help: "join the shard files given as arguments" },
     seed: { type: "number", default: 42, help: "seed of the held-out split" },
+    force: { type: "boolean", default: false, help: "redo the cache even when it is up to date" },
     ...DATA_FLAGS,
     ...COMMON_FLAGS,
   },
@@ -71,7 +72,12 @@ await runMain(async () => {
       output,
       batchSize: flags.batchSize as number,
       shard,
+      force: flags.force as boolean,
     }, hooks));
-  console.error(`wrote ${output} (${result.examples} pairs)`);
+  console.error(
+    result.skipped
+      ? `${output} is up to date: skipped (--force redoes it)`
+      : `wrote ${output} (${result.examples} pairs)`,
+  );
   if (flags.json) console.log(JSON.stringify({ output, ...result }));
 });

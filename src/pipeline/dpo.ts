@@ -24,16 +24,10 @@ import {
 } from "../backend/losses.ts";
 import { DeviceOptimizer } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
+import { openStage, skippedTraining, type StageHooks } from "./stage.ts";
 import { logReports, longestPair, preparePairs, trainEvalSplits } from "../data/prepare.ts";
 import { loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
-import {
-  fingerprintedOptions,
-  finishManifest,
-  isUpToDate,
-  readRows,
-  type StageResult,
-  startManifest,
-} from "./manifest.ts";
+import { fingerprintedOptions, type StageResult } from "./manifest.ts";
 import { runPrecompute } from "./precompute.ts";
 import { assertCacheFits } from "../cache/identity.ts";
 import { cacheColumn, readCache } from "../cache/columns.ts";
@@ -49,14 +43,6 @@ export interface DpoOptions extends PreferenceLossOptions, TrainStageOptions {
   refCache?: string;
   /** Reference model: checked against the cache, or run live when there is no cache. */
   refModel?: string;
-}
-
-/** Hooks of a stage: progress and messages. */
-export interface StageHooks {
-  log?: (message: string) => void;
-  onStep?: (step: number, total: number) => void;
-  onLog?: (row: Record<string, number>) => void;
-  onProgress?: (done: number, total: number) => void;
 }
 
 /** Trains DPO; returns the metrics rows (the last is the final eval when there is one). */
@@ -154,30 +140,31 @@ export async function runDpo(
 
   const manifestPath = joinPath(options.outputDir, "manifest.json");
   await store.mkdirp(options.outputDir);
-  const manifest = await startManifest("dpo", {
-    ...fingerprintedOptions(options),
-    beta,
-    labelSmoothing,
-    lossType,
-    loss: spec,
-    loop,
-    optimizer: optimizer.options,
-  }, {
-    policy: await modelFingerprint(config, weights),
-    train_data: train.fingerprint,
-    ...(evalSplit ? { eval_data: evalSplit.fingerprint } : {}),
-    ...(cache ? { reference: cache.header.reference_fingerprint } : {}),
-    ...(refFingerprint ? { reference: refFingerprint } : {}),
-  }, backend.adapterName);
-  if (
-    !options.force && await isUpToDate(store, manifestPath, manifest.stage_fingerprint) &&
-    await store.exists(joinPath(options.outputDir, "model.safetensors"))
-  ) {
-    return {
-      skipped: true,
-      rows: await readRows(store, joinPath(options.outputDir, "metrics.jsonl")),
-    };
-  }
+  const stage = await openStage(store, {
+    stage: "dpo",
+    manifestPath,
+    options: {
+      ...fingerprintedOptions(options),
+      beta,
+      labelSmoothing,
+      lossType,
+      loss: spec,
+      loop,
+      optimizer: optimizer.options,
+    },
+    inputs: {
+      policy: await modelFingerprint(config, weights),
+      train_data: train.fingerprint,
+      ...(evalSplit ? { eval_data: evalSplit.fingerprint } : {}),
+      ...(cache ? { reference: cache.header.reference_fingerprint } : {}),
+      ...(refFingerprint ? { reference: refFingerprint } : {}),
+    },
+    adapter: backend.adapterName,
+    outputs: [joinPath(options.outputDir, "model.safetensors")],
+    force: options.force,
+  });
+  if (stage.upToDate) return await skippedTraining(store, options.outputDir);
+  const { manifest } = stage;
   manifest.sources = {
     policy: options.model,
     reference: withReference ? cache?.header.reference_source ?? options.refModel ?? "" : "",
@@ -223,7 +210,7 @@ export async function runDpo(
     evaluate,
     ...hooks,
   });
-  await finishManifest(store, manifestPath, manifest, {
+  await stage.finish({
     final: rows.at(-1),
     device_bytes: backend.bytesByRole(),
   });

@@ -12,14 +12,8 @@ import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { type Comparison, evaluateFolders, type FolderEvalOptions } from "../eval/compare.ts";
 import { renderReport } from "../eval/report.ts";
-import {
-  finishManifest,
-  isUpToDate,
-  readManifest,
-  readRows,
-  type StageResult,
-  startManifest,
-} from "./manifest.ts";
+import { readManifest, readRows, type StageResult } from "./manifest.ts";
+import { openStage } from "./stage.ts";
 
 /** Options of {@link runEvalStage}. */
 export interface EvalStageOptions
@@ -51,16 +45,19 @@ export async function runEvalStage(
   );
   const { onProgress: _, force: __, ...recorded } = options;
   const manifestPath = joinPath(options.outputDir, "manifest.json");
-  const manifest = await startManifest("eval", recorded, {
-    policy: policyManifest?.stage_fingerprint ?? options.policyDir,
-    reference: referenceManifest?.stage_fingerprint ?? options.referenceDir,
-  }, backend.adapterName);
-  if (
-    !options.force && await isUpToDate(store, manifestPath, manifest.stage_fingerprint) &&
-    await store.exists(report)
-  ) {
-    return { skipped: true, rows: [], report };
-  }
+  const stage = await openStage(store, {
+    stage: "eval",
+    manifestPath,
+    options: recorded,
+    inputs: {
+      policy: policyManifest?.stage_fingerprint ?? options.policyDir,
+      reference: referenceManifest?.stage_fingerprint ?? options.referenceDir,
+    },
+    adapter: backend.adapterName,
+    outputs: [joinPath(options.outputDir, "eval.json"), report],
+    force: options.force,
+  });
+  if (stage.upToDate) return { skipped: true, rows: [], report };
   const names = options.names ?? ["SFT", "DPO"];
   const comparison = await evaluateFolders(store, backend, {
     ...options,
@@ -88,7 +85,7 @@ export async function runEvalStage(
     manifest: policyManifest,
   });
   await store.writeFileAtomic(report, new TextEncoder().encode(html));
-  await finishManifest(store, manifestPath, manifest, {
+  await stage.finish({
     reward: { [names[0]]: reference.reward, [names[1]]: policy.reward },
     reward_sd: { [names[0]]: reference.rewardStd, [names[1]]: policy.rewardStd },
     kl: policy.kl,

@@ -31,7 +31,7 @@ import type { FileStore } from "../io/fs.ts";
 import { dirname, joinPath } from "../io/fs.ts";
 import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
-import { ktoLoss, ktoWeightWarning, resolveKtoSpec } from "../backend/kto_loss.ts";
+import { ktoLossWith, ktoWeightWarning, resolveKtoSpec } from "../backend/kto_loss.ts";
 import { DeviceOptimizer } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
 import {
@@ -44,16 +44,9 @@ import {
   type TokenOptions,
   trainEvalSplits,
 } from "../data/prepare.ts";
-import type { StageHooks } from "./dpo.ts";
+import { openStage, skippedTraining, type StageHooks } from "./stage.ts";
 import { loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
-import {
-  fingerprintedOptions,
-  finishManifest,
-  isUpToDate,
-  readRows,
-  type StageResult,
-  startManifest,
-} from "./manifest.ts";
+import { fingerprintedOptions, type StageResult } from "./manifest.ts";
 import { assertCacheFits, cacheMismatches, cacheSections } from "../cache/identity.ts";
 import { scorePairs } from "../model/scoring.ts";
 
@@ -265,26 +258,22 @@ export async function runKto(
 
   const manifestPath = joinPath(options.outputDir, "manifest.json");
   await store.mkdirp(options.outputDir);
-  const manifest = await startManifest("kto", {
-    ...fingerprintedOptions(options),
-    loss: spec,
-    loop,
-    optimizer: optimizer.options,
-  }, {
-    policy: await modelFingerprint(config, weights),
-    train_data: train.fingerprint,
-    ...(evalSplit ? { eval_data: evalSplit.fingerprint } : {}),
-    reference: cache.header.reference_fingerprint,
-  }, backend.adapterName);
-  if (
-    !options.force && await isUpToDate(store, manifestPath, manifest.stage_fingerprint) &&
-    await store.exists(joinPath(options.outputDir, "model.safetensors"))
-  ) {
-    return {
-      skipped: true,
-      rows: await readRows(store, joinPath(options.outputDir, "metrics.jsonl")),
-    };
-  }
+  const stage = await openStage(store, {
+    stage: "kto",
+    manifestPath,
+    options: { ...fingerprintedOptions(options), loss: spec, loop, optimizer: optimizer.options },
+    inputs: {
+      policy: await modelFingerprint(config, weights),
+      train_data: train.fingerprint,
+      ...(evalSplit ? { eval_data: evalSplit.fingerprint } : {}),
+      reference: cache.header.reference_fingerprint,
+    },
+    adapter: backend.adapterName,
+    outputs: [joinPath(options.outputDir, "model.safetensors")],
+    force: options.force,
+  });
+  if (stage.upToDate) return await skippedTraining(store, options.outputDir);
+  const { manifest } = stage;
   manifest.sources = {
     policy: options.model,
     reference: cache.header.reference_source ?? "",
@@ -332,7 +321,7 @@ export async function runKto(
       : undefined,
     ...hooks,
   });
-  await finishManifest(store, manifestPath, manifest, {
+  await stage.finish({
     final: rows.at(-1),
     device_bytes: backend.bytesByRole(),
   });
@@ -354,13 +343,13 @@ export async function evaluateUnpaired(
     padTokenId,
   });
   const refs = examples.map((_, i) => reference(i));
-  const r = ktoLoss(
+  const r = ktoLossWith(
+    spec,
     policy.chosenLogps,
     policy.rejectedLogps,
     refs.map((x) => x[0]),
     refs.map((x) => x[1]),
     examples.map((e) => Boolean(e.label)),
-    spec,
   );
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const pick = <T>(xs: ArrayLike<T>, label: boolean) =>

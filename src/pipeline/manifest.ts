@@ -31,6 +31,8 @@ export interface Manifest {
   started: string;
   finished?: string;
   seconds?: number;
+  /** SHA-256 of each output file by name, recorded when the stage finished. */
+  outputs?: Record<string, string>;
   /** Final numbers worth finding without reading metrics.jsonl. */
   results?: Record<string, unknown>;
 }

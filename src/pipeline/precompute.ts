@@ -7,7 +7,7 @@
  */
 
 import type { Backend } from "../backend/mod.ts";
-import { decodeCache, encodeCache } from "../cache/reference_cache.ts";
+import { encodeCache } from "../cache/reference_cache.ts";
 import { cacheSections } from "../cache/identity.ts";
 import type { FileStore } from "../io/fs.ts";
 import { dirname } from "../io/fs.ts";
@@ -21,7 +21,8 @@ import {
   type TokenOptions,
 } from "../data/prepare.ts";
 import { scorePairs } from "../model/scoring.ts";
-import { fingerprintedOptions, finishManifest, isUpToDate, startManifest } from "./manifest.ts";
+import { fingerprintedOptions } from "./manifest.ts";
+import { openStage, type StageHooks } from "./stage.ts";
 
 /** Options of {@link runPrecompute}. */
 export interface PrecomputeOptions {
@@ -47,7 +48,7 @@ export async function runPrecompute(
   store: FileStore,
   backend: Backend,
   options: PrecomputeOptions,
-  hooks: { onProgress?: (done: number, total: number) => void; log?: (m: string) => void } = {},
+  hooks: StageHooks = {},
 ): Promise<{ referenceFingerprint: string; examples: number; skipped: boolean }> {
   const { tokenizer, prepared } = await preparePairs(
     store,
@@ -60,30 +61,27 @@ export async function runPrecompute(
   const { config, weights } = await readModelFolder(store, options.model);
   const referenceFingerprint = await modelFingerprint(config, weights);
   const manifestPath = `${options.output}.manifest.json`;
-  const manifest = await startManifest(
-    "precompute",
-    { ...fingerprintedOptions(options), batchSize: options.batchSize ?? 16 },
-    {
+  const stage = await openStage(store, {
+    stage: "precompute",
+    manifestPath,
+    options: { ...fingerprintedOptions(options), batchSize: options.batchSize ?? 16 },
+    inputs: {
       reference: referenceFingerprint,
       tokenizer: prepared.tokenizerFingerprint,
       ...Object.fromEntries(prepared.sections.map((s) => [`${s.name}_data`, s.fingerprint])),
     },
-    backend.adapterName,
-  );
+    adapter: backend.adapterName,
+    outputs: [options.output],
+    force: options.force,
+  });
+  const { manifest } = stage;
   const all = prepared.sections.flatMap((s) => s.examples);
   const total = all.length;
   const { index = 0, count = 1 } = options.shard ?? {};
   const start = Math.floor(index * total / count);
   const end = Math.floor((index + 1) * total / count);
   const slice = all.slice(start, end);
-  if (
-    !options.force && await store.exists(options.output) &&
-    await isUpToDate(store, manifestPath, manifest.stage_fingerprint) &&
-    await decodeCache(await store.readFile(options.output), options.output).then(
-      () => true,
-      () => false,
-    )
-  ) {
+  if (stage.upToDate) {
     return { referenceFingerprint, examples: slice.length, skipped: true };
   }
   const batchSize = options.batchSize ?? 16;
@@ -125,7 +123,7 @@ export async function runPrecompute(
   await store.writeFileAtomic(options.output, bytes);
   manifest.sources = { reference: options.model };
   manifest.datasets = Object.fromEntries(prepared.sections.map((s) => [s.name, s.report]));
-  await finishManifest(store, manifestPath, manifest, {
+  await stage.finish({
     examples: slice.length,
     start,
     end,

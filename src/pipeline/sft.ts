@@ -20,16 +20,9 @@ import {
   type TokenOptions,
   trainEvalSplits,
 } from "../data/prepare.ts";
-import type { StageHooks } from "./dpo.ts";
+import { openStage, skippedTraining, type StageHooks } from "./stage.ts";
 import { loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
-import {
-  fingerprintedOptions,
-  finishManifest,
-  isUpToDate,
-  readRows,
-  type StageResult,
-  startManifest,
-} from "./manifest.ts";
+import { fingerprintedOptions, type StageResult } from "./manifest.ts";
 
 /** Options of {@link runSft}. */
 export interface SftOptions extends TrainStageOptions {
@@ -93,24 +86,21 @@ export async function runSft(
   const padTokenId = tokenizer.padTokenId;
   await store.mkdirp(options.outputDir);
   const manifestPath = joinPath(options.outputDir, "manifest.json");
-  const manifest = await startManifest("sft", {
-    ...fingerprintedOptions(options),
-    loop,
-    optimizer: optimizer.options,
-  }, {
-    model: await modelFingerprint(config, weights),
-    train_data: train.fingerprint,
-    ...(evalSplit ? { eval_data: evalSplit.fingerprint } : {}),
-  }, backend.adapterName);
-  if (
-    !options.force && await isUpToDate(store, manifestPath, manifest.stage_fingerprint) &&
-    await store.exists(joinPath(options.outputDir, "model.safetensors"))
-  ) {
-    return {
-      skipped: true,
-      rows: await readRows(store, joinPath(options.outputDir, "metrics.jsonl")),
-    };
-  }
+  const stage = await openStage(store, {
+    stage: "sft",
+    manifestPath,
+    options: { ...fingerprintedOptions(options), loop, optimizer: optimizer.options },
+    inputs: {
+      model: await modelFingerprint(config, weights),
+      train_data: train.fingerprint,
+      ...(evalSplit ? { eval_data: evalSplit.fingerprint } : {}),
+    },
+    adapter: backend.adapterName,
+    outputs: [joinPath(options.outputDir, "model.safetensors")],
+    force: options.force,
+  });
+  if (stage.upToDate) return await skippedTraining(store, options.outputDir);
+  const { manifest } = stage;
   manifest.sources = { model: options.model };
   manifest.datasets = { train: train.report, ...(evalSplit ? { eval: evalSplit.report } : {}) };
   const rows = await runLoop({
@@ -136,7 +126,7 @@ export async function runSft(
       : undefined,
     ...hooks,
   });
-  await finishManifest(store, manifestPath, manifest, {
+  await stage.finish({
     final: rows.at(-1),
     device_bytes: backend.bytesByRole(),
   });
