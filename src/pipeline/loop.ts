@@ -38,6 +38,10 @@ export interface LoopOptions {
   saveSteps?: number;
   /** Seed of the batch order. @default 42 */
   seed?: number;
+  /** Drop each epoch's last partial batch (TRL's `dataloader_drop_last`). @default false */
+  dropLast?: boolean;
+  /** Evaluate once before the first step too (TRL's `eval_on_start`). @default false */
+  evalOnStart?: boolean;
 }
 
 /** What every training stage (SFT, DPO, KTO) takes besides its objective's own options. */
@@ -75,13 +79,17 @@ export function loopDefaults(o: LoopOptions): ResolvedLoop {
     evalSteps: o.evalSteps ?? 0,
     saveSteps: o.saveSteps ?? 0,
     seed: o.seed ?? 42,
+    dropLast: o.dropLast ?? false,
+    evalOnStart: o.evalOnStart ?? false,
   };
 }
 
 /** Optimizer steps a run takes over `examples`. */
 export function totalSteps(examples: number, o: ResolvedLoop): number {
   if (o.maxSteps > 0) return o.maxSteps;
-  const microPerEpoch = Math.ceil(examples / o.batchSize);
+  const microPerEpoch = o.dropLast
+    ? Math.floor(examples / o.batchSize)
+    : Math.ceil(examples / o.batchSize);
   return Math.max(1, Math.ceil(o.numTrainEpochs * microPerEpoch / o.gradientAccumulationSteps));
 }
 
@@ -113,6 +121,8 @@ export interface LoopContext {
   rawConfig?: Record<string, unknown>;
   /** Continue from the newest complete checkpoint in outputDir. */
   resume?: boolean;
+  /** Write report.html with the training curves. @default true */
+  report?: boolean;
 }
 
 const STATE_FILE = "trainer_state.json";
@@ -140,7 +150,11 @@ export async function runLoop(
   hooks: LoopHooks,
 ): Promise<Array<Record<string, number>>> {
   const { store, outputDir, model, optimizer, trainer, options: o } = ctx;
-  const sampler = new BatchSampler(ctx.examples, { batchSize: o.batchSize, seed: o.seed });
+  const sampler = new BatchSampler(ctx.examples, {
+    batchSize: o.batchSize,
+    seed: o.seed,
+    dropLast: o.dropLast,
+  });
   const total = totalSteps(ctx.examples, o);
   const ga = o.gradientAccumulationSteps;
   let rows: Array<Record<string, number>> = [];
@@ -162,6 +176,10 @@ export async function runLoop(
       metricsPath,
       new TextEncoder().encode(rows.map((r) => JSON.stringify(r)).join("\n") + "\n"),
     );
+  if (hooks.evaluate && o.evalOnStart && step === 0) {
+    rows.push(evalRow(await hooks.evaluate(), 0, 0));
+    hooks.onLog?.(rows.at(-1)!);
+  }
   let tokens = 0;
   let windowStart = performance.now();
   while (step < total) {
@@ -203,9 +221,11 @@ export async function runLoop(
     rawConfig: ctx.rawConfig,
   });
   await writeRows();
-  // The training curves as a page (the pipeline's eval stage adds its table to it later).
-  const html = await renderReport({ title: `Training run: ${outputDir}`, metrics: rows });
-  await store.writeFileAtomic(joinPath(outputDir, "report.html"), new TextEncoder().encode(html));
+  if (ctx.report ?? true) {
+    // The training curves as a page (the pipeline's eval stage adds its table to it later).
+    const html = await renderReport({ title: `Training run: ${outputDir}`, metrics: rows });
+    await store.writeFileAtomic(joinPath(outputDir, "report.html"), new TextEncoder().encode(html));
+  }
   return rows;
 }
 
