@@ -17,18 +17,11 @@ import { parseFlags, Progress, runMain, UsageError } from "./_cli.ts";
 import { COMMON_FLAGS, deviceOf } from "./_flags.ts";
 import { openBackend, stageHooks, store, timed } from "./_stage.ts";
 import { defaultPipelineSpec } from "../src/pipeline/defaults.ts";
-import { type PipelineSpec, runPaths } from "../src/pipeline/pipeline.ts";
-import type { Backend } from "../src/backend/mod.ts";
-import { runSft } from "../src/pipeline/sft.ts";
-import { runPrecompute } from "../src/pipeline/precompute.ts";
+import { runPaths, runSftAndReference } from "../src/pipeline/pipeline.ts";
+import { lengthExperimentMethods } from "../src/pipeline/length_experiment.ts";
 import { type FrontierMethod, runFrontier } from "../src/pipeline/frontier.ts";
 import { joinPath } from "../src/io/fs.ts";
-import { loadPreferenceDataset } from "../src/data/mod.ts";
-import {
-  DEFAULT_LENGTH_BONUS,
-  type JudgedPair,
-  relabelByLength,
-} from "../src/world/length_judge.ts";
+import { DEFAULT_LENGTH_BONUS } from "../src/world/length_judge.ts";
 
 /** DPO's peak learning rate in the frontier: small enough that the curves start near KL 0. */
 const FRONTIER_LR = 5e-4;
@@ -75,27 +68,22 @@ await runMain(async () => {
   }
   const backend = await openBackend(deviceOf(flags));
   const paths = runPaths(spec.runDir);
-  await timed("sft", () =>
-    runSft(store, backend, {
-      model: spec.baseModel,
-      data: { path: spec.sftData },
-      evalData: spec.sftEvalData,
-      outputDir: paths.sft,
-      tokenOptions: spec.tokenOptions,
-      optimizer: spec.sft.optimizer,
-      loop: spec.sft.loop,
-    }, stageHooks("sft", ["loss"])));
-  await timed("precompute", () =>
-    runPrecompute(store, backend, {
-      model: paths.sft,
-      data: { path: spec.preferenceData },
-      evalData: spec.preferenceEvalData ? { path: spec.preferenceEvalData } : undefined,
-      tokenOptions: spec.tokenOptions,
-      output: paths.refCache,
-    }));
+  await runSftAndReference(store, backend, spec, {
+    stage: (name) => stageHooks(name, ["loss"]),
+    onStage: (name, event, seconds) => {
+      if (event === "skipped") console.error(`${name}: up to date: skipped`);
+      if (event === "done") console.error(`${name} took ${seconds!.toFixed(1)} s`);
+    },
+  });
   const length = flags.experiment === "length";
   const methods: FrontierMethod[] = length
-    ? await lengthExperimentMethods(backend, spec, paths.sft)
+    ? await timed(
+      "precompute (judged pairs)",
+      () =>
+        lengthExperimentMethods(store, backend, spec, paths.sft, flags.lengthBonus as number, {
+          log: (m) => console.error(m),
+        }),
+    )
     : [
       ...betas.map((beta) => ({ method: "dpo" as const, beta })),
       { method: "preferred-ft" },
@@ -151,63 +139,3 @@ await runMain(async () => {
   console.error(`chart: ${outputDir}/report.html`);
   if (flags.json) console.log(JSON.stringify({ points }));
 });
-
-/**
- * The length experiment's runs: relabels the training pairs with the length-biased judge into
- * runs/<name>/length/, caches the SFT model's log-probs of them, and returns DPO on the true
- * labels, then DPO, R-DPO (α = the judge's bonus; docs/losses.md has what other α do) and SimPO on
- * the judged pairs.
- */
-async function lengthExperimentMethods(
-  backend: Backend,
-  spec: PipelineSpec,
-  sft: string,
-): Promise<FrontierMethod[]> {
-  const beta = spec.dpo.beta ?? 0.1;
-  const bonus = flags.lengthBonus as number;
-  if (!(bonus >= 0)) throw new UsageError(`--length-bonus: expected a number ≥ 0, got ${bonus}`);
-  // The project's loader: bad rows are reported with file:line (exit 2) before any work.
-  const { rows } = await loadPreferenceDataset(store, spec.preferenceData);
-  const text: JudgedPair[] = rows.flatMap((r) => r.kind === "standard" ? [r] : []);
-  if (text.length !== rows.length) {
-    throw new UsageError(
-      `${spec.preferenceData}: the length judge reads text pairs (prompt, chosen, rejected strings); ` +
-        "this file is conversational or tokenized",
-    );
-  }
-  const judged = relabelByLength(
-    text.map(({ prompt, chosen, rejected }) => ({ prompt, chosen, rejected })),
-    bonus,
-  );
-  console.error(
-    `length judge (bonus ${bonus} per token): ${judged.pairs.length} pairs, ` +
-      `${judged.flipped} reversed, ${judged.ties} tied and dropped; ` +
-      `chosen ${((judged.lengthRatio - 1) * 100).toFixed(1)}% longer than rejected`,
-  );
-  const dir = joinPath(spec.runDir, "length");
-  const data = joinPath(dir, "preferences_judged.jsonl");
-  const refCache = joinPath(dir, "ref_cache.bin");
-  await store.mkdirp(dir);
-  const jsonl = judged.pairs.map((p) => JSON.stringify(p)).join("\n") + "\n";
-  await store.writeFileAtomic(data, new TextEncoder().encode(jsonl));
-  await timed("precompute (judged pairs)", () =>
-    runPrecompute(store, backend, {
-      model: sft,
-      data: { path: data },
-      tokenOptions: spec.tokenOptions,
-      output: refCache,
-    }));
-  const judgedData = { preferenceData: data, refCache };
-  return [
-    { method: "dpo", beta, name: "DPO (true labels)" },
-    { method: "dpo", beta, name: "DPO", data: judgedData },
-    { method: "dpo", beta, name: "R-DPO", loss: { rdpoAlpha: bonus }, data: judgedData },
-    {
-      method: "dpo",
-      beta: 2,
-      name: "SimPO",
-      loss: { lossType: "simpo", simpoGamma: 1 },
-      data: judgedData,
-    },
-  ];
-}

@@ -67,26 +67,30 @@ export interface PipelineHooks {
   onStage?: (name: string, event: "start" | "skipped" | "done", seconds?: number) => void;
 }
 
-/** Runs SFT -> precompute -> DPO; returns each stage's result. */
-export async function runPipeline(
-  store: FileStore,
-  backend: Backend,
-  spec: PipelineSpec,
-  hooks: PipelineHooks,
-): Promise<{
-  sft: StageResult;
-  precompute: { skipped: boolean };
-  dpo: StageResult;
-  eval?: Awaited<ReturnType<typeof runEvalStage>>;
-}> {
-  const paths = runPaths(spec.runDir);
-  const timed = async <T extends { skipped: boolean }>(name: string, fn: () => Promise<T>) => {
+/** Wraps a stage in its start, skipped and done announcements. */
+function announced(hooks: PipelineHooks) {
+  return async <T extends { skipped: boolean }>(name: string, fn: () => Promise<T>) => {
     hooks.onStage?.(name, "start");
     const start = performance.now();
     const result = await fn();
     hooks.onStage?.(name, result.skipped ? "skipped" : "done", (performance.now() - start) / 1000);
     return result;
   };
+}
+
+/**
+ * The pipeline's first two stages: SFT of the base model, then the SFT model (the reference)
+ * scores the preference pairs into the run's cache. DPO, the frontier and the length experiment
+ * all start from here.
+ */
+export async function runSftAndReference(
+  store: FileStore,
+  backend: Backend,
+  spec: PipelineSpec,
+  hooks: PipelineHooks,
+): Promise<{ sft: StageResult; precompute: { skipped: boolean } }> {
+  const paths = runPaths(spec.runDir);
+  const timed = announced(hooks);
   const sft = await timed("sft", () =>
     runSft(store, backend, {
       model: spec.baseModel,
@@ -108,6 +112,24 @@ export async function runPipeline(
       output: paths.refCache,
       force: spec.force,
     }, hooks.stage("precompute")));
+  return { sft, precompute };
+}
+
+/** Runs SFT -> precompute -> DPO; returns each stage's result. */
+export async function runPipeline(
+  store: FileStore,
+  backend: Backend,
+  spec: PipelineSpec,
+  hooks: PipelineHooks,
+): Promise<{
+  sft: StageResult;
+  precompute: { skipped: boolean };
+  dpo: StageResult;
+  eval?: Awaited<ReturnType<typeof runEvalStage>>;
+}> {
+  const paths = runPaths(spec.runDir);
+  const timed = announced(hooks);
+  const { sft, precompute } = await runSftAndReference(store, backend, spec, hooks);
   const dpo = await timed("dpo", () =>
     runDpo(store, backend, {
       model: paths.sft,
