@@ -71,7 +71,6 @@ export { type MicroBatch, type Objective, Trainer } from "./src/train/trainer.ts
 /** Preference losses as pure functions of per-sequence log-probs (TRL's loss types, KTO). */
 export {
   needsReference,
-  pairLoss,
   preferenceLoss,
   type PreferenceLossOptions,
   preferenceMetrics,

@@ -11,10 +11,12 @@ import type { SplitSpec, TokenOptions } from "../src/data/prepare.ts";
 import type { DeviceChoice } from "../src/pipeline/device.ts";
 import {
   type FDivergenceType,
+  PREFERENCE_LOSS_DEFAULTS,
   PREFERENCE_LOSS_TYPES,
+  type PreferenceLossOptions,
   type PreferenceLossType,
+  resolveLossSpec,
 } from "../src/backend/mod.ts";
-import type { PreferenceLossOptions } from "../src/backend/losses.ts";
 
 /** --device and --json. */
 export const COMMON_FLAGS: Record<string, FlagSpec> = {
@@ -166,36 +168,50 @@ export function required(f: Flags, key: string): string {
   return v;
 }
 
+const D = PREFERENCE_LOSS_DEFAULTS;
+
 /** The preference-loss flags of `deno task dpo` (TRL's DPOConfig names; docs/losses.md). */
 export const LOSS_FLAGS: Record<string, FlagSpec> = {
-  beta: { type: "number", default: 0.1, help: "KL strength β (IPO's τ; ORPO's λ)" },
+  beta: { type: "number", default: D.beta, help: "KL strength β (IPO's τ; ORPO's λ)" },
   "loss-type": {
     type: "string",
-    default: "sigmoid",
+    default: D.lossType,
     help: `preference loss, or a comma list summed with --loss-weights: ${
       PREFERENCE_LOSS_TYPES.join("|")
     }`,
   },
   "loss-weights": { type: "string", help: "comma list, one weight per --loss-type (default 1s)" },
-  "label-smoothing": { type: "number", default: 0, help: "ε of cDPO, robust, exo_pair, simpo" },
+  "label-smoothing": {
+    type: "number",
+    default: D.labelSmoothing,
+    help: "ε of cDPO, robust, exo_pair, simpo",
+  },
   "f-divergence-type": {
     type: "string",
-    default: "reverse_kl",
+    default: D.fDivergenceType,
     choices: ["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"],
     help: "divergence of the implicit reward",
   },
-  "f-alpha-divergence-coef": { type: "number", default: 0.5, help: "α of alpha_divergence" },
+  "f-alpha-divergence-coef": {
+    type: "number",
+    default: D.fAlphaDivergenceCoef,
+    help: "α of alpha_divergence",
+  },
   "reference-free": {
     type: "boolean",
-    default: false,
+    default: D.referenceFree,
     help: "reference log-probs are 0: no cache, no reference model",
   },
-  "rdpo-alpha": { type: "number", default: 0, help: "R-DPO length penalty α per token (0 = off)" },
-  "simpo-gamma": { type: "number", default: 0.5, help: "SimPO target margin γ" },
-  "discopop-tau": { type: "number", default: 0.05, help: "DiscoPOP temperature τ" },
+  "rdpo-alpha": {
+    type: "number",
+    default: D.rdpoAlpha,
+    help: "R-DPO length penalty α per token (0 = off)",
+  },
+  "simpo-gamma": { type: "number", default: D.simpoGamma, help: "SimPO target margin γ" },
+  "discopop-tau": { type: "number", default: D.discopopTau, help: "DiscoPOP temperature τ" },
   "ipo-summed": {
     type: "boolean",
-    default: false,
+    default: !D.ipoLengthNormalized,
     help: "IPO on summed log-probs (the paper) instead of per-token averages (TRL)",
   },
 };
@@ -210,9 +226,6 @@ export function lossOptionsOf(f: Flags): PreferenceLossOptions {
       );
     }
   }
-  if (types.length === 0 || types.length > 8) {
-    throw new UsageError("--loss-type: give 1 to 8 loss types");
-  }
   let weights: number[] | undefined;
   if (f.lossWeights !== undefined) {
     weights = String(f.lossWeights).split(",").map(Number);
@@ -223,18 +236,11 @@ export function lossOptionsOf(f: Flags): PreferenceLossOptions {
       );
     }
   }
-  if (!(num(f, "beta") > 0)) throw new UsageError(`--beta: must be > 0, got ${f.beta}`);
-  const ls = num(f, "labelSmoothing");
-  if (!(ls >= 0 && ls < 0.5)) throw new UsageError("--label-smoothing: must be in [0, 0.5)");
-  if (!(num(f, "discopopTau") > 0)) throw new UsageError("--discopop-tau: must be > 0");
-  if (types.includes("aot") && types.includes("aot_unpaired")) {
-    throw new UsageError("--loss-type: aot and aot_unpaired cannot be combined");
-  }
-  return {
+  const options: PreferenceLossOptions = {
     lossType: types as PreferenceLossType[],
     lossWeights: weights,
     beta: num(f, "beta"),
-    labelSmoothing: ls,
+    labelSmoothing: num(f, "labelSmoothing"),
     fDivergenceType: f.fDivergenceType as FDivergenceType,
     fAlphaDivergenceCoef: num(f, "fAlphaDivergenceCoef"),
     referenceFree: Boolean(f.referenceFree),
@@ -243,4 +249,11 @@ export function lossOptionsOf(f: Flags): PreferenceLossOptions {
     discopopTau: num(f, "discopopTau"),
     ipoLengthNormalized: !f.ipoSummed,
   };
+  // The values are checked where the loss is resolved, once; here its messages become usage errors.
+  try {
+    resolveLossSpec(options);
+  } catch (error) {
+    throw new UsageError(`loss options: ${(error as Error).message}`);
+  }
+  return options;
 }

@@ -7,6 +7,7 @@
  * stderr; `--json` prints one JSON object on stdout.
  */
 
+import { PREFERENCE_LOSS_DEFAULTS } from "../src/backend/mod.ts";
 import { parseFlags, Progress, runMain, UsageError } from "./_cli.ts";
 import { openBackend, store } from "./_stage.ts";
 import { sentimentReward } from "../src/world/reward.ts";
@@ -29,7 +30,11 @@ const flags = parseFlags(
     },
     seed: { type: "number", default: 0, help: "first sampling seed" },
     "max-new-tokens": { type: "number", default: 32, help: "tokens generated per prompt at most" },
-    beta: { type: "number", default: 0.1, help: "β of the implicit reward β log π/ref" },
+    beta: {
+      type: "number",
+      default: PREFERENCE_LOSS_DEFAULTS.beta,
+      help: "β of the implicit reward β log π/ref",
+    },
     "batch-size": { type: "number", default: 32, help: "prompts sampled and scored at once" },
     samples: { type: "number", default: 4, help: "samples shown side by side" },
     device: {

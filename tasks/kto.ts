@@ -5,6 +5,7 @@
  * reference.
  */
 
+import { KTO_LOSS_DEFAULTS } from "../src/backend/mod.ts";
 import { parseFlags, runMain, UsageError } from "./_cli.ts";
 import {
   checkTrainFlags,
@@ -35,16 +36,20 @@ const flags = parseFlags(
     },
     "ref-model": { type: "string", help: "reference model (default: --model)" },
     "output-dir": { type: "string", help: "where the policy, checkpoints and metrics go" },
-    beta: { type: "number", default: 0.1, help: "KL strength β" },
-    "desirable-weight": { type: "number", default: 1, help: "λ_D, weight of desirable losses" },
+    beta: { type: "number", default: KTO_LOSS_DEFAULTS.beta, help: "KL strength β" },
+    "desirable-weight": {
+      type: "number",
+      default: KTO_LOSS_DEFAULTS.desirableWeight,
+      help: "λ_D, weight of desirable losses",
+    },
     "undesirable-weight": {
       type: "number",
-      default: 1,
+      default: KTO_LOSS_DEFAULTS.undesirableWeight,
       help: "λ_U, weight of undesirable losses",
     },
     "loss-type": {
       type: "string",
-      default: "kto",
+      default: KTO_LOSS_DEFAULTS.lossType,
       choices: ["kto", "apo_zero_unpaired"],
       help: "KTO loss",
     },

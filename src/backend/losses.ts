@@ -13,13 +13,7 @@
  * @module
  */
 
-import {
-  type PairInput,
-  type PairTerm,
-  pairTerm,
-  sortedPartners,
-  usesPerTokenRewards,
-} from "./pair_terms.ts";
+import { type PairInput, pairTerm, sortedPartners, usesPerTokenRewards } from "./pair_terms.ts";
 import type { FDivergenceType, PreferenceLossSpec, PreferenceLossType } from "./loss_spec.ts";
 import { PREFERENCE_LOSS_DEFAULTS, PREFERENCE_LOSS_TYPES } from "./loss_spec.ts";
 
@@ -65,7 +59,7 @@ export function resolveLossSpec(o: PreferenceLossOptions = {}): PreferenceLossSp
     ? [o.lossType]
     : [...(o.lossType ?? [d.lossType])];
   if (lossTypes.length === 0 || lossTypes.length > 8) {
-    throw new RangeError(`loss types: give 1 to 8, got ${lossTypes.length}`);
+    throw new RangeError(`loss types (--loss-type): give 1 to 8, got ${lossTypes.length}`);
   }
   for (const t of lossTypes) {
     if (!(PREFERENCE_LOSS_TYPES as readonly string[]).includes(t)) {
@@ -73,12 +67,14 @@ export function resolveLossSpec(o: PreferenceLossOptions = {}): PreferenceLossSp
     }
   }
   if (lossTypes.includes("aot") && lossTypes.includes("aot_unpaired")) {
-    throw new RangeError("aot and aot_unpaired sort the batch differently: use one of them");
+    throw new RangeError(
+      "aot and aot_unpaired (--loss-type) sort the batch differently: use one of them",
+    );
   }
   const lossWeights = [...(o.lossWeights ?? lossTypes.map(() => 1))];
   if (lossWeights.length !== lossTypes.length) {
     throw new RangeError(
-      `loss weights: ${lossWeights.length} weights for ${lossTypes.length} loss types`,
+      `loss weights (--loss-weights): ${lossWeights.length} weights for ${lossTypes.length} loss types`,
     );
   }
   const spec: PreferenceLossSpec = {
@@ -96,10 +92,14 @@ export function resolveLossSpec(o: PreferenceLossOptions = {}): PreferenceLossSp
     discopopTau: o.discopopTau ?? d.discopopTau,
     ipoLengthNormalized: o.ipoLengthNormalized ?? d.ipoLengthNormalized,
   };
-  if (!(spec.beta > 0)) throw new RangeError(`beta must be > 0, got ${spec.beta}`);
+  if (!(spec.beta > 0)) throw new RangeError(`beta (--beta) must be > 0, got ${spec.beta}`);
   const eps = spec.labelSmoothing;
-  if (!(eps >= 0 && eps < 0.5)) throw new RangeError(`label smoothing must be in [0, 0.5)`);
-  if (!(spec.discopopTau > 0)) throw new RangeError("discopop tau must be > 0");
+  if (!(eps >= 0 && eps < 0.5)) {
+    throw new RangeError(`label smoothing (--label-smoothing) must be in [0, 0.5), got ${eps}`);
+  }
+  if (!(spec.discopopTau > 0)) {
+    throw new RangeError(`DiscoPOP τ (--discopop-tau) must be > 0, got ${spec.discopopTau}`);
+  }
   return spec;
 }
 
@@ -264,28 +264,4 @@ export function metricsOf(spec: PreferenceLossSpec): string[] {
   if (spec.lossTypes.includes("sft") || spec.lossTypes.includes("orpo")) names.push("nll_loss");
   if (spec.lossTypes.includes("orpo")) names.push("log_odds_ratio", "log_odds_chosen");
   return names;
-}
-
-/**
- * One pair's loss and its derivative with respect to the summed DPO `logits`
- * (`(logp_pi(yw) - logp_pi(yl)) - (logp_ref(yw) - logp_ref(yl))`), for the four classic types
- * with IPO in the paper's summed form. Kept for callers of the first API; new code uses
- * {@link preferenceLoss}.
- */
-export function pairLoss(
-  lossType: "sigmoid" | "robust" | "hinge" | "ipo",
-  logits: number,
-  beta: number,
-  labelSmoothing = 0,
-): { loss: number; dLogits: number } {
-  const spec = resolveLossSpec({ lossType, beta, labelSmoothing, ipoLengthNormalized: false });
-  const t: PairTerm = pairTerm(lossType, {
-    policyChosen: logits,
-    policyRejected: 0,
-    referenceChosen: 0,
-    referenceRejected: 0,
-    chosenTokens: 1,
-    rejectedTokens: 1,
-  }, spec);
-  return { loss: t.loss, dLogits: t.dChosen };
 }

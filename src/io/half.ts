@@ -40,16 +40,6 @@ function f16ToF32Table(): Uint32Array {
   return table;
 }
 
-/** float32 bit pattern of one half-precision bit pattern (exact). */
-export function f16BitsToF32Bits(half: number): number {
-  return f16ToF32Table()[half & 0xffff];
-}
-
-/** float32 bit pattern of one bfloat16 bit pattern (exact: bfloat16 is the top half of a float32). */
-export function bf16BitsToF32Bits(bf16: number): number {
-  return ((bf16 & 0xffff) << 16) >>> 0;
-}
-
 /**
  * Half-precision bit pattern of a float32 bit pattern, rounded to nearest even. Overflow goes to
  * ±inf, underflow to subnormals or ±0; NaN becomes the quiet NaN 0x7e00 with its sign, as

@@ -101,16 +101,6 @@ export async function readManifest(store: FileStore, path: string): Promise<Mani
   }
 }
 
-/** Whether the complete manifest at `path` has this fingerprint. */
-export async function isUpToDate(
-  store: FileStore,
-  path: string,
-  fingerprint: string,
-): Promise<boolean> {
-  const m = await readManifest(store, path);
-  return m?.complete === true && m.stage_fingerprint === fingerprint;
-}
-
 /** What a stage returns: its metrics rows, and whether it was skipped as up to date. */
 export interface StageResult {
   skipped: boolean;

@@ -8,7 +8,6 @@ import { assertClose } from "../helpers.ts";
 import { PREFERENCE_LOSS_TYPES, type PreferenceLossType } from "../../src/backend/mod.ts";
 import {
   needsReference,
-  pairLoss,
   preferenceLoss,
   type PreferenceLossOptions,
   resolveLossSpec,
@@ -152,9 +151,11 @@ Deno.test("bad loss options are refused with the reason", () => {
   assert.throws(() => resolveLossSpec({ lossType: "nope" as PreferenceLossType }), /unknown/);
 });
 
-Deno.test("pairLoss keeps the summed-logits API of the four classic losses", () => {
-  assertClose([pairLoss("sigmoid", 10, 0.1).loss], [0.31326169], { atol: 1e-7 });
-  assertClose([pairLoss("ipo", 10, 0.1).loss, pairLoss("ipo", 10, 0.1).dLogits], [25, 10]);
+Deno.test("sigmoid and summed IPO keep their golden values at DPO logits 10", () => {
+  const at10 = (lossType: "sigmoid" | "ipo") =>
+    preferenceLoss([10], [0], [0], [0], { lossType, beta: 0.1, ipoLengthNormalized: false });
+  assertClose([at10("sigmoid").losses[0]], [0.31326169], { atol: 1e-7 });
+  assertClose([at10("ipo").losses[0], at10("ipo").dChosen[0]], [25, 10]);
 });
 
 Deno.test("KTO: z0 is the clamped mean KL, losses and gradients are hand-computed", () => {
