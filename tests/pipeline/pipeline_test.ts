@@ -176,3 +176,29 @@ Deno.test("a second pipeline run skips the stages that are up to date", async ()
   assert.equal(third.sft.skipped && third.precompute.skipped, true);
   assert.equal(third.dpo.skipped, false, "a changed beta redoes DPO");
 });
+
+Deno.test("a stage whose output was replaced or truncated runs again", async () => {
+  const w = await makeTinyWorld();
+  const spec = {
+    baseModel: w.base,
+    sftData: w.sft,
+    preferenceData: w.prefs,
+    runDir: `${w.dir}/run`,
+    sft: { optimizer: { lr: 1e-2 }, loop: { batchSize: 4, maxSteps: 1 } },
+    dpo: { optimizer: { lr: 1e-2 }, loop: { batchSize: 4, maxSteps: 1 }, beta: 0.1 },
+  };
+  const hooks = { stage: () => ({}) };
+  await runPipeline(store, cpu(), spec, hooks);
+  const weights = `${w.dir}/run/dpo/model.safetensors`;
+  const cache = `${w.dir}/run/ref_cache/ref_cache.bin`;
+  const trained = await Deno.readFile(weights);
+  // Another run's weights at the output path (here: SFT's), and a truncated cache.
+  await Deno.copyFile(`${w.dir}/run/sft/model.safetensors`, weights);
+  await Deno.writeFile(cache, (await Deno.readFile(cache)).subarray(0, 100));
+  const again = await runPipeline(store, cpu(), spec, hooks);
+  assert.equal(again.sft.skipped, true);
+  assert.equal(again.precompute.skipped, false, "a truncated cache is recomputed");
+  assert.equal(again.dpo.skipped, false, "foreign weights are not 'up to date'");
+  assert.deepEqual(await Deno.readFile(weights), trained, "the rerun writes the same weights");
+  await Deno.remove(w.dir, { recursive: true });
+});
