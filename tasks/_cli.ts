@@ -133,6 +133,9 @@ export function parseFlagsOrThrow(
 const INPUT_ERRORS = new Set([
   "UsageError",
   "ValidationError",
+  "NonFiniteInputError",
+  "LockError",
+  "OutputDirError",
   "PromptsError",
   "CacheError",
   "ConfigError",

@@ -76,7 +76,16 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   "eval-steps": { type: "number", default: 0, help: "evaluate every N steps (0 = at the end)" },
   "logging-steps": { type: "number", default: 10, help: "log metrics every N steps" },
   "save-steps": { type: "number", default: 0, help: "checkpoint every N steps (0 = off)" },
-  resume: { type: "boolean", default: false, help: "continue from the newest checkpoint" },
+  resume: {
+    type: "boolean",
+    default: false,
+    help: "continue from the newest checkpoint of this run (same options, data and model)",
+  },
+  "overwrite-output-dir": {
+    type: "boolean",
+    default: false,
+    help: "clear another run's outputs from --output-dir instead of refusing to start",
+  },
 };
 
 const num = (f: Flags, k: string) => f[k] as number;

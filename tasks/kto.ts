@@ -88,6 +88,7 @@ await runMain(async () => {
       optimizer: optimizerOf(flags),
       loop: loopOf(flags),
       resume: flags.resume as boolean,
+      overwriteOutputDir: flags.overwriteOutputDir as boolean,
       force: flags.force as boolean,
     }, hooks));
   if (skipped) console.error(`${flags.outputDir} is up to date: skipped (--force redoes it)`);

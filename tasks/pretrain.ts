@@ -44,6 +44,11 @@ const flags = parseFlags(
       help: "backend",
     },
     force: { type: "boolean", default: false, help: "redo even when the model is up to date" },
+    "overwrite-output-dir": {
+      type: "boolean",
+      default: false,
+      help: "clear another run's outputs from --output-dir instead of refusing to start",
+    },
     json: { type: "boolean", default: false, help: "print the final metrics as JSON on stdout" },
   },
 );
@@ -72,6 +77,7 @@ await runMain(async () => {
     evalSteps: positiveInt("eval-steps", Number(flags.evalSteps)),
     seed: Number(flags.seed),
     force: flags.force as boolean,
+    overwriteOutputDir: flags.overwriteOutputDir as boolean,
   };
   const backend = await openBackend(flags.device as DeviceChoice);
   const hooks = stageHooks("pretrain", ["loss", "grad_norm"]);

@@ -192,6 +192,13 @@ export async function decodeCache(bytes: Uint8Array, source: string): Promise<Re
         : pv.getUint32(offset + i * 4, true);
     }
     offset += count * (c.dtype === "f64" ? 8 : 4);
+    const bad = data.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) {
+      return fail(
+        `column ${c.name} holds ${data[bad]} at row ${bad}: a reference log-prob must be finite ` +
+          "(recompute the cache with deno task precompute --force)",
+      );
+    }
     columns[c.name] = data;
   }
   return { header, columns };

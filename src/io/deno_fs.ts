@@ -87,4 +87,41 @@ export class DenoFileStore implements FileStore {
     }
     return names.sort();
   }
+
+  /** {@inheritDoc FileStore.remove} */
+  async remove(path: string): Promise<void> {
+    try {
+      await Deno.remove(path, { recursive: true });
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return;
+      rethrow(path, error);
+    }
+  }
+
+  /** {@inheritDoc FileStore.createExclusive} */
+  async createExclusive(path: string, bytes: Uint8Array): Promise<boolean> {
+    try {
+      await Deno.writeFile(path, bytes, { createNew: true });
+      return true;
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) return false;
+      rethrow(path, error);
+    }
+  }
+
+  /** {@inheritDoc FileStore.processId} */
+  processId(): number {
+    return Deno.pid;
+  }
+
+  /** {@inheritDoc FileStore.processAlive}: /proc on Linux; elsewhere assumed alive. */
+  async processAlive(id: number): Promise<boolean> {
+    if (id === Deno.pid || Deno.build.os !== "linux") return true;
+    try {
+      await Deno.stat(`/proc/${id}`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
 }

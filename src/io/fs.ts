@@ -27,6 +27,17 @@ export interface FileStore {
   mkdirp(path: string): Promise<void>;
   /** Names (not paths) of the entries of a folder, sorted. Rejects when the folder does not exist. */
   list(dir: string): Promise<string[]>;
+  /** Removes a file, or a folder with everything in it; succeeds when nothing is there. */
+  remove(path: string): Promise<void>;
+  /**
+   * Creates a file only if nothing is at `path`, in one step no other writer can interleave with
+   * (the primitive of lock files). Resolves false, writing nothing, when something is there.
+   */
+  createExclusive(path: string, bytes: Uint8Array): Promise<boolean>;
+  /** An id of this process, written into lock files. */
+  processId(): number;
+  /** Whether the process that wrote a lock file still runs (true when it cannot be told). */
+  processAlive(id: number): Promise<boolean>;
 }
 
 /** Raised by a {@link FileStore} when a file or folder is missing, so callers can say what to do. */

@@ -101,6 +101,32 @@ export class MemoryFileStore implements FileStore {
     return Promise.resolve([...names].sort());
   }
 
+  /** {@inheritDoc FileStore.remove} */
+  remove(path: string): Promise<void> {
+    const key = normalize(path);
+    const inside = (p: string) => p === key || p.startsWith(key + "/");
+    for (const p of [...this.#files.keys()]) if (inside(p)) this.#files.delete(p);
+    for (const d of [...this.#dirs]) if (inside(d) && d !== "." && d !== "/") this.#dirs.delete(d);
+    return Promise.resolve();
+  }
+
+  /** {@inheritDoc FileStore.createExclusive} */
+  async createExclusive(path: string, bytes: Uint8Array): Promise<boolean> {
+    if (await this.exists(path)) return false;
+    await this.writeFileAtomic(path, bytes);
+    return true;
+  }
+
+  /** {@inheritDoc FileStore.processId}: one id per store (a page or a worker is one process). */
+  processId(): number {
+    return 1;
+  }
+
+  /** {@inheritDoc FileStore.processAlive}: a lock in memory was written by this process. */
+  processAlive(_id: number): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
   #addDirs(path: string): void {
     for (let dir = path; !this.#dirs.has(dir); dir = dirname(dir)) this.#dirs.add(dir);
   }

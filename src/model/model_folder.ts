@@ -6,6 +6,7 @@
  * @module
  */
 
+import { NonFiniteError } from "./params.ts";
 import type { Backend } from "../backend/mod.ts";
 import { loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
 import { type FileStore, joinPath } from "../io/fs.ts";
@@ -87,6 +88,15 @@ export async function saveModel(
     {},
 ): Promise<void> {
   const weights = await model.params.readAll();
+  for (const [name, t] of weights) {
+    const bad = Array.prototype.findIndex.call(t.data, (x: number) => !Number.isFinite(x));
+    if (bad >= 0) {
+      throw new NonFiniteError(
+        `not saving ${dir}: tensor ${name} holds ${t.data[bad]} at element ${bad} (training ` +
+          "diverged; lower --learning-rate or set --max-grad-norm)",
+      );
+    }
+  }
   const tensors = new Map(
     [...weights].map(([name, t]) => [name, { shape: t.shape, data: Float32Array.from(t.data) }]),
   );

@@ -10,6 +10,19 @@ import type { Backend, Tensor } from "../backend/mod.ts";
 import { type ModelConfig, parameterShapes } from "./config.ts";
 
 /** Offsets are multiples of 64 elements: the 256-byte alignment of a WebGPU binding. */
+
+/**
+ * Non-finite numbers where a model needs finite ones. `input` is true when they came in with the
+ * user's files (bad input, exit 2 on the command line) and false when a run produced them (its
+ * training diverged, exit 1).
+ */
+export class NonFiniteError extends Error {
+  constructor(message: string, readonly input = false) {
+    super(message);
+    this.name = input ? "NonFiniteInputError" : "NonFiniteError";
+  }
+}
+
 export const PARAM_ALIGN = 64;
 
 /** One parameter's place in the arena. */
@@ -111,6 +124,14 @@ export class ParamArena {
         );
       }
       flat.set(t.data, slot.offset);
+      const bad = Array.prototype.findIndex.call(t.data, (x: number) => !Number.isFinite(x));
+      if (bad >= 0) {
+        throw new NonFiniteError(
+          `${source}: tensor ${slot.name} holds ${t.data[bad]} at element ${bad}; a model with ` +
+            "non-finite weights cannot be trained or scored (was it saved from a diverged run?)",
+          true,
+        );
+      }
     }
     for (const name of tensors.keys()) {
       if (!this.layout.byName.has(name) && !ignore.some((p) => name.endsWith(p))) {

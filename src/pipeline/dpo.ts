@@ -162,59 +162,67 @@ export async function runDpo(
     adapter: backend.adapterName,
     outputs: [joinPath(options.outputDir, "model.safetensors")],
     force: options.force,
+    outputDir: options.outputDir,
+    overwrite: options.overwriteOutputDir,
+    log: hooks.log,
   });
   if (stage.upToDate) return await skippedTraining(store, options.outputDir);
   const { manifest } = stage;
-  manifest.sources = {
-    policy: options.model,
-    reference: withReference ? cache?.header.reference_source ?? options.refModel ?? "" : "",
-    ...(cachePath ? { reference_cache: cachePath } : {}),
-  };
-  manifest.datasets = Object.fromEntries(prepared.sections.map((s) => [s.name, s.report]));
-  manifest.results = { device_bytes: backend.bytesByRole() };
+  try {
+    manifest.sources = {
+      policy: options.model,
+      reference: withReference ? cache?.header.reference_source ?? options.refModel ?? "" : "",
+      ...(cachePath ? { reference_cache: cachePath } : {}),
+    };
+    manifest.datasets = Object.fromEntries(prepared.sections.map((s) => [s.name, s.report]));
+    manifest.results = { device_bytes: backend.bytesByRole() };
 
-  const evaluate = evalSplit
-    ? () =>
-      evaluatePairs(
-        model,
-        evalSplit.examples,
-        padTokenId,
-        loop.batchSize,
-        spec,
-        cache ? cacheColumn(cache, "eval") : undefined,
-        live,
-      )
-    : undefined;
-  const rows = await runLoop({
-    store,
-    outputDir: options.outputDir,
-    model,
-    optimizer,
-    trainer,
-    examples: train.examples.length,
-    options: loop,
-    tokenizerFrom: options.model,
-    rawConfig,
-    resume: options.resume,
-  }, {
-    microBatch: (indices) => {
-      const part = indices.map((i) => train.examples[i]);
-      const batch = collatePreference(part, { padTokenId });
-      const P = part.length;
-      const referenceLogps = trainRef ? new Float64Array(2 * P) : undefined;
-      if (referenceLogps) {
-        indices.forEach((i, j) => [referenceLogps[j], referenceLogps[P + j]] = trainRef!(i));
-      }
-      return { batch, referenceLogps };
-    },
-    evaluate,
-    ...hooks,
-  });
-  await stage.finish({
-    final: rows.at(-1),
-    device_bytes: backend.bytesByRole(),
-  });
-  return { skipped: false, rows };
+    const evaluate = evalSplit
+      ? () =>
+        evaluatePairs(
+          model,
+          evalSplit.examples,
+          padTokenId,
+          loop.batchSize,
+          spec,
+          cache ? cacheColumn(cache, "eval") : undefined,
+          live,
+        )
+      : undefined;
+    const rows = await runLoop({
+      store,
+      outputDir: options.outputDir,
+      model,
+      optimizer,
+      trainer,
+      examples: train.examples.length,
+      options: loop,
+      tokenizerFrom: options.model,
+      rawConfig,
+      resume: options.resume,
+      runFingerprint: manifest.stage_fingerprint,
+    }, {
+      microBatch: (indices) => {
+        const part = indices.map((i) => train.examples[i]);
+        const batch = collatePreference(part, { padTokenId });
+        const P = part.length;
+        const referenceLogps = trainRef ? new Float64Array(2 * P) : undefined;
+        if (referenceLogps) {
+          indices.forEach((i, j) => [referenceLogps[j], referenceLogps[P + j]] = trainRef!(i));
+        }
+        return { batch, referenceLogps };
+      },
+      evaluate,
+      ...hooks,
+    });
+    await stage.finish({
+      final: rows.at(-1),
+      device_bytes: backend.bytesByRole(),
+    });
+    return { skipped: false, rows };
+  } finally {
+    await stage.release();
+  }
 }
 
 /**

@@ -58,38 +58,42 @@ export async function runEvalStage(
     force: options.force,
   });
   if (stage.upToDate) return { skipped: true, rows: [], report };
-  const names = options.names ?? ["SFT", "DPO"];
-  const comparison = await evaluateFolders(store, backend, {
-    ...options,
-    model: options.policyDir,
-    refModel: options.referenceDir,
-    names,
-  });
-  await store.mkdirp(options.outputDir);
-  const { reference, policy } = comparison;
-  const results = {
-    [names[0]]: { ...reference, samples: undefined },
-    [names[1]]: { ...policy, samples: undefined },
-    samples: comparison.samples,
-  };
-  await store.writeFileAtomic(
-    joinPath(options.outputDir, "eval.json"),
-    new TextEncoder().encode(JSON.stringify(results, null, 2) + "\n"),
-  );
-  const metrics = await readRows(store, joinPath(options.policyDir, "metrics.jsonl"));
-  const html = await renderReport({
-    title: options.title ?? `DPO run report: ${options.policyDir}`,
-    metrics,
-    evalTable: comparison.evalTable,
-    samples: comparison.samples,
-    manifest: policyManifest,
-  });
-  await store.writeFileAtomic(report, new TextEncoder().encode(html));
-  await stage.finish({
-    reward: { [names[0]]: reference.reward, [names[1]]: policy.reward },
-    reward_sd: { [names[0]]: reference.rewardStd, [names[1]]: policy.rewardStd },
-    kl: policy.kl,
-    accuracy: policy.pairs?.accuracy,
-  });
-  return { skipped: false, rows: [], comparison, report };
+  try {
+    const names = options.names ?? ["SFT", "DPO"];
+    const comparison = await evaluateFolders(store, backend, {
+      ...options,
+      model: options.policyDir,
+      refModel: options.referenceDir,
+      names,
+    });
+    await store.mkdirp(options.outputDir);
+    const { reference, policy } = comparison;
+    const results = {
+      [names[0]]: { ...reference, samples: undefined },
+      [names[1]]: { ...policy, samples: undefined },
+      samples: comparison.samples,
+    };
+    await store.writeFileAtomic(
+      joinPath(options.outputDir, "eval.json"),
+      new TextEncoder().encode(JSON.stringify(results, null, 2) + "\n"),
+    );
+    const metrics = await readRows(store, joinPath(options.policyDir, "metrics.jsonl"));
+    const html = await renderReport({
+      title: options.title ?? `DPO run report: ${options.policyDir}`,
+      metrics,
+      evalTable: comparison.evalTable,
+      samples: comparison.samples,
+      manifest: policyManifest,
+    });
+    await store.writeFileAtomic(report, new TextEncoder().encode(html));
+    await stage.finish({
+      reward: { [names[0]]: reference.reward, [names[1]]: policy.reward },
+      reward_sd: { [names[0]]: reference.rewardStd, [names[1]]: policy.rewardStd },
+      kl: policy.kl,
+      accuracy: policy.pairs?.accuracy,
+    });
+    return { skipped: false, rows: [], comparison, report };
+  } finally {
+    await stage.release();
+  }
 }

@@ -271,61 +271,69 @@ export async function runKto(
     adapter: backend.adapterName,
     outputs: [joinPath(options.outputDir, "model.safetensors")],
     force: options.force,
+    outputDir: options.outputDir,
+    overwrite: options.overwriteOutputDir,
+    log: hooks.log,
   });
   if (stage.upToDate) return await skippedTraining(store, options.outputDir);
   const { manifest } = stage;
-  manifest.sources = {
-    policy: options.model,
-    reference: cache.header.reference_source ?? "",
-    reference_cache: cachePath,
-  };
-  manifest.datasets = Object.fromEntries(prepared.sections.map((s) => [s.name, s.report]));
+  try {
+    manifest.sources = {
+      policy: options.model,
+      reference: cache.header.reference_source ?? "",
+      reference_cache: cachePath,
+    };
+    manifest.datasets = Object.fromEntries(prepared.sections.map((s) => [s.name, s.report]));
 
-  const rows = await runLoop({
-    store,
-    outputDir: options.outputDir,
-    model,
-    optimizer,
-    trainer,
-    examples: train.examples.length,
-    options: loop,
-    tokenizerFrom: options.model,
-    rawConfig,
-    resume: options.resume,
-  }, {
-    microBatch: (indices) => {
-      const part = indices.map((i) => pairs[0][i]);
-      const B = part.length;
-      const rows = (pick: "chosenIds" | "rejectedIds") =>
-        collateSequences(part.map((p) => ({ promptIds: p.promptIds, completionIds: p[pick] })), {
-          padTokenId,
-        });
-      const batch = rows("chosenIds"), kl = rows("rejectedIds");
-      const referenceLogps = new Float64Array(2 * B);
-      indices.forEach((i, j) => [referenceLogps[j], referenceLogps[B + j]] = trainRef(i));
-      return {
-        batch,
-        klBatch: kl,
-        referenceLogps,
-        labels: indices.map((i) => (train.examples[i].label ? 1 : 0)),
-      };
-    },
-    evaluate: evalSplit
-      ? () => {
-        const evalRef = ktoColumn(cache, "eval", cachePath);
-        return evaluateUnpaired(model, pairs[1], evalSplit.examples, padTokenId, loop.batchSize, {
-          spec,
-          reference: evalRef,
-        });
-      }
-      : undefined,
-    ...hooks,
-  });
-  await stage.finish({
-    final: rows.at(-1),
-    device_bytes: backend.bytesByRole(),
-  });
-  return { skipped: false, rows };
+    const rows = await runLoop({
+      store,
+      outputDir: options.outputDir,
+      model,
+      optimizer,
+      trainer,
+      examples: train.examples.length,
+      options: loop,
+      tokenizerFrom: options.model,
+      rawConfig,
+      resume: options.resume,
+      runFingerprint: manifest.stage_fingerprint,
+    }, {
+      microBatch: (indices) => {
+        const part = indices.map((i) => pairs[0][i]);
+        const B = part.length;
+        const rows = (pick: "chosenIds" | "rejectedIds") =>
+          collateSequences(part.map((p) => ({ promptIds: p.promptIds, completionIds: p[pick] })), {
+            padTokenId,
+          });
+        const batch = rows("chosenIds"), kl = rows("rejectedIds");
+        const referenceLogps = new Float64Array(2 * B);
+        indices.forEach((i, j) => [referenceLogps[j], referenceLogps[B + j]] = trainRef(i));
+        return {
+          batch,
+          klBatch: kl,
+          referenceLogps,
+          labels: indices.map((i) => (train.examples[i].label ? 1 : 0)),
+        };
+      },
+      evaluate: evalSplit
+        ? () => {
+          const evalRef = ktoColumn(cache, "eval", cachePath);
+          return evaluateUnpaired(model, pairs[1], evalSplit.examples, padTokenId, loop.batchSize, {
+            spec,
+            reference: evalRef,
+          });
+        }
+        : undefined,
+      ...hooks,
+    });
+    await stage.finish({
+      final: rows.at(-1),
+      device_bytes: backend.bytesByRole(),
+    });
+    return { skipped: false, rows };
+  } finally {
+    await stage.release();
+  }
 }
 
 /** KTO eval metrics on held-out examples (TRL's names without the eval_ prefix). */

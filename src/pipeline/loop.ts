@@ -19,6 +19,8 @@ import type { DeviceOptimizer, OptimizerOptions } from "../train/optimizer.ts";
 import type { SplitSpec, TokenOptions } from "../data/prepare.ts";
 import type { MicroBatch, Trainer } from "../train/trainer.ts";
 import { renderReport } from "../eval/report.ts";
+import { NonFiniteError } from "../model/params.ts";
+import { checkpointFingerprint, TRAINER_STATE } from "./stage.ts";
 
 /** Loop options (TRL/HF TrainingArguments names). */
 export interface LoopOptions {
@@ -63,6 +65,11 @@ export interface TrainStageOptions {
   resume?: boolean;
   /** Redo the stage even when its outputs are up to date. @default false */
   force?: boolean;
+  /**
+   * Clear another run's outputs from outputDir instead of refusing to start (TRL's
+   * `overwrite_output_dir`). @default false
+   */
+  overwriteOutputDir?: boolean;
 }
 
 /** Resolved loop options. */
@@ -123,13 +130,26 @@ export interface LoopContext {
   resume?: boolean;
   /** Write report.html with the training curves. @default true */
   report?: boolean;
+  /**
+   * The run's identity (its stage fingerprint): written into each checkpoint, and `resume` takes
+   * only a checkpoint that carries it.
+   */
+  runFingerprint?: string;
 }
 
-const STATE_FILE = "trainer_state.json";
+const STATE_FILE = TRAINER_STATE;
 const OPTIMIZER_FILE = "optimizer.safetensors";
 
-/** The newest checkpoint folder of `dir` that was written completely, or undefined. */
-export async function newestCheckpoint(store: FileStore, dir: string): Promise<string | undefined> {
+/**
+ * The newest checkpoint folder of `dir` that was written completely by the run `fingerprint`
+ * (any run when it is undefined), or undefined; `log` hears which others were passed over, why.
+ */
+export async function newestCheckpoint(
+  store: FileStore,
+  dir: string,
+  fingerprint?: string,
+  log?: (message: string) => void,
+): Promise<string | undefined> {
   if (!await store.exists(dir)) return undefined;
   const steps = (await store.list(dir))
     .map((name) => /^checkpoint-(\d+)$/.exec(name))
@@ -139,7 +159,15 @@ export async function newestCheckpoint(store: FileStore, dir: string): Promise<s
   for (const step of steps) {
     const path = joinPath(dir, `checkpoint-${step}`);
     // trainer_state.json is written last: without it the checkpoint is incomplete.
-    if (await store.exists(joinPath(path, STATE_FILE))) return path;
+    if (!await store.exists(joinPath(path, STATE_FILE))) {
+      log?.(`passed over ${path}: incomplete (no ${STATE_FILE})`);
+      continue;
+    }
+    if (fingerprint && await checkpointFingerprint(store, path) !== fingerprint) {
+      log?.(`passed over ${path}: written by another run (other options, data or model)`);
+      continue;
+    }
+    return path;
   }
   return undefined;
 }
@@ -160,7 +188,7 @@ export async function runLoop(
   let rows: Array<Record<string, number>> = [];
   let step = 0;
   if (ctx.resume) {
-    const checkpoint = await newestCheckpoint(store, outputDir);
+    const checkpoint = await newestCheckpoint(store, outputDir, ctx.runFingerprint, hooks.log);
     if (checkpoint) {
       const state = JSON.parse(await store.readText(joinPath(checkpoint, STATE_FILE)));
       step = state.global_step;
@@ -168,7 +196,7 @@ export async function runLoop(
       await restoreTrainingState(store, checkpoint, model, optimizer);
       optimizer.step = step;
       hooks.log?.(`resumed from ${checkpoint} at step ${step}`);
-    } else hooks.log?.(`no checkpoint in ${outputDir}: starting from step 0`);
+    } else hooks.log?.(`no checkpoint of this run in ${outputDir}: starting from step 0`);
   }
   const metricsPath = joinPath(outputDir, "metrics.jsonl");
   const writeRows = () =>
@@ -199,6 +227,7 @@ export async function runLoop(
       const row = { ...metrics, epoch, step, tokens_per_s: tokens / seconds };
       rows.push(row);
       hooks.onLog?.(row);
+      await stopIfNonFinite(row, step, o.loggingSteps, writeRows);
       tokens = 0;
       windowStart = performance.now();
     }
@@ -227,6 +256,30 @@ export async function runLoop(
     await store.writeFileAtomic(joinPath(outputDir, "report.html"), new TextEncoder().encode(html));
   }
   return rows;
+}
+
+/**
+ * The loss and the gradient norm come back at every logging step (the loss summed over the
+ * steps since the last one): a non-finite value there stops the run before it writes anything
+ * more. The metrics so far are kept for diagnosis; checkpoints already written stay as they are.
+ */
+async function stopIfNonFinite(
+  row: Record<string, number>,
+  step: number,
+  loggingSteps: number,
+  writeRows: () => Promise<void>,
+): Promise<void> {
+  for (const name of ["loss", "grad_norm"]) {
+    const value = row[name];
+    if (value === undefined || Number.isFinite(value)) continue;
+    await writeRows();
+    const from = Math.max(1, step - loggingSteps + 1);
+    throw new NonFiniteError(
+      `training diverged: ${name} is ${value} at step ${step} (in the steps ${from}..${step}); ` +
+        "the run stopped without saving its weights (earlier checkpoints are kept). Lower " +
+        "--learning-rate or set --max-grad-norm",
+    );
+  }
 }
 
 function evalRow(metrics: Record<string, number>, epoch: number, step: number) {
@@ -260,7 +313,12 @@ async function saveTrainingCheckpoint(
     data: data as Float32Array,
   }]));
   await ctx.store.writeFileAtomic(joinPath(dir, OPTIMIZER_FILE), writeSafetensors(tensors));
-  const state = { global_step: step, optimizer: ctx.optimizer.options.kind, log_history: rows };
+  const state = {
+    global_step: step,
+    optimizer: ctx.optimizer.options.kind,
+    run_fingerprint: ctx.runFingerprint,
+    log_history: rows,
+  };
   await ctx.store.writeFileAtomic(
     joinPath(dir, STATE_FILE),
     new TextEncoder().encode(JSON.stringify(state, null, 1) + "\n"),

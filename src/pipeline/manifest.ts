@@ -109,7 +109,10 @@ export interface StageResult {
 
 /** Options that do not change a stage's outputs, left out of its fingerprint. */
 export function fingerprintedOptions(options: object): Record<string, unknown> {
-  const { resume: _r, force: _f, ...rest } = options as Record<string, unknown>;
+  const { resume: _r, force: _f, overwriteOutputDir: _o, ...rest } = options as Record<
+    string,
+    unknown
+  >;
   return rest;
 }
 

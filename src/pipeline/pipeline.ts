@@ -101,6 +101,8 @@ export async function runSftAndReference(
       optimizer: spec.sft.optimizer,
       loop: spec.sft.loop,
       force: spec.force,
+      // The run folder belongs to the pipeline: a changed setting redoes the stage in place.
+      overwriteOutputDir: true,
     }, hooks.stage("sft")));
   // A redone SFT changes the reference, and the fingerprints carry that forward.
   const precompute = await timed("precompute", () =>
@@ -144,6 +146,7 @@ export async function runPipeline(
       optimizer: spec.dpo.optimizer,
       loop: spec.dpo.loop,
       force: spec.force,
+      overwriteOutputDir: true,
     }, hooks.stage("dpo")));
   if (!spec.evalPrompts) return { sft, precompute, dpo };
   if (!spec.reward) throw new RangeError("the pipeline's evalPrompts need a reward to measure");

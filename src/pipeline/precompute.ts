@@ -73,6 +73,7 @@ export async function runPrecompute(
     adapter: backend.adapterName,
     outputs: [options.output],
     force: options.force,
+    log: hooks.log,
   });
   const { manifest } = stage;
   const all = prepared.sections.flatMap((s) => s.examples);
@@ -84,50 +85,54 @@ export async function runPrecompute(
   if (stage.upToDate) {
     return { referenceFingerprint, examples: slice.length, skipped: true };
   }
-  const batchSize = options.batchSize ?? 16;
-  const model = new LlamaModel(backend, config, {
-    maxBatch: 2 * batchSize,
-    maxSeqLen: longestPair(slice.length ? slice : all),
-    trainable: false,
-  });
-  model.params.writeAll(weights, { source: options.model });
-  hooks.log?.(
-    `scoring ${slice.length} pairs (examples ${start}..${end} of ${total}) with ${options.model}`,
-  );
-  const scores = await scorePairs(model, slice, {
-    batchSize,
-    padTokenId: tokenizer.padTokenId,
-    onProgress: (done) => hooks.onProgress?.(done, slice.length),
-  });
-  const bytes = await encodeCache(
-    {
-      reference_fingerprint: referenceFingerprint,
-      reference_source: options.model,
-      sections: cacheSections(prepared),
-      tokenizer_fingerprint: prepared.tokenizerFingerprint,
-      token_options: prepared.tokenOptions,
-      total,
+  try {
+    const batchSize = options.batchSize ?? 16;
+    const model = new LlamaModel(backend, config, {
+      maxBatch: 2 * batchSize,
+      maxSeqLen: longestPair(slice.length ? slice : all),
+      trainable: false,
+    });
+    model.params.writeAll(weights, { source: options.model });
+    hooks.log?.(
+      `scoring ${slice.length} pairs (examples ${start}..${end} of ${total}) with ${options.model}`,
+    );
+    const scores = await scorePairs(model, slice, {
+      batchSize,
+      padTokenId: tokenizer.padTokenId,
+      onProgress: (done) => hooks.onProgress?.(done, slice.length),
+    });
+    const bytes = await encodeCache(
+      {
+        reference_fingerprint: referenceFingerprint,
+        reference_source: options.model,
+        sections: cacheSections(prepared),
+        tokenizer_fingerprint: prepared.tokenizerFingerprint,
+        token_options: prepared.tokenOptions,
+        total,
+        start,
+        end,
+        adapter: backend.adapterName,
+        created: new Date().toISOString(),
+      },
+      {
+        chosen_logp: scores.chosenLogps,
+        rejected_logp: scores.rejectedLogps,
+        chosen_len: scores.chosenTokens,
+        rejected_len: scores.rejectedTokens,
+      },
+    );
+    await store.mkdirp(dirname(options.output));
+    await store.writeFileAtomic(options.output, bytes);
+    manifest.sources = { reference: options.model };
+    manifest.datasets = Object.fromEntries(prepared.sections.map((s) => [s.name, s.report]));
+    await stage.finish({
+      examples: slice.length,
       start,
       end,
-      adapter: backend.adapterName,
-      created: new Date().toISOString(),
-    },
-    {
-      chosen_logp: scores.chosenLogps,
-      rejected_logp: scores.rejectedLogps,
-      chosen_len: scores.chosenTokens,
-      rejected_len: scores.rejectedTokens,
-    },
-  );
-  await store.mkdirp(dirname(options.output));
-  await store.writeFileAtomic(options.output, bytes);
-  manifest.sources = { reference: options.model };
-  manifest.datasets = Object.fromEntries(prepared.sections.map((s) => [s.name, s.report]));
-  await stage.finish({
-    examples: slice.length,
-    start,
-    end,
-    total,
-  });
-  return { referenceFingerprint, examples: slice.length, skipped: false };
+      total,
+    });
+    return { referenceFingerprint, examples: slice.length, skipped: false };
+  } finally {
+    await stage.release();
+  }
 }

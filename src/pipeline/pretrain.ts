@@ -49,6 +49,8 @@ export interface PretrainOptions {
   seed: number;
   /** Redo even when the model is up to date. @default false */
   force?: boolean;
+  /** Clear another run's outputs from outputDir instead of refusing. @default false */
+  overwriteOutputDir?: boolean;
 }
 
 /** Held-out fraction of the corpus and the longest sequence, fixed for the world. */
@@ -104,7 +106,7 @@ export async function runPretrain(
     eos_token_id: tokenizer.eosTokenId,
     pad_token_id: tokenizer.padTokenId,
   });
-  const { force: _force, outputDir, ...recorded } = o;
+  const { force: _force, overwriteOutputDir: _overwrite, outputDir, ...recorded } = o;
   const stage = await openStage(store, {
     stage: "pretrain",
     manifestPath: joinPath(outputDir, "manifest.json"),
@@ -118,62 +120,69 @@ export async function runPretrain(
     adapter: backend.adapterName,
     outputs: [joinPath(outputDir, "model.safetensors")],
     force: o.force,
+    outputDir,
+    overwrite: o.overwriteOutputDir,
+    log: hooks.log,
   });
   if (stage.upToDate) return await skippedTraining(store, outputDir);
-
-  const model = new LlamaModel(backend, config, { maxBatch: o.batchSize, maxSeqLen: longest });
-  model.params.writeAll(initWeights(model.layout, { seed: o.seed }));
-  const optimizer = new DeviceOptimizer(backend, model.layout, {
-    lr: o.learningRate,
-    schedule: "cosine",
-    warmupSteps: o.warmupSteps,
-    totalSteps: o.maxSteps,
-    weightDecay: o.weightDecay,
-  });
-  const entropy = unigramEntropy(train);
-  hooks.log?.(
-    `${model.layout.total} parameters; ${train.length} train / ${held.length} held-out ` +
-      `sequences (T <= ${longest}); unigram entropy ${entropy.toFixed(3)} nats`,
-  );
-  await store.mkdirp(outputDir);
-  const start = performance.now();
-  const rows = await runLoop({
-    store,
-    outputDir,
-    model,
-    optimizer,
-    trainer: new Trainer(model, optimizer, { kind: "nll" }),
-    examples: train.length,
-    options: {
-      batchSize: o.batchSize,
-      gradientAccumulationSteps: 1,
-      maxSteps: o.maxSteps,
-      numTrainEpochs: 1,
-      loggingSteps: o.loggingSteps,
-      evalSteps: o.evalSteps,
-      saveSteps: 0,
-      seed: o.seed,
-      dropLast: true,
-      evalOnStart: true,
-    },
-    tokenizerFrom: o.tokenizer,
-    report: false,
-  }, {
-    microBatch: (indices) => ({
-      batch: collateSft(indices.map((i) => train[i]), { padTokenId: 0 }),
-    }),
-    evaluate: async () => ({ loss: await sequenceLoss(model, held, 0, o.batchSize) }),
-    ...hooks,
-  });
-  const last = rows.findLast((r) => "loss" in r)!;
-  const results = {
-    loss: last.loss,
-    eval_loss: rows.at(-1)!.eval_loss,
-    unigram_entropy: entropy,
-    steps: o.maxSteps,
-    seconds: (performance.now() - start) / 1000,
-    parameters: model.layout.total,
-  };
-  await stage.finish(results);
-  return { skipped: false, rows, results };
+  try {
+    const model = new LlamaModel(backend, config, { maxBatch: o.batchSize, maxSeqLen: longest });
+    model.params.writeAll(initWeights(model.layout, { seed: o.seed }));
+    const optimizer = new DeviceOptimizer(backend, model.layout, {
+      lr: o.learningRate,
+      schedule: "cosine",
+      warmupSteps: o.warmupSteps,
+      totalSteps: o.maxSteps,
+      weightDecay: o.weightDecay,
+    });
+    const entropy = unigramEntropy(train);
+    hooks.log?.(
+      `${model.layout.total} parameters; ${train.length} train / ${held.length} held-out ` +
+        `sequences (T <= ${longest}); unigram entropy ${entropy.toFixed(3)} nats`,
+    );
+    await store.mkdirp(outputDir);
+    const start = performance.now();
+    const rows = await runLoop({
+      store,
+      outputDir,
+      model,
+      optimizer,
+      trainer: new Trainer(model, optimizer, { kind: "nll" }),
+      examples: train.length,
+      options: {
+        batchSize: o.batchSize,
+        gradientAccumulationSteps: 1,
+        maxSteps: o.maxSteps,
+        numTrainEpochs: 1,
+        loggingSteps: o.loggingSteps,
+        evalSteps: o.evalSteps,
+        saveSteps: 0,
+        seed: o.seed,
+        dropLast: true,
+        evalOnStart: true,
+      },
+      tokenizerFrom: o.tokenizer,
+      report: false,
+      runFingerprint: stage.manifest.stage_fingerprint,
+    }, {
+      microBatch: (indices) => ({
+        batch: collateSft(indices.map((i) => train[i]), { padTokenId: 0 }),
+      }),
+      evaluate: async () => ({ loss: await sequenceLoss(model, held, 0, o.batchSize) }),
+      ...hooks,
+    });
+    const last = rows.findLast((r) => "loss" in r)!;
+    const results = {
+      loss: last.loss,
+      eval_loss: rows.at(-1)!.eval_loss,
+      unigram_entropy: entropy,
+      steps: o.maxSteps,
+      seconds: (performance.now() - start) / 1000,
+      parameters: model.layout.total,
+    };
+    await stage.finish(results);
+    return { skipped: false, rows, results };
+  } finally {
+    await stage.release();
+  }
 }

@@ -98,37 +98,45 @@ export async function runSft(
     adapter: backend.adapterName,
     outputs: [joinPath(options.outputDir, "model.safetensors")],
     force: options.force,
+    outputDir: options.outputDir,
+    overwrite: options.overwriteOutputDir,
+    log: hooks.log,
   });
   if (stage.upToDate) return await skippedTraining(store, options.outputDir);
   const { manifest } = stage;
-  manifest.sources = { model: options.model };
-  manifest.datasets = { train: train.report, ...(evalSplit ? { eval: evalSplit.report } : {}) };
-  const rows = await runLoop({
-    store,
-    outputDir: options.outputDir,
-    model,
-    optimizer,
-    trainer,
-    examples: train.examples.length,
-    options: loop,
-    tokenizerFrom: options.model,
-    rawConfig,
-    resume: options.resume,
-  }, {
-    microBatch: (indices) => {
-      const part = indices.map((i) => train.examples[i]);
-      return { batch: collateSft(part, { padTokenId }) };
-    },
-    evaluate: evalSplit
-      ? async () => ({
-        loss: await sequenceLoss(model, evalSplit.examples, padTokenId, loop.batchSize),
-      })
-      : undefined,
-    ...hooks,
-  });
-  await stage.finish({
-    final: rows.at(-1),
-    device_bytes: backend.bytesByRole(),
-  });
-  return { skipped: false, rows };
+  try {
+    manifest.sources = { model: options.model };
+    manifest.datasets = { train: train.report, ...(evalSplit ? { eval: evalSplit.report } : {}) };
+    const rows = await runLoop({
+      store,
+      outputDir: options.outputDir,
+      model,
+      optimizer,
+      trainer,
+      examples: train.examples.length,
+      options: loop,
+      tokenizerFrom: options.model,
+      rawConfig,
+      resume: options.resume,
+      runFingerprint: manifest.stage_fingerprint,
+    }, {
+      microBatch: (indices) => {
+        const part = indices.map((i) => train.examples[i]);
+        return { batch: collateSft(part, { padTokenId }) };
+      },
+      evaluate: evalSplit
+        ? async () => ({
+          loss: await sequenceLoss(model, evalSplit.examples, padTokenId, loop.batchSize),
+        })
+        : undefined,
+      ...hooks,
+    });
+    await stage.finish({
+      final: rows.at(-1),
+      device_bytes: backend.bytesByRole(),
+    });
+    return { skipped: false, rows };
+  } finally {
+    await stage.release();
+  }
 }

@@ -8,12 +8,18 @@
  * SHA-256 the manifest recorded when the stage finished. So another run's weights left at the
  * output path, or a truncated file, make the stage run again instead of being "skipped".
  *
+ * While it works a stage holds a lock on its output (one run at a time), and its manifest says
+ * `complete: false` before anything else is written. A training stage's folder belongs to one
+ * run: a folder holding another run's outputs (another fingerprint in its manifest or in its
+ * checkpoints) is refused unless the caller asks to overwrite it, which clears those outputs.
+ *
  * @module
  */
 
 import type { FileStore } from "../io/fs.ts";
-import { basename, joinPath } from "../io/fs.ts";
+import { basename, dirname, joinPath } from "../io/fs.ts";
 import { sha256Hex } from "../io/hash.ts";
+import { acquireLock } from "../io/lock.ts";
 import {
   finishManifest,
   type Manifest,
@@ -21,7 +27,23 @@ import {
   readRows,
   type StageResult,
   startManifest,
+  writeManifest,
 } from "./manifest.ts";
+
+/** An output folder holds another run's outputs (exit 2 on the command line). */
+export class OutputDirError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "OutputDirError";
+  }
+}
+
+/** The files and folders of a training folder that a run writes (and an overwrite clears). */
+const RUN_OUTPUT =
+  /^(manifest\.json|model.*\.safetensors(\.index\.json)?|config\.json|metrics\.jsonl|report\.html|checkpoint-\d+)$/;
+
+/** The file in a checkpoint that records its step, history and run fingerprint. */
+export const TRAINER_STATE = "trainer_state.json";
 
 /** Hooks of a stage: messages and progress. */
 export interface StageHooks {
@@ -47,14 +69,25 @@ export interface StageDeclaration {
   outputs: readonly string[];
   /** Redo the work even when it is up to date. */
   force?: boolean;
+  /**
+   * The folder a training stage owns (checked for another run's outputs); absent for a stage
+   * that writes one file (precompute).
+   */
+  outputDir?: string;
+  /** Clear another run's outputs from `outputDir` instead of refusing (TRL's overwrite_output_dir). */
+  overwrite?: boolean;
+  /** Messages (a stale lock taken over, outputs cleared). */
+  log?: (message: string) => void;
 }
 
 /** An opened stage: its manifest to fill in, and whether the work is already done. */
 export interface OpenedStage {
   manifest: Manifest;
   upToDate: boolean;
-  /** Hashes the outputs, marks the manifest complete and writes it atomically. */
+  /** Hashes the outputs, marks the manifest complete, writes it atomically and unlocks. */
   finish(results?: Record<string, unknown>): Promise<Manifest>;
+  /** Unlocks without finishing (the stage failed); idempotent. */
+  release(): Promise<void>;
 }
 
 /** SHA-256 of each output, by file name. */
@@ -67,8 +100,29 @@ async function outputHashes(
   return hashes;
 }
 
-/** Starts a stage's manifest and checks whether its outputs are already there and whole. */
+/**
+ * Locks a stage's output, starts its manifest and checks whether its outputs are already there
+ * and whole; when they are not, claims the output folder and writes the incomplete manifest.
+ * @throws LockError while another run works there; OutputDirError for another run's folder.
+ */
 export async function openStage(store: FileStore, d: StageDeclaration): Promise<OpenedStage> {
+  const where = d.outputDir ?? d.outputs[0];
+  const lockPath = d.outputDir ? joinPath(d.outputDir, ".lock") : `${where}.lock`;
+  await store.mkdirp(dirname(lockPath));
+  const release = await acquireLock(store, lockPath, `${d.stage} output ${where}`, d.log);
+  try {
+    return await openLocked(store, d, release);
+  } catch (error) {
+    await release();
+    throw error;
+  }
+}
+
+async function openLocked(
+  store: FileStore,
+  d: StageDeclaration,
+  release: () => Promise<void>,
+): Promise<OpenedStage> {
   const manifest = await startManifest(d.stage, d.options, d.inputs, d.adapter);
   let upToDate = false;
   if (!d.force) {
@@ -88,14 +142,78 @@ export async function openStage(store: FileStore, d: StageDeclaration): Promise<
       }
     }
   }
+  if (upToDate) {
+    await release();
+    return { manifest, upToDate, finish: () => Promise.resolve(manifest), release };
+  }
+  if (d.outputDir) await claimFolder(store, d.outputDir, manifest.stage_fingerprint, d);
+  await writeManifest(store, d.manifestPath, manifest);
   return {
     manifest,
     upToDate,
     finish: async (results) => {
       manifest.outputs = await outputHashes(store, d.outputs);
-      return await finishManifest(store, d.manifestPath, manifest, results);
+      const done = await finishManifest(store, d.manifestPath, manifest, results);
+      await release();
+      return done;
     },
+    release,
   };
+}
+
+/** Why `dir` holds another run's outputs, or undefined when everything there is this run's. */
+async function foreignOutputs(
+  store: FileStore,
+  dir: string,
+  fingerprint: string,
+): Promise<string | undefined> {
+  const names = await store.list(dir);
+  const previous = await readManifest(store, joinPath(dir, "manifest.json"));
+  if (previous && previous.stage_fingerprint !== fingerprint) {
+    return `its manifest.json is of another run (stage ${previous.stage}, other options or inputs)`;
+  }
+  if (!previous && names.some((n) => /^model.*\.safetensors$/.test(n))) {
+    return "it holds a model without a manifest.json";
+  }
+  for (const name of names.filter((n) => /^checkpoint-\d+$/.test(n))) {
+    if (await checkpointFingerprint(store, joinPath(dir, name)) !== fingerprint) {
+      return `${name} is another run's checkpoint`;
+    }
+  }
+  return undefined;
+}
+
+/** The run fingerprint a checkpoint records, or undefined (incomplete, or older than this). */
+export async function checkpointFingerprint(
+  store: FileStore,
+  checkpoint: string,
+): Promise<string | undefined> {
+  try {
+    const state = JSON.parse(await store.readText(joinPath(checkpoint, TRAINER_STATE)));
+    return typeof state.run_fingerprint === "string" ? state.run_fingerprint : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Refuses, or with `overwrite` clears, another run's outputs in a training folder. */
+async function claimFolder(
+  store: FileStore,
+  dir: string,
+  fingerprint: string,
+  d: StageDeclaration,
+): Promise<void> {
+  const why = await foreignOutputs(store, dir, fingerprint);
+  if (!why) return;
+  if (!d.overwrite) {
+    throw new OutputDirError(
+      `${dir} holds another run's outputs (${why}): pass --overwrite-output-dir to clear them, ` +
+        "or choose another --output-dir",
+    );
+  }
+  const cleared = (await store.list(dir)).filter((n) => RUN_OUTPUT.test(n));
+  for (const name of cleared) await store.remove(joinPath(dir, name));
+  d.log?.(`cleared another run's outputs from ${dir} (${why}): ${cleared.join(", ")}`);
 }
 
 /** What a skipped training stage returns: the metrics rows it wrote when it ran. */
