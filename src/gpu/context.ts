@@ -25,6 +25,14 @@ export interface GpuTensor extends Tensor {
 /** Workgroup counts of a dispatch. */
 export type Groups = readonly [number, number?, number?];
 
+/**
+ * The lowest finite f32 as an exact WGSL literal (-(2 - 2^-23) * 2^127), the start of every
+ * running max. A decimal such as `-3.4028235e38` lies just beyond it: WGSL makes an
+ * unrepresentable f32 literal a shader-creation error, which Chromium's compiler (Tint) enforces
+ * and Deno's (naga) does not, so the hexadecimal form is the one both accept.
+ */
+export const F32_LOWEST = "-0x1.fffffep+127f";
+
 /** Returns the bit pattern of an f32, for packing floats into u32 uniform words. */
 export function f32bits(x: number): number {
   F32[0] = x;
@@ -58,6 +66,7 @@ export class GpuContext {
   readonly alignment: number;
 
   #pipelines = new Map<string, GPUComputePipeline>();
+  #sources = new Map<string, string>();
   #bindGroups = new Map<string, GPUBindGroup>();
   #uniformSlots = new Map<string, { buffer: GPUBuffer; offset: number; id: number }>();
   #uniformBuffers: Block[] = [];
@@ -171,8 +180,14 @@ export class GpuContext {
         compute: { module, entryPoint: "main" },
       });
       this.#pipelines.set(name, pipeline);
+      this.#sources.set(name, wgsl);
     }
     return pipeline;
+  }
+
+  /** The WGSL of every pipeline compiled so far, by name (the shader-catalog test reads it). */
+  compiledShaders(): ReadonlyMap<string, string> {
+    return this.#sources;
   }
 
   #uniform(words: ArrayLike<number>): { buffer: GPUBuffer; offset: number; id: number } {

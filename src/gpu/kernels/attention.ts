@@ -31,7 +31,7 @@
 
 import { attentionBackwardWorkgroup, attentionForwardWorkgroup } from "./attention_workgroup.ts";
 import type { Tensor } from "../../backend/mod.ts";
-import { f32bits, type GpuContext, grid1d } from "../context.ts";
+import { F32_LOWEST, f32bits, type GpuContext, grid1d } from "../context.ts";
 
 /** Rows per invocation of the attention kernels. */
 export interface AttentionTiling {
@@ -54,7 +54,7 @@ export const ATTENTION_TILING_CPU: AttentionTiling = { rows: 4, keys: 4 };
 export const ATTENTION_TILING_GPU: AttentionTiling = { rows: 1, keys: 1 };
 
 /** Largest head dimension (private arrays hold rows * D floats twice per invocation). */
-const MAX_HEAD_DIM = 256;
+export const MAX_HEAD_DIM = 256;
 /** Floats per private array, at most, where the head dimension allows (see {@link launch}). */
 const PRIVATE_FLOATS = 128;
 const WG = 64;
@@ -117,7 +117,7 @@ ${queryRows(R)}
   for (var d = 0u; d < D; d++) {
 ${each(R, (r) => `    qv[${r * cap}u + d] = q[q${r} + d];`)}
   }
-${each(R, (r) => `  var m${r} = -3.4028235e38;\n  var l${r} = 0.0;`)}
+${each(R, (r) => `  var m${r} = ${F32_LOWEST};\n  var l${r} = 0.0;`)}
   for (var s = 0u; s < sEnd; s++) {
     let kb = ((b * T + s) * Hkv + kvh) * D;
 ${each(R, (r) => `    var dot${r} = 0.0;`)}
@@ -269,21 +269,25 @@ export function attentionTiling(ctx: GpuContext): AttentionTiling | "workgroup" 
 /** WGSL per kernel name (one name per distinct text: head dimension and rows are baked in). */
 const generated = new Map<string, string>();
 
-function launch(
-  ctx: GpuContext,
-  kind: "Forward" | "BackwardRows" | "BackwardKv",
-  tensors: Tensor[],
-  shape: [number, number, number, number, number],
+/** The three kernels of the rows-per-invocation layout. */
+export type AttentionKernelKind = "Forward" | "BackwardRows" | "BackwardKv";
+
+/**
+ * Name and WGSL of one rows-per-invocation attention kernel for head dimension D and up to R rows
+ * per invocation (the rows actually used are returned too: they shrink as D grows).
+ */
+export function attentionKernel(
+  kind: AttentionKernelKind,
+  D: number,
   R: number,
-): void {
-  const [B, T, H, Hkv, D] = shape;
+): { name: string; wgsl: string; rows: number } {
   // Private arrays are sized for the head dimension rounded up to a power of two (at least 32),
   // so nearby head dimensions share one pipeline; loops run to the real D.
   const cap = Math.max(32, 2 ** Math.ceil(Math.log2(D)));
   // llvmpipe's compile time grows steeply with private-array size (a 512-float array alone takes
   // about 8 s), so the rows per invocation shrink as D grows: R * cap <= PRIVATE_FLOATS.
-  R = Math.max(1, Math.min(R, Math.floor(PRIVATE_FLOATS / cap)));
-  const name = `attention${kind}_d${cap}_r${R}`;
+  const rows = Math.max(1, Math.min(R, Math.floor(PRIVATE_FLOATS / cap)));
+  const name = `attention${kind}_d${cap}_r${rows}`;
   let wgsl = generated.get(name);
   if (!wgsl) {
     const make = kind === "Forward"
@@ -291,8 +295,20 @@ function launch(
       : kind === "BackwardRows"
       ? attentionBackwardRowsWgsl
       : attentionBackwardKvWgsl;
-    generated.set(name, wgsl = make(cap, R));
+    generated.set(name, wgsl = make(cap, rows));
   }
+  return { name, wgsl, rows };
+}
+
+function launch(
+  ctx: GpuContext,
+  kind: AttentionKernelKind,
+  tensors: Tensor[],
+  shape: [number, number, number, number, number],
+  maxRows: number,
+): void {
+  const [B, T, H, Hkv, D] = shape;
+  const { name, wgsl, rows: R } = attentionKernel(kind, D, maxRows);
   const rows = kind === "BackwardKv" ? T : T * (H / Hkv);
   const blocks = Math.ceil(rows / R);
   const maxPerDim = ctx.limits.maxComputeWorkgroupsPerDimension;

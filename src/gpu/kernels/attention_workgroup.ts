@@ -19,7 +19,7 @@
  */
 
 import type { Tensor } from "../../backend/mod.ts";
-import { f32bits, type GpuContext, grid1d } from "../context.ts";
+import { F32_LOWEST, f32bits, type GpuContext, grid1d } from "../context.ts";
 
 /** Workgroup size of the row kernels (a power of two for the tree reductions). */
 const ROW_WG = 64;
@@ -61,7 +61,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   workgroupBarrier();
 
   // Scores of this invocation's keys, kept in the probs row; then the row max by a fixed tree.
-  var localMax = -3.4028235e38;
+  var localMax = ${F32_LOWEST};
   for (var s = lid; s <= t; s += WG) {
     let kBase = ((b * T + s) * u.Hkv + kvh) * D;
     var dot = 0.0;

@@ -14,7 +14,7 @@
  */
 
 import type { DecodeRows, SampleSettings, Tensor } from "../../backend/mod.ts";
-import { f32bits, type GpuContext, grid1d } from "../context.ts";
+import { F32_LOWEST, f32bits, type GpuContext, grid1d } from "../context.ts";
 import { assertDistinct, LINEAR_INDEX } from "./elementwise.ts";
 
 /** Workgroup size of the sampling kernel (a power of two, for the tree reductions). */
@@ -100,7 +100,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var qh: array<${T}, W>;
   var acc: array<${T}, W>;
   for (var j = 0u; j < W; j++) { qh[j] = q[bh * W + j]; acc[j] = ${T}(0.0); }
-  var m = -3.4028235e38;
+  var m = ${F32_LOWEST};
   var sum = 0.0;
   for (var s = 0u; s < len; s++) {
     let kBase = ((b * u.L + s) * u.Hkv + kvh) * W;
@@ -311,7 +311,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var chosen = 0u;
   var logp = 0.0;
   if (sampleThisRow != 0u) {
-    var localMax = -3.4028235e38;
+    var localMax = ${F32_LOWEST};
     var localArg = 0xffffffffu;
     for (var i = lid; i < V; i += WG) {
       let l = logits[base + i];
@@ -360,7 +360,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
       let hash = mix32(mix32(mix32(u.seed ^ 0x9e3779b9u) ^ u32(rowState[st + 2u])) ^
         u32(rowState[st]));
-      var best = -3.4028235e38;
+      var best = ${F32_LOWEST};
       var bestIndex = 0xffffffffu;
       for (var i = lid; i < V; i += WG) {
         let z = logits[base + i] / temperature;

@@ -18,7 +18,7 @@
  */
 
 import type { Tensor } from "../../backend/mod.ts";
-import { type GpuContext, grid1d } from "../context.ts";
+import { F32_LOWEST, type GpuContext, grid1d } from "../context.ts";
 import { INPUT_ACCESS } from "./elementwise.ts";
 
 /**
@@ -41,7 +41,7 @@ struct Params { R: u32, V: u32 }
 @group(0) @binding(3) var<storage, ${INPUT_ACCESS}> referenceLogits: array<f32>;
 @group(0) @binding(4) var<storage, ${INPUT_ACCESS}> targets: array<i32>;
 const WG: u32 = ${workgroupSize}u;
-const LOWEST: f32 = -3.4028235e38;
+const LOWEST: f32 = ${F32_LOWEST};
 var<workgroup> maxA: array<f32, WG>;
 var<workgroup> sumA: array<f32, WG>;
 var<workgroup> dotA: array<f32, WG>;

@@ -15,7 +15,7 @@
  */
 
 import type { Tensor } from "../../backend/mod.ts";
-import { type GpuContext, grid1d } from "../context.ts";
+import { F32_LOWEST, type GpuContext, grid1d } from "../context.ts";
 
 /** Workgroup size of the row reduction (a power of two for the tree). */
 const ROW_WG = 256;
@@ -34,7 +34,7 @@ struct Params { R: u32, V: u32 }
 @group(0) @binding(3) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(4) var<storage, read_write> targets: array<i32>;
 const WG: u32 = ${ROW_WG}u;
-const LOWEST: f32 = -3.4028235e38;
+const LOWEST: f32 = ${F32_LOWEST};
 var<workgroup> partialMax: array<f32, WG>;
 var<workgroup> partialSum: array<f32, WG>;
 
