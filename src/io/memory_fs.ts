@@ -15,8 +15,10 @@ function normalize(path: string): string {
 }
 
 /**
- * A {@link FileStore} whose files live in a `Map`. Bytes are copied on the way in and out, so a
- * caller that reuses its buffer cannot change a stored file.
+ * A {@link FileStore} whose files live in a `Map`. By default bytes are copied on the way in and
+ * out, so a caller that reuses its buffer cannot change a stored file; `{ copy: false }` stores
+ * and returns the caller's own arrays (a browser holding a model of hundreds of MB, whose callers
+ * never write into what they read or wrote).
  *
  * @example
  * ```ts
@@ -27,13 +29,18 @@ function normalize(path: string): string {
 export class MemoryFileStore implements FileStore {
   readonly #files = new Map<string, Uint8Array>();
   readonly #dirs = new Set<string>([".", "/"]);
+  readonly #copy: (bytes: Uint8Array) => Uint8Array;
 
-  /** @param initial files to start with, path → bytes or UTF-8 text; their folders are created. */
-  constructor(initial: Record<string, Uint8Array | string> = {}) {
+  /**
+   * @param initial files to start with, path → bytes or UTF-8 text; their folders are created.
+   * @param options.copy copy bytes on every read and write (default true).
+   */
+  constructor(initial: Record<string, Uint8Array | string> = {}, options: { copy?: boolean } = {}) {
+    this.#copy = options.copy === false ? (b) => b : (b) => b.slice();
     for (const [path, content] of Object.entries(initial)) {
       const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;
       this.#addDirs(dirname(normalize(path)));
-      this.#files.set(normalize(path), bytes.slice());
+      this.#files.set(normalize(path), this.#copy(bytes));
     }
   }
 
@@ -46,7 +53,7 @@ export class MemoryFileStore implements FileStore {
   readFile(path: string): Promise<Uint8Array> {
     const bytes = this.#files.get(normalize(path));
     if (!bytes) return Promise.reject(new FileNotFoundError(path));
-    return Promise.resolve(bytes.slice());
+    return Promise.resolve(this.#copy(bytes));
   }
 
   /** {@inheritDoc FileStore.readText} */
@@ -68,7 +75,7 @@ export class MemoryFileStore implements FileStore {
     }
     // Same sequence as on disk: temporary entry, then a rename over the target.
     const temp = normalize(tempPathFor(target));
-    this.#files.set(temp, bytes.slice());
+    this.#files.set(temp, this.#copy(bytes));
     this.#files.set(target, this.#files.get(temp)!);
     this.#files.delete(temp);
     return Promise.resolve();

@@ -112,6 +112,8 @@ export interface LoopHooks {
   onStep?: (step: number, total: number) => void;
   /** Human messages (checkpoint saved, resumed...). */
   log?: (message: string) => void;
+  /** Stops training before its next step: nothing more is written (no final model). */
+  signal?: AbortSignal;
 }
 
 /** Everything the loop needs. */
@@ -211,6 +213,7 @@ export async function runLoop(
   let tokens = 0;
   let windowStart = performance.now();
   while (step < total) {
+    hooks.signal?.throwIfAborted();
     const micro: MicroBatch[] = [];
     for (let j = 0; j < ga; j++) {
       const m = hooks.microBatch(sampler.batch(step * ga + j));

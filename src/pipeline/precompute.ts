@@ -99,7 +99,10 @@ export async function runPrecompute(
     const scores = await scorePairs(model, slice, {
       batchSize,
       padTokenId: tokenizer.padTokenId,
-      onProgress: (done) => hooks.onProgress?.(done, slice.length),
+      onProgress: (done) => {
+        hooks.signal?.throwIfAborted();
+        hooks.onProgress?.(done, slice.length);
+      },
     });
     const bytes = await encodeCache(
       {

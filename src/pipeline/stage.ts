@@ -51,6 +51,8 @@ export interface StageHooks {
   onStep?: (step: number, total: number) => void;
   onLog?: (row: Record<string, number>) => void;
   onProgress?: (done: number, total: number) => void;
+  /** Stops the stage at its next step or batch (it rejects with the signal's reason). */
+  signal?: AbortSignal;
 }
 
 /** What a stage declares before it works. */
