@@ -17,7 +17,9 @@ async function bundle(entry: string, out: string): Promise<void> {
     stdout: "null",
     stderr: "piped",
   }).output();
-  if (code !== 0) throw new Error(`deno bundle ${entry} failed:\n${new TextDecoder().decode(stderr)}`);
+  if (code !== 0) {
+    throw new Error(`deno bundle ${entry} failed:\n${new TextDecoder().decode(stderr)}`);
+  }
 }
 
 /** Sizes of the built files in bytes, whole and gzipped. */
@@ -67,7 +69,10 @@ export function serveDir(
       const bytes = await Deno.readFile(`${dir}${file}`);
       const ext = file.slice(file.lastIndexOf(".") + 1);
       return new Response(bytes, {
-        headers: { "content-type": TYPES[ext] ?? "application/octet-stream", "cache-control": "no-cache" },
+        headers: {
+          "content-type": TYPES[ext] ?? "application/octet-stream",
+          "cache-control": "no-cache",
+        },
       });
     } catch {
       return new Response("not found", { status: 404 });

@@ -24,7 +24,9 @@ await runMain(async () => {
     console.error(`${f}: ${kib(s.bytes)} (${kib(s.gzip)} gzipped)`);
   }
   if (flags.build) {
-    console.error(`static site in ${dir}: serve it over https or on localhost (WebGPU needs a secure context)`);
+    console.error(
+      `static site in ${dir}: serve it over https or on localhost (WebGPU needs a secure context)`,
+    );
     return;
   }
   const { url } = serveDir(dir, Number(flags.port));

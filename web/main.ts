@@ -73,7 +73,9 @@ function onMessage(m: FromWorker): void {
       if (m.event === "start") stageStart = performance.now();
       $("stage").textContent = m.event === "start"
         ? `${m.stage}…`
-        : `${m.stage} ${m.event === "skipped" ? "up to date: skipped" : `done in ${m.seconds?.toFixed(1)} s`}`;
+        : `${m.stage} ${
+          m.event === "skipped" ? "up to date: skipped" : `done in ${m.seconds?.toFixed(1)} s`
+        }`;
       $("log").textContent += `${$("stage").textContent}\n`;
       break;
     case "progress": {
@@ -161,7 +163,9 @@ function startDefault(settings: WebSettings): void {
 function sortFiles(files: File[], into: Partial<CustomInputs>): void {
   for (const f of files) {
     if (/\.bin$/.test(f.name)) into.cache = f;
-    else if (/\.(jsonl|parquet)$/.test(f.name) || (/\.json$/.test(f.name) && !isModelFile(f.name))) {
+    else if (
+      /\.(jsonl|parquet)$/.test(f.name) || (/\.json$/.test(f.name) && !isModelFile(f.name))
+    ) {
       into.dataset = f;
     } else (into.model ??= []).push(f);
   }
@@ -175,10 +179,14 @@ async function droppedFiles(items: DataTransferItemList): Promise<File[]> {
   const out: File[] = [];
   const walk = async (entry: FileSystemEntry): Promise<void> => {
     if (entry.isFile) {
-      out.push(await new Promise<File>((ok, fail) => (entry as FileSystemFileEntry).file(ok, fail)));
+      out.push(
+        await new Promise<File>((ok, fail) => (entry as FileSystemFileEntry).file(ok, fail)),
+      );
     } else if (entry.isDirectory) {
       const reader = (entry as FileSystemDirectoryEntry).createReader();
-      const entries = await new Promise<FileSystemEntry[]>((ok, fail) => reader.readEntries(ok, fail));
+      const entries = await new Promise<FileSystemEntry[]>((ok, fail) =>
+        reader.readEntries(ok, fail)
+      );
       for (const e of entries) await walk(e);
     }
   };
@@ -194,7 +202,9 @@ function startCustom(inputs: Partial<CustomInputs>): void {
   if (missing.length) {
     return showError(`model folder: ${missing.join(", ")} missing; choose an HF model folder`);
   }
-  if (!inputs.dataset) return showError("dataset: choose a preference dataset (JSONL, JSON, Parquet)");
+  if (!inputs.dataset) {
+    return showError("dataset: choose a preference dataset (JSONL, JSON, Parquet)");
+  }
   start({ type: "start", run: "custom", settings: formSettings(), inputs: inputs as CustomInputs });
 }
 

@@ -84,7 +84,9 @@ export function parseSettings(pairs: Iterable<[string, string]>): WebSettings {
     const kind = FIELDS[name as keyof WebSettings];
     if (!kind) {
       throw new SettingsError(
-        `--${raw}: not a setting of the page; use ${Object.keys(FIELDS).map((f) => `--${f}`).join(", ")}`,
+        `--${raw}: not a setting of the page; use ${
+          Object.keys(FIELDS).map((f) => `--${f}`).join(", ")
+        }`,
       );
     }
     if (kind === "loss") {

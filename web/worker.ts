@@ -13,12 +13,18 @@ import { GpuBackend } from "../src/gpu/backend.ts";
 import { MemoryFileStore } from "../src/io/memory_fs.ts";
 import { basename, joinPath } from "../src/io/fs.ts";
 import { defaultPipelineSpec } from "../src/pipeline/defaults.ts";
-import { runPipeline, runPaths } from "../src/pipeline/pipeline.ts";
+import { runPaths, runPipeline } from "../src/pipeline/pipeline.ts";
 import { runPrecompute } from "../src/pipeline/precompute.ts";
 import { runDpo } from "../src/pipeline/dpo.ts";
 import type { StageHooks } from "../src/pipeline/stage.ts";
 import type { PreferenceLossType } from "../src/backend/mod.ts";
-import { type CustomInputs, DEFAULT_FILES, type Download, type FromWorker, type ToWorker } from "./protocol.ts";
+import {
+  type CustomInputs,
+  DEFAULT_FILES,
+  type Download,
+  type FromWorker,
+  type ToWorker,
+} from "./protocol.ts";
 import type { WebSettings } from "./params.ts";
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
@@ -26,7 +32,8 @@ const post = (m: FromWorker, transfer: Transferable[] = []) => scope.postMessage
 let controller: AbortController | undefined;
 
 /** The files of a trained folder that make an HF checkpoint. */
-const MODEL_FILES = /^(config\.json|model.*\.safetensors(\.index\.json)?|tokenizer.*\.json|special_tokens_map\.json|generation_config\.json)$/;
+const MODEL_FILES =
+  /^(config\.json|model.*\.safetensors(\.index\.json)?|tokenizer.*\.json|special_tokens_map\.json|generation_config\.json)$/;
 
 function hooksFor(stage: string, signal: AbortSignal): StageHooks {
   return {
@@ -42,7 +49,11 @@ function dpoSettings(s: WebSettings) {
   return {
     beta: s.beta,
     lossType: s["loss-type"] as PreferenceLossType,
-    optimizer: { lr: s["learning-rate"], schedule: "linear" as const, warmupSteps: s["warmup-steps"] },
+    optimizer: {
+      lr: s["learning-rate"],
+      schedule: "linear" as const,
+      warmupSteps: s["warmup-steps"],
+    },
     loop: {
       batchSize: s["per-device-train-batch-size"],
       numTrainEpochs: s["num-train-epochs"],
@@ -64,10 +75,20 @@ async function folderDownloads(store: MemoryFileStore, dir: string, prefix: stri
   return out;
 }
 
-async function runDefault(store: MemoryFileStore, backend: GpuBackend, baseUrl: string, s: WebSettings, signal: AbortSignal) {
+async function runDefault(
+  store: MemoryFileStore,
+  backend: GpuBackend,
+  baseUrl: string,
+  s: WebSettings,
+  signal: AbortSignal,
+) {
   await Promise.all(DEFAULT_FILES.map(async (f) => {
     const response = await fetch(new URL(`data/${f}`, baseUrl), { signal });
-    if (!response.ok) throw new Error(`data/${f}: ${response.status} ${response.statusText} from the page's server`);
+    if (!response.ok) {
+      throw new Error(
+        `data/${f}: ${response.status} ${response.statusText} from the page's server`,
+      );
+    }
     const path = joinPath("data", f);
     await store.mkdirp(path.slice(0, path.lastIndexOf("/")));
     await store.writeFileAtomic(path, new Uint8Array(await response.arrayBuffer()));
@@ -95,11 +116,20 @@ async function runDefault(store: MemoryFileStore, backend: GpuBackend, baseUrl: 
   };
 }
 
-async function runCustom(store: MemoryFileStore, backend: GpuBackend, inputs: CustomInputs, s: WebSettings, signal: AbortSignal) {
+async function runCustom(
+  store: MemoryFileStore,
+  backend: GpuBackend,
+  inputs: CustomInputs,
+  s: WebSettings,
+  signal: AbortSignal,
+) {
   await store.mkdirp("model");
   await store.mkdirp("data");
   for (const file of inputs.model) {
-    await store.writeFileAtomic(joinPath("model", basename(file.name)), new Uint8Array(await file.arrayBuffer()));
+    await store.writeFileAtomic(
+      joinPath("model", basename(file.name)),
+      new Uint8Array(await file.arrayBuffer()),
+    );
   }
   const data = joinPath("data", basename(inputs.dataset.name));
   await store.writeFileAtomic(data, new Uint8Array(await inputs.dataset.arrayBuffer()));
@@ -112,8 +142,18 @@ async function runCustom(store: MemoryFileStore, backend: GpuBackend, inputs: Cu
     refCache = runPaths("runs/web").refCache;
     post({ type: "stage", stage: "precompute", event: "start" });
     const t = performance.now();
-    await runPrecompute(store, backend, { model: "model", data: { path: data }, tokenOptions, output: refCache }, hooksFor("precompute", signal));
-    post({ type: "stage", stage: "precompute", event: "done", seconds: (performance.now() - t) / 1000 });
+    await runPrecompute(store, backend, {
+      model: "model",
+      data: { path: data },
+      tokenOptions,
+      output: refCache,
+    }, hooksFor("precompute", signal));
+    post({
+      type: "stage",
+      stage: "precompute",
+      event: "done",
+      seconds: (performance.now() - t) / 1000,
+    });
   }
   const outputDir = runPaths("runs/web").dpo;
   post({ type: "stage", stage: "dpo", event: "start" });
@@ -146,7 +186,13 @@ async function start(message: Extract<ToWorker, { type: "start" }>) {
   post({ type: "adapter", description: backend.adapterName });
   backend.ctx.device.lost.then((info) => {
     if (info.reason !== "destroyed") {
-      post({ type: "error", name: "DeviceLost", message: `the GPU device was lost (${info.message || info.reason}); reload the page to start again` });
+      post({
+        type: "error",
+        name: "DeviceLost",
+        message: `the GPU device was lost (${
+          info.message || info.reason
+        }); reload the page to start again`,
+      });
     }
   });
   const store = new MemoryFileStore({}, { copy: false });
@@ -154,7 +200,11 @@ async function start(message: Extract<ToWorker, { type: "start" }>) {
     ? await runDefault(store, backend, message.baseUrl, message.settings, signal)
     : await runCustom(store, backend, message.inputs, message.settings, signal);
   const metricsJsonl = await store.readText(joinPath(dpoDir, "metrics.jsonl"));
-  downloads.push({ id: "metrics", name: "metrics.jsonl", bytes: new TextEncoder().encode(metricsJsonl) });
+  downloads.push({
+    id: "metrics",
+    name: "metrics.jsonl",
+    bytes: new TextEncoder().encode(metricsJsonl),
+  });
   const rows = metricsJsonl.trim().split("\n").map((l) => JSON.parse(l));
   const speeds = rows.map((r) => r.tokens_per_s).filter((v) => typeof v === "number");
   post(
