@@ -207,7 +207,7 @@ async function runEval(args: string[]) {
 }
 
 Deno.test("deno task eval compares a model with its reference and prints JSON", async () => {
-  const w = await makeTinyWorld();
+  await using w = await makeTinyWorld();
   // A second model: the same config, other weights.
   const other = `${w.dir}/other`;
   await saveCheckpoint(
@@ -264,5 +264,4 @@ Deno.test("deno task eval compares a model with its reference and prints JSON", 
   const noModel = await runEval(["--model", `${w.dir}/nope`, ...base.slice(2), "--device", "cpu"]);
   assert.equal(noModel.code, 2);
   assert.match(noModel.stderr, /--model/);
-  await Deno.remove(w.dir, { recursive: true });
 });

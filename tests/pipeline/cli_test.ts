@@ -71,7 +71,7 @@ Deno.test("the default pipeline refuses training flags it would ignore, before a
 });
 
 Deno.test("a stale or corrupted reference cache is refused with exit code 2", async () => {
-  const w = await makeTinyWorld();
+  await using w = await makeTinyWorld();
   const cache = `${w.dir}/ref.bin`;
   const built = await run("precompute", [
     "--model",

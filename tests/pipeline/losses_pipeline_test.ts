@@ -41,7 +41,7 @@ Deno.test("a weighted list of losses takes the step of the weighted sum", async 
 });
 
 Deno.test("a reference-free loss runs DPO with no cache and no reference model", async () => {
-  const w = await makeTinyWorld();
+  await using w = await makeTinyWorld();
   const messages: string[] = [];
   const { rows } = await runDpo(store, new CpuBackend("f32"), {
     model: w.base,
@@ -76,7 +76,7 @@ async function unpairedWorld() {
 }
 
 Deno.test("KTO caches the examples and mismatched pairs, then trains from the cache", async () => {
-  const w = await unpairedWorld();
+  await using w = await unpairedWorld();
   const messages: string[] = [];
   const options = {
     model: w.base,
