@@ -102,15 +102,27 @@ export function selectMutations(
   return order.slice(0, count).sort((a, b) => a - b).map((i) => mutations[i]);
 }
 
-/** The first failing test in Deno's report (`name => ./tests/x_test.ts:12:6`), as `file: name`. */
+/**
+ * The first failing test in Deno's report, as `file: name`. The name comes from the FAILURES
+ * section (`name => ./where:line:col`, where is the registering call, a helper for gpuTest); the
+ * file from the last `running N tests from FILE` header before the test's own line.
+ */
 export function firstFailure(output: string): string | undefined {
   // deno-lint-ignore no-control-regex
   const plain = output.replace(/\x1b\[[0-9;]*m/g, "");
   const section = plain.split(/\n FAILURES \n/)[1] ?? plain.split(/\n ERRORS \n/)[1];
   const line = section?.split("\n").find((l) => / => \.\/.+:\d+:\d+$/.test(l));
   if (!line) return undefined;
-  const [name, where] = line.split(" => ");
-  return `${where.replace(/^\.\//, "").replace(/:\d+:\d+$/, "")}: ${name.trim()}`;
+  const name = line.slice(0, line.lastIndexOf(" => ")).trim();
+  const where = line.slice(line.lastIndexOf(" => ") + 4).replace(/^\.\//, "").replace(
+    /:\d+:\d+$/,
+    "",
+  );
+  const at = plain.indexOf(`\n${name} ...`);
+  const headers = [
+    ...plain.slice(0, at < 0 ? 0 : at).matchAll(/^running \d+ tests? from \.\/(\S+)$/gm),
+  ];
+  return `${headers.at(-1)?.[1] ?? where}: ${name}`;
 }
 
 /** Runs test files in `dir` (no type check: the mutant, not its types, is under test). */

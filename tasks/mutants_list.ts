@@ -4,6 +4,8 @@
  * names the test files that must fail against it. Each is a bug a plausible edit could make: a
  * flipped gradient sign, a dropped eps, an off-by-one in a mask, a swapped column, a skipped
  * check. A snippet that no longer matches fails the task loudly: update the entry with the code.
+ * Replacements keep the code well-typed (no `if (false)`, which narrows types to never): the
+ * CLI tests type-check the tasks they start, and a mutant must be killed by behaviour.
  *
  * @module
  */
@@ -258,21 +260,21 @@ export const MUTATIONS: Mutation[] = [
     name: "a cache built from other data is not stale",
     file: "src/cache/identity.ts",
     find: "} else if (cached.dataset_fingerprint !== s.fingerprint) {",
-    replace: "} else if (false) {",
+    replace: "} else if (cached.dataset_fingerprint !== cached.dataset_fingerprint) {",
     tests: ["tests/pipeline/cli_test.ts"],
   },
   {
     name: "a cache built with another tokenizer is not stale",
     file: "src/cache/identity.ts",
     find: "if (header.tokenizer_fingerprint !== prepared.tokenizerFingerprint) {",
-    replace: "if (false) {",
+    replace: "if (header.tokenizer_fingerprint !== header.tokenizer_fingerprint) {",
     tests: ["tests/pipeline/cli_test.ts"],
   },
   {
     name: "the cache's payload checksum is not verified",
     file: "src/cache/reference_cache.ts",
     find: "if (await sha256Hex(payload) !== header.payload_sha256) {",
-    replace: "if (false) {",
+    replace: "if (header.payload_sha256 !== header.payload_sha256) {",
     tests: ["tests/pipeline/cli_test.ts"],
   },
   {
@@ -294,7 +296,7 @@ export const MUTATIONS: Mutation[] = [
     name: "safetensors offsets past the end of the file are accepted",
     file: "src/io/safetensors.ts",
     find: "if (end > dataLength) {",
-    replace: "if (false) {",
+    replace: "if (end < 0) {",
     tests: ["tests/io/safetensors_test.ts"],
   },
   {
@@ -308,7 +310,7 @@ export const MUTATIONS: Mutation[] = [
     name: "a running process's lock is taken over",
     file: "src/io/lock.ts",
     find: 'if (typeof holder?.pid === "number" && await store.processAlive(holder.pid)) {',
-    replace: "if (false) {",
+    replace: 'if (typeof holder?.pid === "number" && holder.pid < 0) {',
     tests: ["tests/pipeline/faults_test.ts"],
   },
 ];

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { assertClose, gpuTest } from "../helpers.ts";
-import { resolveKtoSpec } from "../../src/backend/mod.ts";
+import { type Backend, resolveKtoSpec } from "../../src/backend/mod.ts";
 import { CpuBackend } from "../../src/cpu/backend.ts";
 import type { Objective } from "../../src/train/trainer.ts";
 import { runDpo } from "../../src/pipeline/dpo.ts";
@@ -116,6 +116,18 @@ gpuTest("a KTO step on WebGPU matches the CPU backend", async (gpu) => {
     rtol: 1e-4,
     label: "weights",
   });
+});
+
+gpuTest("KTO on WebGPU clamps a negative KL estimate at 0 as the CPU backend does", async (gpu) => {
+  // Reference log-probs of the mismatched pairs 3 above the policy's: the mean KL is -3 and
+  // z0 = max(0, -3) = 0. With β = 2 an unclamped z0 would move every β·u by 6, into the flat
+  // tail of the sigmoid; SGD makes the step proportional to the gradient, so that shows.
+  const spec = resolveKtoSpec({ beta: 2, undesirableWeight: 1.5 });
+  const run = (backend: Backend) => trainKto(backend, spec, 1, [0.1, 3], { kind: "sgd", lr: 1 });
+  const [a, b] = [await run(gpu), await run(new CpuBackend("f32"))];
+  const initial = await trainKto(new CpuBackend("f32"), spec, 0);
+  const largest = b.after.reduce((m, w, i) => Math.max(m, Math.abs(w - initial.after[i])), 0);
+  assertClose(a.after, b.after, { atol: 0.01 * largest, rtol: 0, label: "weights" });
 });
 
 gpuTest("length-normalised and sorted losses step on WebGPU as on the CPU", async (gpu) => {

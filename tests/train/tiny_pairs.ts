@@ -122,13 +122,14 @@ export interface KtoRun {
 /**
  * KTO steps on the chosen completions of the 6 pairs of seed 4 (labels 1,0,1,1,0,1); the
  * reference log-probs are the initial model's, shifted (+0.1 on the examples, -0.3 on the
- * mismatched pairs) so that z0 > 0 is exercised.
+ * mismatched pairs, so that z0 > 0) unless `referenceShift` says otherwise.
  */
 export async function trainKto(
   backend: Backend,
   spec: KtoLossSpec,
   steps = 2,
   referenceShift = [0.1, -0.3],
+  optimizerOptions: OptimizerOptions = {},
 ): Promise<KtoRun> {
   const examples = pairs(4);
   const rows = (mismatched: boolean) =>
@@ -140,7 +141,7 @@ export async function trainKto(
       { padTokenId: 0 },
     );
   const batch = rows(false), klBatch = rows(true);
-  const { model, optimizer } = setup(backend, 6);
+  const { model, optimizer } = setup(backend, 6, optimizerOptions);
   const initialLogps = await scores(model, batch);
   const referenceLogps = Float64Array.from([
     ...initialLogps.map((x) => x + referenceShift[0]),
