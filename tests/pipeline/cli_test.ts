@@ -20,6 +20,7 @@ const TASKS = [
   "world",
   "pretrain",
   "preferences",
+  "mutants",
 ];
 
 async function run(
