@@ -1,11 +1,12 @@
 /**
  * Headless Chromium for tests, through playwright-core driving the system's Chromium (Debian's
- * `chromium` package; playwright's own browser download is never used). Tests that need it skip
- * with the reason where no Chromium is installed, and fail instead when `CI` is set — the same
- * policy as `gpuTest` in tests/helpers.ts.
+ * `chromium` package; playwright's own browser download is never used). Tests that need it are
+ * reported as ignored, with the reason, where no Chromium is installed, and fail instead when `CI`
+ * is set — `needsTest` in tests/helpers.ts, as `gpuTest`.
  */
 
 import { type Browser, chromium, type Page } from "playwright-core";
+import { needsTest } from "./helpers.ts";
 
 /** Where Chromium is looked for; `CHROMIUM_PATH` overrides (e.g. a Chrome elsewhere). */
 export function chromiumPath(): string {
@@ -44,28 +45,26 @@ export function launchChromium(): Promise<Browser> {
   });
 }
 
+/** Why the browser tests cannot run here, or undefined; probed once, when this module loads. */
+export const chromiumMissing: string | undefined = (await hasChromium())
+  ? undefined
+  : `no Chromium at ${chromiumPath()} (apt-get install chromium, or set CHROMIUM_PATH)`;
+
 /**
  * Registers a test that needs headless Chromium and hands it a fresh page (the browser is closed
- * afterwards, pass or fail). Without Chromium it prints why it skips, unless the environment
- * variable CI is set, in which case it fails.
+ * afterwards, pass or fail). Without Chromium it is reported as ignored with the reason, or fails
+ * where the environment variable CI is set.
  */
 export function browserTest(
   name: string,
   fn: (page: Page, browser: Browser) => Promise<void> | void,
 ): void {
-  Deno.test({
+  needsTest(chromiumMissing, {
     name,
     // playwright keeps a pipe and a child process whose teardown outlives the test's last await.
     sanitizeResources: false,
     sanitizeOps: false,
-    fn: async (t) => {
-      if (!(await hasChromium())) {
-        const why = `no Chromium at ${chromiumPath()} (apt-get install chromium, or set ` +
-          `CHROMIUM_PATH)`;
-        if (Deno.env.get("CI")) throw new Error(`${why} in CI`);
-        console.warn(`skipping "${t.name}": ${why}`);
-        return;
-      }
+    fn: async () => {
       const browser = await launchChromium();
       try {
         const page = await browser.newPage();

@@ -1,6 +1,7 @@
 /**
- * Shared test helpers: WebGPU tests that skip (with the reason) where no adapter exists and fail
- * instead when `CI` is set, and tolerance comparisons that say where they differ.
+ * Shared test helpers: WebGPU tests that are reported as ignored (with the reason) where no
+ * adapter exists and fail instead when `CI` is set, tolerance comparisons that say where they
+ * differ, and an assertion that a promise rejects with a given error.
  */
 
 import { GpuBackend } from "../src/gpu/backend.ts";
@@ -8,38 +9,55 @@ import { CpuBackend } from "../src/cpu/backend.ts";
 import { hasWebGpu } from "../src/gpu/device.ts";
 import type { Backend, Tensor } from "../src/backend/mod.ts";
 
-let shared: Promise<GpuBackend | undefined> | undefined;
+/**
+ * Why the WebGPU tests cannot run here, or undefined where an adapter answers. Probed once, when
+ * this module loads (about 0.1 s on llvmpipe), so that each test is registered as ignored or not
+ * before Deno runs anything.
+ */
+export const gpuMissing: string | undefined = (await hasWebGpu())
+  ? undefined
+  : "no WebGPU adapter (install mesa-vulkan-drivers for llvmpipe, run with --unstable-webgpu)";
+
+let shared: Promise<GpuBackend> | undefined;
 
 /** One GPU backend shared by the tests of a file (creating a device is slow on llvmpipe). */
-export function sharedGpu(): Promise<GpuBackend | undefined> {
-  shared ??= (async () => (await hasWebGpu()) ? await GpuBackend.create() : undefined)();
+export function sharedGpu(): Promise<GpuBackend> {
+  shared ??= GpuBackend.create();
   return shared;
 }
 
 /**
- * Registers a test that needs a WebGPU adapter. Without one it prints why it skips, unless the
- * environment variable CI is set, in which case it fails.
+ * Registers a test that cannot run without some part of the machine: where `missing` names what
+ * is absent, the test is reported as ignored (and the reason printed), unless the environment
+ * variable CI is set, in which case it runs and fails with the reason.
+ */
+export function needsTest(
+  missing: string | undefined,
+  definition: Deno.TestDefinition,
+): void {
+  if (missing && Deno.env.get("CI")) {
+    Deno.test({
+      name: definition.name,
+      fn: () => {
+        throw new Error(`${missing}, and CI is set: CI must run every test`);
+      },
+    });
+    return;
+  }
+  if (missing) console.warn(`ignoring "${definition.name}": ${missing}`);
+  Deno.test({ ...definition, ignore: Boolean(missing) || definition.ignore });
+}
+
+/**
+ * Registers a test that needs a WebGPU adapter: without one it is reported as ignored with the
+ * reason, or fails where the environment variable CI is set.
  */
 export function gpuTest(name: string, fn: (gpu: GpuBackend) => Promise<void> | void): void {
-  Deno.test({
+  needsTest(gpuMissing, {
     name,
     sanitizeResources: false,
     sanitizeOps: false,
-    fn: async (t) => {
-      const gpu = await sharedGpu();
-      if (!gpu) {
-        if (Deno.env.get("CI")) {
-          throw new Error(
-            "no WebGPU adapter in CI: install mesa-vulkan-drivers and run with --unstable-webgpu",
-          );
-        }
-        console.warn(
-          `skipping "${t.name}": no WebGPU adapter (install mesa-vulkan-drivers for llvmpipe)`,
-        );
-        return;
-      }
-      await fn(gpu);
-    },
+    fn: async () => await fn(await sharedGpu()),
   });
 }
 
@@ -101,4 +119,33 @@ export function upload(
 /** A CPU backend in float32, for references. */
 export function cpu(precision: "f32" | "f64" = "f32"): CpuBackend {
   return new CpuBackend(precision);
+}
+
+/**
+ * Asserts that `promise` rejects with an instance of `ErrorClass` whose message contains each
+ * fragment (a string, or a pattern), and returns the error for further checks.
+ */
+export async function assertRejects<E extends Error>(
+  promise: Promise<unknown> | (() => Promise<unknown>),
+  // deno-lint-ignore no-explicit-any
+  ErrorClass: new (...args: any[]) => E,
+  ...fragments: (string | RegExp)[]
+): Promise<E> {
+  let error: unknown;
+  try {
+    await (typeof promise === "function" ? promise() : promise);
+  } catch (e) {
+    error = e;
+  }
+  if (error === undefined) throw new Error(`expected a ${ErrorClass.name}, but nothing was thrown`);
+  if (!(error instanceof ErrorClass)) {
+    throw new Error(`expected a ${ErrorClass.name}, got ${String(error)}`, { cause: error });
+  }
+  for (const f of fragments) {
+    const found = typeof f === "string" ? error.message.includes(f) : f.test(error.message);
+    if (!found) {
+      throw new Error(`the ${ErrorClass.name}'s message lacks ${String(f)}: ${error.message}`);
+    }
+  }
+  return error;
 }

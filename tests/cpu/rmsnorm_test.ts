@@ -13,6 +13,21 @@ Deno.test("rmsnormForward normalises by the root mean square and scales by w", (
   assertClose(out, [r, 2 * r, 6 * r, 4 * r, 2.5 * r], { atol: 0, rtol: 1e-15, label: "out" });
 });
 
+Deno.test("rmsnormForward adds eps to the mean square (a row small enough for eps to dominate)", () => {
+  // mean(x^2) = 7.5e-6 and eps = 1e-5: rstd = 1/sqrt(1.75e-5), not 1/sqrt(7.5e-6).
+  const x = Float64Array.of(1e-3, -2e-3, 3e-3, -4e-3);
+  const w = Float64Array.of(1, 2, 1, 0.5);
+  const out = new Float64Array(4), rstd = new Float64Array(1);
+  rmsnormForward(out, rstd, x, w, 1, 4, 1e-5);
+  const r = 1 / Math.sqrt(1.75e-5);
+  assertClose(rstd, [r], { atol: 0, rtol: 1e-15, label: "rstd" });
+  assertClose(out, [1e-3 * r, -4e-3 * r, 3e-3 * r, -2e-3 * r], {
+    atol: 0,
+    rtol: 1e-15,
+    label: "out",
+  });
+});
+
 Deno.test("rmsnormBackward matches finite differences (dx set and accumulated, dw accumulated)", () => {
   const x = Float64Array.from(randomArray(N * C, 11));
   const w = Float64Array.from(randomArray(C, 12, 2));

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { MemoryFileStore } from "../../src/io/memory_fs.ts";
 import { fingerprintDataset, loadDataset, loadPreferenceDataset } from "../../src/data/dataset.ts";
-import { formatIssue } from "../../src/data/issues.ts";
+import { formatIssue, ValidationError } from "../../src/data/issues.ts";
+import { assertRejects } from "../helpers.ts";
 import { tokenizePreference, tokenizeSft, tokenizeUnpaired } from "../../src/data/tokenize.ts";
 import type { DatasetKind } from "../../src/data/types.ts";
 import { fixtureTokenizer, jsonl } from "./helpers.ts";
@@ -167,7 +168,11 @@ Deno.test("a Parquet string that is not UTF-8 is reported with its row and field
     ],
   });
   const store = new MemoryFileStore({ "u.parquet": new Uint8Array(buffer) });
-  const error = await loadPreferenceDataset(store, "u.parquet").catch((e) => e);
+  const error = await assertRejects(
+    loadPreferenceDataset(store, "u.parquet"),
+    ValidationError,
+    "u.parquet:2: chosen: invalid UTF-8",
+  );
   assert.deepEqual(error.issues.map(formatIssue), ["u.parquet:2: chosen: invalid UTF-8"]);
 });
 

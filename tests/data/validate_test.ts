@@ -10,6 +10,7 @@ import { formatIssue, ValidationError } from "../../src/data/issues.ts";
 import { readRecords } from "../../src/data/read.ts";
 import { validateRecords } from "../../src/data/validate.ts";
 import { jsonl } from "./helpers.ts";
+import { assertRejects } from "../helpers.ts";
 
 const user = (content: string) => ({ role: "user", content });
 const bot = (content: string) => ({ role: "assistant", content });
@@ -109,7 +110,11 @@ Deno.test("the error message lists the first 20 issues and a count of the rest",
   const store = new MemoryFileStore({
     "many.jsonl": jsonl([{ prompt: "a", chosen: "b", rejected: "c" }, ...rows]),
   });
-  const error = await loadPreferenceDataset(store, "many.jsonl").catch((e) => e);
+  const error = await assertRejects(
+    loadPreferenceDataset(store, "many.jsonl"),
+    ValidationError,
+    "many.jsonl:2: chosen: empty completion",
+  );
   assert.equal(error.issues.length, 25);
   assert.match(error.message, /many\.jsonl:21: chosen: empty completion\n\.\.\. and 5 more/);
   assert.doesNotMatch(error.message, /many\.jsonl:22:/);
@@ -200,7 +205,11 @@ Deno.test("SFT and unpaired rows are validated for their own fields", async () =
       { messages: [user("hi"), bot("hello")], text: "x" },
     ]),
   });
-  const sftError = await loadSftDataset(sft, "sft.jsonl").catch((e) => e);
+  const sftError = await assertRejects(
+    loadSftDataset(sft, "sft.jsonl"),
+    ValidationError,
+    "sft.jsonl:2: messages[1].role",
+  );
   assert.deepEqual(sftError.issues.map(formatIssue), [
     'sft.jsonl:2: messages[1].role: the last message must be from the assistant (it is the completion), got "user"',
     "sft.jsonl:3: row: mixes formats: has both text and messages",
@@ -212,7 +221,11 @@ Deno.test("SFT and unpaired rows are validated for their own fields", async () =
       { prompt: "q", completion: " a" },
     ]),
   });
-  const ktoError = await loadUnpairedDataset(kto, "kto.jsonl").catch((e) => e);
+  const ktoError = await assertRejects(
+    loadUnpairedDataset(kto, "kto.jsonl"),
+    ValidationError,
+    "kto.jsonl:3: label: missing",
+  );
   assert.deepEqual(ktoError.issues.map(formatIssue), [
     "kto.jsonl:2: label: expected true or false, got a string",
     "kto.jsonl:3: label: missing",

@@ -13,8 +13,8 @@ import {
 import { browserTest } from "../browser_helpers.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
-/** Where the full report's screenshot goes, for a person to look at. */
-const SCREENSHOT = "/tmp/dpo_report.png";
+/** Where to keep the full report's screenshot for a person to look at (off unless set). */
+const SCREENSHOT = Deno.env.get("DPO_REPORT_SCREENSHOT");
 
 async function readJsonl<T>(name: string): Promise<T[]> {
   const text = await Deno.readTextFile(new URL(name, FIXTURES));
@@ -107,8 +107,13 @@ browserTest(
         );
       }
       assert.deepEqual(requests, []);
-      await page.screenshot({ path: SCREENSHOT, fullPage: true });
-      console.log(`report screenshot: ${SCREENSHOT}`);
+      // The screenshot is taken in the test's own folder (removed below) and is a real PNG.
+      const png = await page.screenshot({ path: `${dir}/report.png`, fullPage: true });
+      assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+      if (SCREENSHOT) {
+        await Deno.copyFile(`${dir}/report.png`, SCREENSHOT);
+        console.log(`report screenshot: ${SCREENSHOT}`);
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -24,6 +24,7 @@ async function checkShape(
   C: number,
   seed: number,
   layout?: RmsnormLayout,
+  xScale = 2,
 ) {
   const forward = layout
     ? (a: RmsnormForwardArgs) =>
@@ -45,7 +46,7 @@ async function checkShape(
         layout,
       )
     : gpu.ops.rmsnormBackward;
-  const x = randomArray(N * C, seed, 2), w = randomArray(C, seed + 1);
+  const x = randomArray(N * C, seed, xScale), w = randomArray(C, seed + 1);
   const dOut = randomArray(N * C, seed + 2);
   const priorDx = randomArray(N * C, seed + 3), priorDw = randomArray(C, seed + 4);
 
@@ -57,7 +58,7 @@ async function checkShape(
   const tx = upload(gpu, x), tw = upload(gpu, w), tOut = gpu.alloc("activations", N * C);
   const tRstd = gpu.alloc("activations", N);
   forward({ out: tOut, rstd: tRstd, x: tx, w: tw, N, C, eps: EPS });
-  const label = `N=${N} C=${C}${layout ? ` ${layout}` : ""}`;
+  const label = `N=${N} C=${C} |x| < ${xScale}${layout ? ` ${layout}` : ""}`;
   assertClose(await gpu.read(tRstd), rstd, { ...tol, label: `${label} rstd` });
   assertClose(await gpu.read(tOut), out, { ...tol, label: `${label} out` });
 
@@ -90,6 +91,19 @@ gpuTest(
     // N=150 rows: three dw chunks of 64 (the two-stage path); C=576 > 256 invocations per row.
     await checkShape(gpu, 150, 576, 30);
     await checkShape(gpu, 1, 7, 40);
+  },
+);
+
+// Rows of |x| < 4e-3 have mean(x^2) ~ 5e-6, below eps = 1e-5: rstd is ~260 with eps and ~450
+// without, so a kernel that dropped or mis-scaled eps fails here.
+gpuTest(
+  "rmsnorm of small rows, where eps dominates the mean square, matches the CPU",
+  async (gpu) => {
+    await checkShape(gpu, 26, 100, 80, undefined, 4e-3);
+    for (const layout of ["row", "group"] as const) {
+      await checkShape(gpu, 26, 100, 90, layout, 4e-3);
+      await checkShape(gpu, 3, 576, 100, layout, 4e-3);
+    }
   },
 );
 

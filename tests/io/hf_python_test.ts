@@ -2,11 +2,12 @@
  * Round trip through an independent reader: files written by our safetensors writer (F32, F16,
  * BF16) are read back by tests/fixtures/make_hf_fixture.py, a byte-level reader that uses torch
  * for the float conversions. Needs `python3` with torch (Debian: apt-get install -y
- * python3-torch); without it the test prints why and is skipped (the committed-fixture tests in
+ * python3-torch); without it the test is reported as ignored with the reason (and fails where CI is set) (the committed-fixture tests in
  * hf_fixture_test.ts cover the same ground with Deno only). Tolerance: none, bit-exact.
  */
 
 import assert from "node:assert/strict";
+import { needsTest } from "../helpers.ts";
 import { type TensorData, type WritableDtype, writeSafetensors } from "../../src/io/safetensors.ts";
 
 const SCRIPT = new URL("../fixtures/make_hf_fixture.py", import.meta.url).pathname;
@@ -30,15 +31,10 @@ async function findTorchPython(): Promise<string | undefined> {
 }
 
 const python = await findTorchPython();
-if (!python) {
-  const why = "no python3 with torch (apt-get install -y python3-torch to run it)";
-  // CI installs torch (.ci/run): there a missing interpreter is a failure, not a skip.
-  if (Deno.env.get("CI")) {
-    Deno.test("hf_python_test needs python3 with torch in CI", () => {
-      throw new Error(why);
-    });
-  } else console.warn(`skipping hf_python_test: ${why}`);
-}
+/** Why the test cannot run; CI installs torch (.ci/run), so there it fails instead. */
+const torchMissing = python
+  ? undefined
+  : "no python3 with torch (apt-get install -y python3-torch to run it)";
 
 /** Deterministic values in [-1, 1) (a linear congruential generator; only variety matters here). */
 function randomArray(n: number, seed: number): Float32Array {
@@ -76,10 +72,9 @@ function sampleTensors(): Map<string, TensorData> {
 }
 
 for (const dtype of ["F32", "F16", "BF16"] as WritableDtype[]) {
-  Deno.test({
+  needsTest(torchMissing, {
     name:
       `a ${dtype} file written by writeSafetensors reads back in the torch reader as torch's own conversion`,
-    ignore: !python,
     fn: async () => {
       const dir = await Deno.makeTempDir({ prefix: "hf_python_test_" });
       try {

@@ -27,7 +27,7 @@ function sftOptions(w: TinyWorld, lr: number, more: Partial<SftOptions> = {}): S
 }
 
 Deno.test("a run refuses a folder holding another run's outputs unless told to overwrite", async () => {
-  const w = await makeTinyWorld();
+  await using w = await makeTinyWorld();
   await runSft(store, cpu(), sftOptions(w, 1e-3));
   await assert.rejects(
     () => runSft(store, cpu(), sftOptions(w, 5e-4)),
@@ -45,11 +45,10 @@ Deno.test("a run refuses a folder holding another run's outputs unless told to o
   assert.ok(messages.some((m) => /cleared another run's outputs/.test(m)), messages.join("\n"));
   const manifest = await readManifest(store, `${w.dir}/out/manifest.json`);
   assert.equal((manifest!.options.optimizer as { lr: number }).lr, 5e-4);
-  await Deno.remove(w.dir, { recursive: true });
 });
 
 Deno.test("resume takes only this run's checkpoints", async () => {
-  const w = await makeTinyWorld();
+  await using w = await makeTinyWorld();
   // Run A leaves checkpoints; run B (another learning rate) overwrites the folder, dies after
   // its first checkpoint (simulated: its later files removed), and resumes.
   await runSft(store, cpu(), sftOptions(w, 1e-3));
@@ -77,11 +76,10 @@ Deno.test("resume takes only this run's checkpoints", async () => {
   assert.ok(messages.some((m) => /resumed from .*checkpoint-2 at step 2/.test(m)), messages.join());
   assert.deepEqual(await store.readFile(`${w.dir}/out/model.safetensors`), final);
   assert.deepEqual(resumed.rows.map((r) => r.loss), whole.rows.map((r) => r.loss));
-  await Deno.remove(w.dir, { recursive: true });
 });
 
 Deno.test("a diverged run stops with the step and the quantity and saves no weights", async () => {
-  const w = await makeTinyWorld();
+  await using w = await makeTinyWorld();
   const options = sftOptions(w, 1e30, {
     optimizer: { lr: 1e30, schedule: "constant", maxGradNorm: 0 },
     loop: { batchSize: 4, maxSteps: 6, loggingSteps: 1 },
@@ -94,11 +92,10 @@ Deno.test("a diverged run stops with the step and the quantity and saves no weig
   assert.equal(await store.exists(`${w.dir}/out/model.safetensors`), false);
   const manifest = await readManifest(store, `${w.dir}/out/manifest.json`);
   assert.equal(manifest?.complete, false, "the manifest stays incomplete");
-  await Deno.remove(w.dir, { recursive: true });
 });
 
 Deno.test("a model or a cache holding NaN is refused as bad input", async () => {
-  const w = await makeTinyWorld();
+  await using w = await makeTinyWorld();
   const file = `${w.base}/model.safetensors`;
   const { tensors } = readSafetensors(await store.readFile(file), { file });
   const [name, t] = [...tensors][0];
@@ -114,7 +111,7 @@ Deno.test("a model or a cache holding NaN is refused as bad input", async () => 
     return true;
   });
 
-  const v = await makeTinyWorld();
+  await using v = await makeTinyWorld();
   const output = `${v.dir}/ref.bin`;
   await runPrecompute(store, cpu(), { model: v.base, data: { path: v.prefs }, output });
   const cache = await decodeCache(await store.readFile(output), output);
@@ -124,12 +121,10 @@ Deno.test("a model or a cache holding NaN is refused as bad input", async () => 
   // A well-formed file with a correct checksum: only the values are wrong.
   const bytes = await encodeCache(header, poisoned);
   await assert.rejects(() => decodeCache(bytes, output), /chosen_logp holds NaN at row 0/);
-  await Deno.remove(w.dir, { recursive: true });
-  await Deno.remove(v.dir, { recursive: true });
 });
 
 Deno.test("one run at a time holds an output folder; a dead run's lock is taken over", async () => {
-  const w = await makeTinyWorld();
+  await using w = await makeTinyWorld();
   const options = sftOptions(w, 1e-3);
   const [a, b] = await Promise.allSettled([
     runSft(store, cpu(), options),
@@ -146,5 +141,4 @@ Deno.test("one run at a time holds an output folder; a dead run's lock is taken 
   const messages: string[] = [];
   await runSft(store, cpu(), { ...options, force: true }, { log: (m) => messages.push(m) });
   assert.ok(messages.some((m) => /took over the stale lock/.test(m)), messages.join("\n"));
-  await Deno.remove(w.dir, { recursive: true });
 });

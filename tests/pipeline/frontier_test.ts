@@ -18,7 +18,10 @@ async function promptsFile(dir: string): Promise<string> {
   return path;
 }
 
-/** The tiny world on the f32 CPU backend, with the reference cache of its pairs at ref.bin. */
+/**
+ * The tiny world on the f32 CPU backend, with the reference cache of its pairs at ref.bin;
+ * disposing it removes the world's folder.
+ */
 async function cachedTinyWorld() {
   const w = await makeTinyWorld(8);
   const backend = new CpuBackend("f32");
@@ -27,11 +30,12 @@ async function cachedTinyWorld() {
     data: { path: w.prefs },
     output: `${w.dir}/ref.bin`,
   });
-  return { w, backend };
+  return { w, backend, [Symbol.asyncDispose]: w[Symbol.asyncDispose] };
 }
 
 Deno.test("the frontier task gives a point per evaluation for each method", async () => {
-  const { w, backend } = await cachedTinyWorld();
+  await using world = await cachedTinyWorld();
+  const { w, backend } = world;
   const points = await runFrontier(store, backend, {
     sftModel: w.base,
     preferenceData: w.prefs,
@@ -62,7 +66,8 @@ Deno.test("the frontier task gives a point per evaluation for each method", asyn
 });
 
 Deno.test("frontier runs can be named, take any preference loss and their own pairs", async () => {
-  const { w, backend } = await cachedTinyWorld();
+  await using world = await cachedTinyWorld();
+  const { w, backend } = world;
   // The same pairs with chosen and rejected swapped, and their own cache.
   const swapped = `${w.dir}/swapped.jsonl`;
   const rows = (await Deno.readTextFile(w.prefs)).split("\n").filter((l) => l.trim())
@@ -123,7 +128,7 @@ Deno.test("frontier runs can be named, take any preference loss and their own pa
 });
 
 Deno.test("the pipeline ends with an evaluation table and report.html", async () => {
-  const w = await makeTinyWorld();
+  await using w = await makeTinyWorld();
   const spec = {
     baseModel: w.base,
     sftData: w.sft,

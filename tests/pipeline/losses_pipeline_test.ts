@@ -1,134 +1,39 @@
 /**
- * The loss family end to end: every loss type trains a few steps of a tiny model (CPU backend)
- * with a finite loss and changed parameters; a weighted list trains like its sum; a
+ * The loss family end to end (tests/train/direction_test.ts has every loss type's direction): a
+ * weighted list steps like its weighted sum; a
  * reference-free loss runs DPO with no cache and no reference model; KTO runs from unpaired
  * data through its cache; on WebGPU the preference and KTO steps match the CPU backend.
  */
 
 import assert from "node:assert/strict";
 import { assertClose, gpuTest } from "../helpers.ts";
-import {
-  type Backend,
-  PREFERENCE_LOSS_TYPES,
-  type PreferenceLossOptions,
-  resolveKtoSpec,
-  resolveLossSpec,
-} from "../../src/backend/mod.ts";
+import { type Backend, resolveKtoSpec } from "../../src/backend/mod.ts";
 import { CpuBackend } from "../../src/cpu/backend.ts";
-import { configFromHf } from "../../src/model/config.ts";
-import { LlamaModel } from "../../src/model/llama.ts";
-import { initWeights } from "../../src/model/init.ts";
-import { seededRandom } from "../../src/data/sampler.ts";
-import { collatePreference, collateSequences, type TokenBatch } from "../../src/data/mod.ts";
-import { DeviceOptimizer } from "../../src/train/optimizer.ts";
-import { type MicroBatch, type Objective, Trainer } from "../../src/train/trainer.ts";
+import type { Objective } from "../../src/train/trainer.ts";
 import { runDpo } from "../../src/pipeline/dpo.ts";
 import { runKto } from "../../src/pipeline/kto.ts";
 import { decodeCache } from "../../src/cache/reference_cache.ts";
 import { makeTinyWorld, store } from "./tiny_world.ts";
-
-const TINY = configFromHf({
-  architectures: ["LlamaForCausalLM"],
-  model_type: "llama",
-  vocab_size: 41,
-  hidden_size: 16,
-  intermediate_size: 24,
-  num_hidden_layers: 1,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000,
-  tie_word_embeddings: true,
-  hidden_act: "silu",
-  max_position_embeddings: 32,
-});
-
-/** 6 pairs of random tokens: prompts of 2-4, completions of 1-5 tokens. */
-function pairs(seed: number) {
-  const rand = seededRandom(seed);
-  const ids = (n: number) => Array.from({ length: n }, () => 4 + Math.floor(rand() * 37));
-  const len = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
-  return Array.from({ length: 6 }, () => ({
-    promptIds: ids(len(2, 4)),
-    chosenIds: ids(len(1, 5)),
-    rejectedIds: ids(len(1, 5)),
-    file: "",
-    line: 0,
-  }));
-}
-
-/** A preference objective, its loss resolved as a run resolves it. */
-const preference = (options: PreferenceLossOptions): Objective => ({
-  kind: "preference",
-  spec: resolveLossSpec(options),
-});
-
-function setup(backend: Backend, maxBatch: number) {
-  const model = new LlamaModel(backend, TINY, { maxBatch, maxSeqLen: 9 });
-  model.params.writeAll(initWeights(model.layout, { seed: 5, std: 0.3 }));
-  const optimizer = new DeviceOptimizer(backend, model.layout, {
-    lr: 1e-2,
-    schedule: "constant",
-    maxGradNorm: 0,
-  });
-  return { model, optimizer };
-}
-
-/** Log-probs of the initial model (the reference) on a batch. */
-async function scores(model: LlamaModel, batch: TokenBatch): Promise<Float64Array> {
-  model.setBatch(batch);
-  model.forward();
-  model.backend.submit();
-  return Float64Array.from(await model.backend.read(model.acts.seqLogps));
-}
-
-/** Trains `steps` preference steps; returns the losses, the final weights and the metrics. */
-async function trainPairs(backend: Backend, objective: Objective, steps = 3) {
-  const examples = pairs(9);
-  const collated = collatePreference(examples, { padTokenId: 0 });
-  const batch = collated;
-  const { model, optimizer } = setup(backend, 12);
-  const micro: MicroBatch = {
-    batch,
-    referenceLogps: await scores(model, batch),
-  };
-  const before = Float64Array.from(await model.params.readArena());
-  const trainer = new Trainer(model, optimizer, objective);
-  const rows = [];
-  for (let s = 0; s < steps; s++) {
-    trainer.step([micro]);
-    rows.push(await trainer.readMetrics());
-  }
-  const after = Float64Array.from(await model.params.readArena());
-  return { rows, before, after };
-}
-
-for (const lossType of PREFERENCE_LOSS_TYPES) {
-  Deno.test(`${lossType} trains 3 steps of the tiny model with a finite loss`, async () => {
-    const { rows, before, after } = await trainPairs(
-      new CpuBackend("f32"),
-      preference({ lossType, beta: 0.5 }),
-    );
-    for (const row of rows) {
-      for (const [k, v] of Object.entries(row)) assert.ok(Number.isFinite(v), `${k} = ${v}`);
-    }
-    assert.ok(after.some((w, i) => w !== before[i]), "parameters changed");
-  });
-}
+import { preference, trainKto, trainPairs } from "../train/tiny_pairs.ts";
 
 Deno.test("a weighted list of losses takes the step of the weighted sum", async () => {
-  const cpu = () => new CpuBackend("f64");
-  const list = await trainPairs(
-    cpu(),
-    preference({ lossType: ["sigmoid", "sft"], lossWeights: [1, 0.5], beta: 0.5 }),
-    1,
-  );
-  const sigmoid = await trainPairs(
-    cpu(),
-    preference({ lossType: "sigmoid", beta: 0.5 }),
-    1,
-  );
-  const sft = await trainPairs(cpu(), preference({ lossType: "sft", beta: 0.5 }), 1);
+  // SGD without clipping: each step is -lr times the gradient, so the list's step must be the
+  // weighted sum of its members' steps (a weight dropped from the loss or from its gradient shows).
+  const sgd = { kind: "sgd" as const, lr: 0.1 };
+  const run = (o: Parameters<typeof preference>[0]) =>
+    trainPairs(new CpuBackend("f64"), preference({ beta: 0.5, ...o }), 1, sgd);
+  const list = await run({ lossType: ["sigmoid", "sft"], lossWeights: [1, 0.5] });
+  const sigmoid = await run({ lossType: "sigmoid" });
+  const sft = await run({ lossType: "sft" });
+  const step = (r: typeof list) => r.after.map((w, i) => w - r.before[i]);
+  const [sumStep, sigmoidStep, sftStep] = [step(list), step(sigmoid), step(sft)];
+  const expected = sigmoidStep.map((d, i) => d + 0.5 * sftStep[i]);
+  const largest = expected.reduce((m, d) => Math.max(m, Math.abs(d)), 0);
+  if (!(largest > 1e-4)) throw new Error(`the step is too small to compare: ${largest}`);
+  // The sft term's step is not negligible, so a weight of 1 (or 0) instead of 0.5 shows.
+  const sftLargest = sftStep.reduce((m, d) => Math.max(m, Math.abs(d)), 0);
+  if (!(sftLargest > 0.1 * largest)) throw new Error(`sft step too small: ${sftLargest}`);
+  assertClose(sumStep, expected, { atol: 1e-12 * largest, rtol: 1e-9, label: "step" });
   assertClose([list.rows[0].loss], [sigmoid.rows[0].loss + 0.5 * sft.rows[0].loss], {
     atol: 1e-12,
   });
@@ -136,7 +41,7 @@ Deno.test("a weighted list of losses takes the step of the weighted sum", async 
 });
 
 Deno.test("a reference-free loss runs DPO with no cache and no reference model", async () => {
-  const w = await makeTinyWorld();
+  await using w = await makeTinyWorld();
   const messages: string[] = [];
   const { rows } = await runDpo(store, new CpuBackend("f32"), {
     model: w.base,
@@ -171,7 +76,7 @@ async function unpairedWorld() {
 }
 
 Deno.test("KTO caches the examples and mismatched pairs, then trains from the cache", async () => {
-  const w = await unpairedWorld();
+  await using w = await unpairedWorld();
   const messages: string[] = [];
   const options = {
     model: w.base,
@@ -202,43 +107,27 @@ Deno.test("KTO caches the examples and mismatched pairs, then trains from the ca
   assert.equal(again.skipped, true, "an up-to-date KTO run is skipped");
 });
 
-/** Two KTO steps of the tiny model on a backend; returns the weights. */
-async function trainKto(backend: Backend): Promise<Float64Array> {
-  const examples = pairs(4);
-  const rows = (pick: "chosenIds" | "rejectedIds") =>
-    collateSequences(
-      examples.map((e, i) => ({
-        promptIds: e.promptIds,
-        completionIds: pick === "chosenIds" ? e.chosenIds : examples[(i + 1) % 6].chosenIds,
-      })),
-      { padTokenId: 0 },
-    );
-  const batch = rows("chosenIds"), klBatch = rows("rejectedIds");
-  const { model, optimizer } = setup(backend, 6);
-  const referenceLogps = Float64Array.from([
-    ...(await scores(model, batch)).map((x) => x + 0.1),
-    ...(await scores(model, klBatch)).map((x) => x - 0.3),
-  ]);
-  const trainer = new Trainer(model, optimizer, {
-    kind: "kto",
-    spec: resolveKtoSpec({ beta: 0.5, undesirableWeight: 1.5 }),
-  });
-  const micro = {
-    batch,
-    klBatch,
-    referenceLogps,
-    labels: [1, 0, 1, 1, 0, 1],
-  };
-  for (let s = 0; s < 2; s++) trainer.step([micro]);
-  return Float64Array.from(await model.params.readArena());
-}
+const ktoSpec = () => resolveKtoSpec({ beta: 0.5, undesirableWeight: 1.5 });
 
 gpuTest("a KTO step on WebGPU matches the CPU backend", async (gpu) => {
-  assertClose(await trainKto(gpu), await trainKto(new CpuBackend("f32")), {
+  const [a, b] = [await trainKto(gpu, ktoSpec()), await trainKto(new CpuBackend("f32"), ktoSpec())];
+  assertClose(a.after, b.after, {
     atol: 2e-5,
     rtol: 1e-4,
     label: "weights",
   });
+});
+
+gpuTest("KTO on WebGPU clamps a negative KL estimate at 0 as the CPU backend does", async (gpu) => {
+  // Reference log-probs of the mismatched pairs 3 above the policy's: the mean KL is -3 and
+  // z0 = max(0, -3) = 0. With β = 2 an unclamped z0 would move every β·u by 6, into the flat
+  // tail of the sigmoid; SGD makes the step proportional to the gradient, so that shows.
+  const spec = resolveKtoSpec({ beta: 2, undesirableWeight: 1.5 });
+  const run = (backend: Backend) => trainKto(backend, spec, 1, [0.1, 3], { kind: "sgd", lr: 1 });
+  const [a, b] = [await run(gpu), await run(new CpuBackend("f32"))];
+  const initial = await trainKto(new CpuBackend("f32"), spec, 0);
+  const largest = b.after.reduce((m, w, i) => Math.max(m, Math.abs(w - initial.after[i])), 0);
+  assertClose(a.after, b.after, { atol: 0.01 * largest, rtol: 0, label: "weights" });
 });
 
 gpuTest("length-normalised and sorted losses step on WebGPU as on the CPU", async (gpu) => {

@@ -36,7 +36,7 @@ async function weightsOf(dir: string): Promise<Float32Array> {
 }
 
 async function endToEnd(backend: Backend): Promise<void> {
-  const w = await makeTinyWorld();
+  await using w = await makeTinyWorld();
   const sft = await runSft(store, backend, {
     model: w.base,
     data: { path: w.sft },
@@ -81,7 +81,7 @@ Deno.test("SFT -> precompute -> DPO runs end to end on the CPU backend", () => e
 gpuTest("SFT -> precompute -> DPO runs end to end on WebGPU", (gpu) => endToEnd(gpu));
 
 Deno.test("at step 0 the DPO loss is ln 2, rewards are 0 and accuracies 0", async () => {
-  const w = await makeTinyWorld();
+  await using w = await makeTinyWorld();
   const { rows } = await runDpo(
     store,
     cpu(),
@@ -96,7 +96,7 @@ Deno.test("at step 0 the DPO loss is ln 2, rewards are 0 and accuracies 0", asyn
 });
 
 Deno.test("a DPO step from the cache equals the step with a live reference model", async () => {
-  const w = await makeTinyWorld();
+  await using w = await makeTinyWorld();
   await runDpo(store, cpu(), dpoOptions(w, `${w.dir}/cached`)); // caches the reference itself
   await runDpo(store, cpu(), dpoOptions(w, `${w.dir}/live`, { refModel: w.base }));
   assertClose(await weightsOf(`${w.dir}/live`), await weightsOf(`${w.dir}/cached`), {
@@ -107,7 +107,7 @@ Deno.test("a DPO step from the cache equals the step with a live reference model
 });
 
 Deno.test("a run killed after a checkpoint resumes to bit-identical weights", async () => {
-  const w = await makeTinyWorld(16);
+  await using w = await makeTinyWorld(16);
   const loop = { batchSize: 4, maxSteps: 6, loggingSteps: 1, saveSteps: 2 };
   await runDpo(store, cpu(), dpoOptions(w, `${w.dir}/whole`, { loop }));
   const killed = dpoOptions(w, `${w.dir}/killed`, { loop });
@@ -126,7 +126,7 @@ Deno.test("a run killed after a checkpoint resumes to bit-identical weights", as
 });
 
 Deno.test("--shard i/n then merge gives the cache of one pass", async () => {
-  const w = await makeTinyWorld(10);
+  await using w = await makeTinyWorld(10);
   const base = { model: w.base, data: { path: w.prefs }, evalData: { path: w.prefsEval } };
   await runPrecompute(store, cpu(), { ...base, output: `${w.dir}/whole.bin`, batchSize: 3 });
   const shards = [];
@@ -144,7 +144,7 @@ Deno.test("--shard i/n then merge gives the cache of one pass", async () => {
 });
 
 Deno.test("a second pipeline run skips the stages that are up to date", async () => {
-  const w = await makeTinyWorld();
+  await using w = await makeTinyWorld();
   const spec = {
     baseModel: w.base,
     sftData: w.sft,
@@ -178,7 +178,7 @@ Deno.test("a second pipeline run skips the stages that are up to date", async ()
 });
 
 Deno.test("a stage whose output was replaced or truncated runs again", async () => {
-  const w = await makeTinyWorld();
+  await using w = await makeTinyWorld();
   const spec = {
     baseModel: w.base,
     sftData: w.sft,
@@ -200,5 +200,4 @@ Deno.test("a stage whose output was replaced or truncated runs again", async () 
   assert.equal(again.precompute.skipped, false, "a truncated cache is recomputed");
   assert.equal(again.dpo.skipped, false, "foreign weights are not 'up to date'");
   assert.deepEqual(await Deno.readFile(weights), trained, "the rerun writes the same weights");
-  await Deno.remove(w.dir, { recursive: true });
 });

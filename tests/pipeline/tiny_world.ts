@@ -1,6 +1,7 @@
 /**
- * A tiny world for pipeline tests, written into a temporary folder: a random 2-layer model with
- * the word-level test tokenizer, an SFT set and preference sets in TRL's standard format.
+ * A tiny world for pipeline tests, written into a temporary folder (dpo-world-*, removed when the
+ * world is disposed): a random 2-layer model with the word-level test tokenizer, an SFT set and
+ * preference sets in TRL's standard format.
  */
 
 import { DenoFileStore } from "../../src/io/deno_fs.ts";
@@ -30,7 +31,11 @@ const WORDS = [
 const GOOD = ["good", "yes", "blue"];
 const BAD = ["bad", "no", "red"];
 
-export interface TinyWorld {
+/**
+ * A tiny world's folder and files. `await using w = await makeTinyWorld()` removes the folder
+ * when the test's scope ends, pass or fail.
+ */
+export interface TinyWorld extends AsyncDisposable {
   dir: string;
   base: string;
   sft: string;
@@ -92,5 +97,6 @@ export async function makeTinyWorld(pairs = 12, seed = 3): Promise<TinyWorld> {
     sft: `${dir}/sft.jsonl`,
     prefs: `${dir}/prefs.jsonl`,
     prefsEval: `${dir}/prefs_eval.jsonl`,
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }).catch(() => {}),
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Training end to end on the tiny config: a model memorises a short sequence, two identical
  * runs give bit-identical weights, and gradient accumulation of k micro-batches gives the update
- * of one batch k times as large.
+ * of one batch k times as large (for the NLL and for a preference loss).
  */
 
 import { assertClose, gpuTest } from "../helpers.ts";
@@ -13,6 +13,8 @@ import type { TokenBatch } from "../../src/data/mod.ts";
 import { initWeights } from "../../src/model/init.ts";
 import { DeviceOptimizer } from "../../src/train/optimizer.ts";
 import { type MicroBatch, Trainer } from "../../src/train/trainer.ts";
+import { collatePreference } from "../../src/data/mod.ts";
+import { pairs, preference, scores, setup as setupPairs } from "./tiny_pairs.ts";
 
 const TINY = configFromHf({
   architectures: ["LlamaForCausalLM"],
@@ -149,4 +151,42 @@ Deno.test("gradient accumulation 4 x 2 gives the update of one batch of 8 (CPU f
 gpuTest(
   "gradient accumulation 4 x 2 gives the update of one batch of 8 (WebGPU)",
   (gpu) => accumulationMatches(gpu, 1e-5),
+);
+
+/**
+ * A preference step over 2 micro-batches of 3 pairs against one batch of the 6 (SGD, no clip):
+ * the loss is the mean over all the step's pairs, so the updates agree. Reference log-probs are
+ * the initial model's, offset per pair so that the margins differ.
+ */
+async function preferenceAccumulationMatches(backend: Backend, tolerance: number) {
+  const examples = pairs(9);
+  const objective = preference({ beta: 0.5 });
+  const sgd = { kind: "sgd" as const, lr: 0.5 };
+  const offsets = [0.3, -0.2, 0.5, -0.4, 0.1, 0.6];
+  const micro = async (model: LlamaModel, from: number, to: number): Promise<MicroBatch> => {
+    const part = examples.slice(from, to);
+    const batch = collatePreference(part, { padTokenId: 0 });
+    const logps = await scores(model, batch);
+    const P = part.length;
+    // Chosen rows first, then rejected: the offset raises the reference's margin of pair i.
+    const referenceLogps = logps.map((x, r) => x + (r < P ? 1 : -1) * offsets[from + (r % P)]);
+    return { batch, referenceLogps };
+  };
+  const whole = setupPairs(backend, 12, sgd);
+  new Trainer(whole.model, whole.optimizer, objective).step([await micro(whole.model, 0, 6)]);
+  const parts = setupPairs(backend, 6, sgd);
+  const micros = [await micro(parts.model, 0, 3), await micro(parts.model, 3, 6)];
+  new Trainer(parts.model, parts.optimizer, objective).step(micros);
+  assertClose(await parts.model.params.readArena(), await whole.model.params.readArena(), {
+    atol: tolerance,
+    rtol: tolerance,
+    label: "params after one preference step",
+  });
+}
+
+Deno.test("preference gradient accumulation 2 x 3 pairs gives the update of 6 pairs (CPU float64)", () =>
+  preferenceAccumulationMatches(new CpuBackend("f64"), 1e-12));
+gpuTest(
+  "preference gradient accumulation 2 x 3 pairs gives the update of 6 pairs (WebGPU)",
+  (gpu) => preferenceAccumulationMatches(gpu, 1e-5),
 );
