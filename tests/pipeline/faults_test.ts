@@ -142,3 +142,37 @@ Deno.test("one run at a time holds an output folder; a dead run's lock is taken 
   await runSft(store, cpu(), { ...options, force: true }, { log: (m) => messages.push(m) });
   assert.ok(messages.some((m) => /took over the stale lock/.test(m)), messages.join("\n"));
 });
+
+Deno.test("an aborted signal stops training and precompute before their next step", async () => {
+  await using w = await makeTinyWorld();
+  const controller = new AbortController();
+  let steps = 0;
+  await assert.rejects(
+    () =>
+      runSft(
+        store,
+        cpu(),
+        sftOptions(w, 1e-3, { loop: { batchSize: 4, maxSteps: 4, loggingSteps: 2 } }),
+        {
+          signal: controller.signal,
+          onStep: () => {
+            if (++steps === 2) controller.abort(new Error("stop here"));
+          },
+        },
+      ),
+    /stop here/,
+  );
+  assert.equal(steps, 2);
+  assert.equal(await store.exists(`${w.dir}/out/model.safetensors`), false);
+  const stopped = AbortSignal.abort(new Error("stopped"));
+  await assert.rejects(
+    () =>
+      runPrecompute(store, cpu(), {
+        model: w.base,
+        data: { path: w.prefs },
+        output: `${w.dir}/cache.bin`,
+      }, { signal: stopped }),
+    /stopped/,
+  );
+  assert.equal(await store.exists(`${w.dir}/cache.bin`), false);
+});

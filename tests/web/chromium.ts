@@ -7,7 +7,8 @@
  */
 
 import { type Browser, chromium, type Page } from "playwright-core";
-import { chromiumPath, hasChromium } from "../browser_helpers.ts";
+import { chromiumMissing, chromiumPath } from "../browser_helpers.ts";
+import { needsTest } from "../helpers.ts";
 
 /** Chromium's flags for WebGPU through SwiftShader, headless, with no side traffic. */
 export const WEBGPU_FLAGS = [
@@ -45,26 +46,21 @@ export function serveBlankPage(): { url: string; close: () => Promise<void> } {
   return { url: `http://127.0.0.1:${server.addr.port}/`, close: () => server.shutdown() };
 }
 
-const present = await hasChromium();
-
 /**
  * Registers a test that gets a page of WebGPU-enabled Chromium, open on a localhost URL (`url`:
  * the blank page, or `serve`'s own server). Without Chromium the test is reported as ignored,
- * unless CI is set, where it fails.
+ * unless CI is set, where it fails (tests/helpers.ts `needsTest`).
  */
 export function webGpuTest(
   name: string,
   fn: (page: Page, url: string) => Promise<void>,
   serve: () => { url: string; close: () => Promise<void> } = serveBlankPage,
 ): void {
-  const ci = Deno.env.get("CI") !== undefined;
-  Deno.test({
-    name: present || ci ? name : `${name} (ignored: no Chromium at ${chromiumPath()})`,
-    ignore: !present && !ci,
+  needsTest(chromiumMissing, {
+    name,
     sanitizeResources: false,
     sanitizeOps: false,
     fn: async () => {
-      if (!present) throw new Error(`no Chromium at ${chromiumPath()} in CI`);
       const server = serve();
       const browser = await launchWebGpuChromium();
       try {

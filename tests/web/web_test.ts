@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { buildWeb, serveDir } from "../../tasks/_web_build.ts";
 import { readSafetensors } from "../../src/io/safetensors.ts";
-import { launchChromium } from "../browser_helpers.ts";
+import { browserTest } from "../browser_helpers.ts";
 import { webGpuTest } from "./chromium.ts";
 import { assertClose } from "../helpers.ts";
 
@@ -172,23 +172,14 @@ webGpuTest("cancel stops a run in the page", async (page, url) => {
   assert.equal(await waitForState(page, ["cancelled", "error", "done"], 60_000), "cancelled");
 }, serveSite);
 
-Deno.test({
-  name: "a browser without WebGPU is told so in the page",
-  ignore: !(await Deno.stat("/usr/bin/chromium").catch(() => null)) && !Deno.env.get("CI"),
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    const server = serveSite();
-    const browser = await launchChromium(); // --disable-gpu: no adapter
-    try {
-      const page = await browser.newPage();
-      await page.goto(server.url);
-      await page.waitForFunction(() => document.getElementById("error")!.textContent!.length > 0);
-      assert.match((await page.locator("#error").textContent())!, /no WebGPU/);
-      assert(await page.locator("#run-default").isDisabled());
-    } finally {
-      await browser.close();
-      await server.close();
-    }
-  },
+browserTest("a browser without WebGPU is told so in the page", async (page) => {
+  const server = serveSite();
+  try {
+    await page.goto(server.url); // the report tests' Chromium: --disable-gpu, no adapter
+    await page.waitForFunction(() => document.getElementById("error")!.textContent!.length > 0);
+    assert.match((await page.locator("#error").textContent())!, /no WebGPU/);
+    assert(await page.locator("#run-default").isDisabled());
+  } finally {
+    await server.close();
+  }
 });
