@@ -5,6 +5,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { defaultRuntimeDir } from "./_driver_env.ts";
 
 /** One flag: its type, default, help line and aliases (kebab-case, without dashes). */
 export interface FlagSpec {
@@ -148,9 +149,12 @@ const INPUT_ERRORS = new Set([
 
 /**
  * Runs a task's main: a usage or input error ({@link INPUT_ERRORS}, or any error marked
- * `exitCode: 2`) prints its message and exits 2; any other error prints and exits 1.
+ * `exitCode: 2`) prints its message and exits 2; any other error prints and exits 1. Before it,
+ * the driver's environment gets its defaults (`XDG_RUNTIME_DIR`, see {@link defaultRuntimeDir}),
+ * since every GPU adapter is requested inside a task's main.
  */
 export async function runMain(main: () => Promise<void>): Promise<void> {
+  defaultRuntimeDir();
   try {
     await main();
   } catch (error) {
