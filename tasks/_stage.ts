@@ -52,6 +52,29 @@ export function stageHooks(label: string, keys: string[]): StageHooks & { finish
   };
 }
 
+/**
+ * Runs a stage and says what it did, in order: when it ran, its progress bar ends and then
+ * "<label> took N s"; when its outputs were up to date, only "<what> is up to date: skipped"
+ * (with how to redo it), since nothing was written.
+ */
+export async function runStage<T extends { skipped: boolean }>(
+  label: string,
+  what: string,
+  hooks: { finish(): void },
+  fn: () => Promise<T>,
+  redo = "--force redoes it",
+): Promise<T> {
+  const start = performance.now();
+  const result = await fn();
+  if (result.skipped) {
+    console.error(`${what} is up to date: skipped${redo ? ` (${redo})` : ""}`);
+  } else {
+    hooks.finish();
+    console.error(`${label} took ${((performance.now() - start) / 1000).toFixed(1)} s`);
+  }
+  return result;
+}
+
 /** Runs `fn` and prints how long it took. */
 export async function timed<T>(label: string, fn: () => Promise<T>): Promise<T> {
   const start = performance.now();

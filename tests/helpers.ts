@@ -7,11 +7,15 @@ import { GpuBackend } from "../src/gpu/backend.ts";
 import { CpuBackend } from "../src/cpu/backend.ts";
 import { hasWebGpu } from "../src/gpu/device.ts";
 import type { Backend, Tensor } from "../src/backend/mod.ts";
+import { defaultRuntimeDir } from "../tasks/_driver_env.ts";
 
 let shared: Promise<GpuBackend | undefined> | undefined;
 
 /** One GPU backend shared by the tests of a file (creating a device is slow on llvmpipe). */
 export function sharedGpu(): Promise<GpuBackend | undefined> {
+  // The adapter is requested in-process, as the tasks do: the same default keeps the driver's
+  // XDG_RUNTIME_DIR line out of the test output.
+  defaultRuntimeDir();
   shared ??= (async () => (await hasWebGpu()) ? await GpuBackend.create() : undefined)();
   return shared;
 }

@@ -11,7 +11,7 @@ import type { Backend } from "../backend/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { type Comparison, evaluateFolders, type FolderEvalOptions } from "../eval/compare.ts";
-import { renderReport } from "../eval/report.ts";
+import { type BatchLayout, renderReport } from "../eval/report.ts";
 import { readManifest, readRows, type StageResult } from "./manifest.ts";
 import { openStage } from "./stage.ts";
 
@@ -84,6 +84,7 @@ export async function runEvalStage(
       evalTable: comparison.evalTable,
       samples: comparison.samples,
       manifest: policyManifest,
+      batches: policyManifest?.results?.batches as BatchLayout | undefined,
     });
     await store.writeFileAtomic(report, new TextEncoder().encode(html));
     await stage.finish({

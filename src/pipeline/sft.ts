@@ -21,7 +21,7 @@ import {
   trainEvalSplits,
 } from "../data/prepare.ts";
 import { openStage, skippedTraining, type StageHooks } from "./stage.ts";
-import { loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
+import { batchLayout, loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
 import { fingerprintedOptions, type StageResult } from "./manifest.ts";
 
 /** Options of {@link runSft}. */
@@ -115,6 +115,7 @@ export async function runSft(
       trainer,
       examples: train.examples.length,
       options: loop,
+      unit: "examples",
       tokenizerFrom: options.model,
       rawConfig,
       resume: options.resume,
@@ -134,6 +135,7 @@ export async function runSft(
     await stage.finish({
       final: rows.at(-1),
       device_bytes: backend.bytesByRole(),
+      batches: batchLayout(train.examples.length, loop, "examples"),
     });
     return { skipped: false, rows };
   } finally {
