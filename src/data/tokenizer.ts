@@ -63,8 +63,8 @@ const SPECIAL_TOKEN_NAMES = [
 
 /** A tokenizer behind the {@link ChatTokenizer} interface. */
 export class HfTokenizer implements ChatTokenizer {
-  /** The `@huggingface/tokenizers` tokenizer, for anything this wrapper does not cover. */
-  readonly inner: Tokenizer;
+  /** The `@huggingface/tokenizers` tokenizer underneath. */
+  readonly #inner: Tokenizer;
   readonly bosTokenId: number | null;
   readonly eosTokenId: number | null;
   readonly padTokenId: number;
@@ -112,7 +112,7 @@ export class HfTokenizer implements ChatTokenizer {
     sources: Array<{ name: string; bytes: Uint8Array }>,
   ) {
     const inner = new Tokenizer(tokenizerJson, config);
-    this.inner = inner;
+    this.#inner = inner;
     this.sources = sources;
     const id = (token: string | null) => token === null ? null : idOrNull(inner.token_to_id(token));
     this.bosTokenId = id(tokenFromConfig(config, "bos_token"));
@@ -137,11 +137,11 @@ export class HfTokenizer implements ChatTokenizer {
   }
 
   encode(text: string): number[] {
-    return this.inner.encode(text, { add_special_tokens: false }).ids;
+    return this.#inner.encode(text, { add_special_tokens: false }).ids;
   }
 
   decode(ids: readonly number[]): string {
-    return ids.length === 0 ? "" : this.inner.decode([...ids], { skip_special_tokens: false });
+    return ids.length === 0 ? "" : this.#inner.decode([...ids], { skip_special_tokens: false });
   }
 
   applyChatTemplate(

@@ -19,13 +19,17 @@ export type { BatchLayout } from "./batches.ts";
 
 /** A table of evaluation results: column order and one record per row (e.g. SFT vs DPO). */
 export interface EvalTable {
+  /** Column names, in display order. */
   columns: string[];
+  /** One record per row, keyed by column name. */
   rows: Array<Record<string, string | number>>;
 }
 
 /** One prompt with the completions of several models, keyed by model name. */
 export interface ReportSample {
+  /** The prompt text. */
   prompt: string;
+  /** Each model's completion, by model name. */
   columns: Record<string, string>;
 }
 

@@ -28,7 +28,11 @@ export class MemoryFileStore implements FileStore {
   readonly #files = new Map<string, Uint8Array>();
   readonly #dirs = new Set<string>([".", "/"]);
 
-  /** @param initial files to start with, path → bytes or UTF-8 text; their folders are created. */
+  /**
+   * An in-memory store.
+   *
+   * @param initial files to start with, path → bytes or UTF-8 text; their folders are created.
+   */
   constructor(initial: Record<string, Uint8Array | string> = {}) {
     for (const [path, content] of Object.entries(initial)) {
       const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;

@@ -26,8 +26,11 @@ export interface EvalStageOptions
   outputDir: string;
   /** Row names. @default ["SFT", "DPO"] */
   names?: readonly [string, string];
+  /** Report title. @default "DPO run report: <policyDir>" */
   title?: string;
+  /** Redo even when up to date. @default false */
   force?: boolean;
+  /** Progress of each evaluation pass. */
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 

@@ -27,13 +27,13 @@ import { checkpointFingerprint, TRAINER_STATE } from "./stage.ts";
 export interface LoopOptions {
   /** Examples (pairs for DPO) per micro-batch. */
   batchSize: number;
-  /** @default 1 */
+  /** Micro-batches per optimizer step. @default 1 */
   gradientAccumulationSteps?: number;
   /** Optimizer steps; overrides epochs when > 0. @default -1 */
   maxSteps?: number;
-  /** @default 1 */
+  /** Epochs over the data (when `maxSteps` is not > 0). @default 1 */
   numTrainEpochs?: number;
-  /** @default 10 */
+  /** Log metrics every N optimizer steps. @default 10 */
   loggingSteps?: number;
   /** 0 = evaluate only at the end. @default 0 */
   evalSteps?: number;
@@ -59,8 +59,11 @@ export interface TrainStageOptions {
   evalFraction?: number;
   /** Where the model, checkpoints, metrics.jsonl, report.html and manifest.json go. */
   outputDir: string;
+  /** Options that change token ids. */
   tokenOptions?: TokenOptions;
+  /** The optimizer and its schedule. */
   optimizer?: OptimizerOptions;
+  /** Batching, steps, logging, evaluation and checkpoints. */
   loop: LoopOptions;
   /** Continue from the newest checkpoint in outputDir. */
   resume?: boolean;

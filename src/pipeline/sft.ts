@@ -26,6 +26,7 @@ import { fingerprintedOptions, type StageResult } from "./manifest.ts";
 
 /** Options of {@link runSft}. */
 export interface SftOptions extends TrainStageOptions {
+  /** Options that change token ids; `completionOnlyLoss` masks the prompt out of the loss. */
   tokenOptions?: TokenOptions & { completionOnlyLoss?: boolean };
 }
 
