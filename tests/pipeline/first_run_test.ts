@@ -14,7 +14,8 @@
 import assert from "node:assert/strict";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "");
+const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, "g");
+const stripAnsi = (s: string) => s.replace(ANSI, "");
 
 /** The lines a first run of `deno task sft` may print: Deno's task echo and downloads, ours. */
 const OWN_LINES = [
