@@ -34,10 +34,11 @@ export function stageHooks(label: string, keys: string[]): StageHooks & { finish
       const shown = Object.entries(row).filter(([k]) =>
         keys.includes(k) || keys.includes(k.replace(/^eval_/, ""))
       );
-      last = shown.map(([k, v]) => `${k} ${fmt(v)}`).join("  ");
+      const text = shown.map(([k, v]) => `${k} ${fmt(v)}`).join("  ");
+      // An eval row gets its own line; the bar keeps showing the last training metrics.
       if (Object.keys(row).some((k) => k.startsWith("eval_"))) {
-        console.error(`\n${label} eval: ${last}`);
-      }
+        console.error(`\n${label} eval: ${text}`);
+      } else last = text;
     },
     onProgress: (done, total) => {
       // A new bar for each pass (its total changes, or it starts over).

@@ -65,10 +65,11 @@ function stepList(steps: number[]): string {
 }
 
 /**
- * One sentence on the partial batch of a layout for a report or a terminal, or undefined when
- * every batch is full.
+ * What to say about the partial batch of a layout, or undefined when every batch is full: for a
+ * terminal one short line; for the report (`charts`) why a curve may jump there and where the
+ * charts mark it.
  *
- * @param options.charts whether to point at the charts' marks (the report). @default false
+ * @param options.charts the report's longer text, pointing at the charts' marks. @default false
  */
 export function partialBatchNote(
   layout: BatchLayout,
@@ -79,16 +80,19 @@ export function partialBatchNote(
   const unit = layout.unit ?? "examples";
   const { examples, batchSize } = layout;
   if (partial.everyBatch) {
-    return `The ${examples} training ${unit} are fewer than one batch (${batchSize}): every ` +
-      `step trains on all ${examples}.`;
+    return `the ${examples} training ${unit} are fewer than one batch (${batchSize}): every ` +
+      `step trains on all ${examples}`;
   }
   const full = Math.floor(examples / batchSize);
-  const where = partial.steps.length === 1 ? "step" : "steps";
-  return `The last batch of each epoch is partial: ${partial.size} of ${batchSize} ${unit} ` +
-    `(${examples} = ${full} × ${batchSize} + ${partial.size}), used at ${where} ` +
-    `${stepList(partial.steps)}. Loss and gradient norm there rest on fewer ${unit}, so a curve ` +
-    `may jump at ${partial.steps.length === 1 ? "that step" : "those steps"}${
-      options.charts ? " (the red dashed line on the charts)" : ""
-    }; ` +
-    `--dataloader-drop-last drops that batch.`;
+  const where = `${partial.steps.length === 1 ? "step" : "steps"} ${stepList(partial.steps)}`;
+  const counts = `${partial.size} of ${batchSize} ${unit} ` +
+    `(${examples} = ${full} × ${batchSize} + ${partial.size})`;
+  if (!options.charts) {
+    return `last batch of each epoch is partial: ${counts}, at ${where}; ` +
+      "--dataloader-drop-last drops it";
+  }
+  return `The last batch of each epoch is partial: ${counts}, used at ${where}. Loss and ` +
+    `gradient norm there rest on fewer ${unit}, so a curve may jump at ` +
+    `${partial.steps.length === 1 ? "that step" : "those steps"} (the red dashed line on the ` +
+    "charts); --dataloader-drop-last drops that batch.";
 }

@@ -84,7 +84,10 @@ Deno.test("a partial last batch is named in the log and report; --dataloader-dro
       ]);
     const kept = await dpo("kept");
     assert.equal(kept.code, 0, kept.stderr);
-    assert.match(kept.stderr, /partial: 2 of 5 pairs \(12 = 2 × 5 \+ 2\), used at step 3\./);
+    assert.match(
+      kept.stderr,
+      /dpo: last batch of each epoch is partial: 2 of 5 pairs \(12 = 2 × 5 \+ 2\), at step 3;/,
+    );
     const report = await Deno.readTextFile(`${w.dir}/kept/report.html`);
     assert.match(
       report,
