@@ -25,7 +25,10 @@ export function stageHooks(label: string, keys: string[]): StageHooks & { finish
   let scoringDone = 0;
   let last = "";
   return {
-    log: (message) => console.error(`${label}: ${message}`),
+    log: (message) => {
+      bar?.interrupt();
+      console.error(`${label}: ${message}`);
+    },
     onStep: (step, total) => {
       bar ??= new Progress(label, total);
       bar.update(step, last);
@@ -35,10 +38,15 @@ export function stageHooks(label: string, keys: string[]): StageHooks & { finish
         keys.includes(k) || keys.includes(k.replace(/^eval_/, ""))
       );
       const text = shown.map(([k, v]) => `${k} ${fmt(v)}`).join("  ");
-      // An eval row gets its own line; the bar keeps showing the last training metrics.
       if (Object.keys(row).some((k) => k.startsWith("eval_"))) {
-        console.error(`\n${label} eval: ${text}`);
-      } else last = text;
+        // An eval row gets its own line under the bar, which keeps the training metrics.
+        bar?.interrupt();
+        console.error(`${label} eval: ${text}`);
+      } else {
+        last = text;
+        // The step's own metrics, at once: the bar was drawn before they were read.
+        if (bar && typeof row.step === "number") bar.update(row.step, last, true);
+      }
     },
     onProgress: (done, total) => {
       // A new bar for each pass (its total changes, or it starts over).
