@@ -6,9 +6,9 @@
  * every line of its stderr must be one the project or Deno's own download progress prints: no
  * warning box about skipped install scripts, no Vulkan driver noise.
  *
- * The fresh cache needs the npm registry (28 MB downloaded, 146 MB on disk, some 15 s here). Without it the test
- * says why it skips, and fails instead when `CI` is set. The lockfile check below needs nothing
- * and catches the cause of the warning box before any download.
+ * The fresh cache needs the npm registry (28 MB downloaded, 146 MB on disk, some 15 s here).
+ * Without it the test says why it skips, and fails instead when `CI` is set. The lockfile check
+ * below needs nothing and catches the cause of the warning box before any download.
  */
 
 import assert from "node:assert/strict";
