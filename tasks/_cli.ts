@@ -5,6 +5,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { defaultRuntimeDir } from "./_driver_env.ts";
 
 /** One flag: its type, default, help line and aliases (kebab-case, without dashes). */
 export interface FlagSpec {
@@ -148,9 +149,12 @@ const INPUT_ERRORS = new Set([
 
 /**
  * Runs a task's main: a usage or input error ({@link INPUT_ERRORS}, or any error marked
- * `exitCode: 2`) prints its message and exits 2; any other error prints and exits 1.
+ * `exitCode: 2`) prints its message and exits 2; any other error prints and exits 1. Before it,
+ * the driver's environment gets its defaults (`XDG_RUNTIME_DIR`, see {@link defaultRuntimeDir}),
+ * since every GPU adapter is requested inside a task's main.
  */
 export async function runMain(main: () => Promise<void>): Promise<void> {
+  defaultRuntimeDir();
   try {
     await main();
   } catch (error) {
@@ -167,33 +171,83 @@ export async function runMain(main: () => Promise<void>): Promise<void> {
 
 const encoder = new TextEncoder();
 
-/** A one-line progress bar on stderr, redrawn in place when stderr is a terminal. */
+/**
+ * A one-line progress bar on stderr, redrawn in place when stderr is a terminal. Otherwise it
+ * writes a line every tenth of the way (with the freshest status of that step, so it is written
+ * when the bar moves on) and one at the end.
+ */
 export class Progress {
   #start = performance.now();
   #tty = Deno.stderr.isTerminal();
   #last = 0;
+  #done = 0;
+  #status = "";
+  #seconds = 0;
+  /** Not a terminal: a tenth-of-the-way line waiting for its step's last status. */
+  #pending = false;
+  /** The bar's line was ended by {@link interrupt} and shows its latest state. */
+  #interrupted = false;
 
   constructor(readonly label: string, readonly total: number) {}
 
-  /** Redraws with `done` of `total` and a status text; throttled to 10 per second. */
-  update(done: number, status = ""): void {
+  /** Redraws with `done` of `total` and a status text; throttled to 10 per second unless `force`. */
+  update(done: number, status = "", force = false): void {
     const now = performance.now();
-    if (done < this.total && now - this.#last < 100) return;
+    if (!force && done < this.total && now - this.#last < 100) return;
     this.#last = now;
-    const width = 24;
-    const filled = Math.max(0, Math.min(width, Math.round(width * done / Math.max(1, this.total))));
-    const bar = "█".repeat(filled) + "░".repeat(width - filled);
-    const secs = ((now - this.#start) / 1000).toFixed(1);
-    const line = `${this.label} ${bar} ${done}/${this.total} ${secs}s ${status}`;
-    if (this.#tty) Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${line}`));
-    else if (done === this.total || done % Math.max(1, Math.floor(this.total / 10)) === 0) {
-      Deno.stderr.writeSync(encoder.encode(line + "\n"));
+    if (!this.#tty && this.#pending && done !== this.#done) this.#flush();
+    if (done !== this.#done || this.#tty) this.#seconds = (now - this.#start) / 1000;
+    this.#done = done;
+    this.#status = status;
+    this.#interrupted = false;
+    if (this.#tty) Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${this.#line()}`));
+    else if (done < this.total && done % Math.max(1, Math.floor(this.total / 10)) === 0) {
+      this.#pending = true;
     }
   }
 
-  /** Ends the bar with a final line. */
+  /** Ends the bar's line so that another line can be printed under it; the next update goes on. */
+  interrupt(): void {
+    if (!this.#tty) {
+      if (this.#pending) this.#flush();
+      else if (this.#done === this.total && !this.#interrupted) {
+        // The end reached: its line comes before what is printed under it, and only once.
+        Deno.stderr.writeSync(encoder.encode(this.#line() + "\n"));
+        this.#interrupted = true;
+      }
+    } else if (!this.#interrupted && this.#last > 0) {
+      Deno.stderr.writeSync(encoder.encode("\n"));
+      this.#interrupted = true;
+    }
+  }
+
+  /** Ends the bar with a final line (none again when an interrupted line already shows it). */
   done(status = ""): void {
-    this.update(this.total, status);
-    if (this.#tty) Deno.stderr.writeSync(encoder.encode("\n"));
+    if (this.#interrupted && this.#done === this.total && this.#status === status) return;
+    if (this.#tty) {
+      this.update(this.total, status, true);
+      Deno.stderr.writeSync(encoder.encode("\n"));
+      return;
+    }
+    if (this.#pending && this.#done !== this.total) this.#flush();
+    this.#pending = false;
+    this.#done = this.total;
+    this.#status = status;
+    this.#seconds = (performance.now() - this.#start) / 1000;
+    Deno.stderr.writeSync(encoder.encode(this.#line() + "\n"));
+  }
+
+  #flush(): void {
+    Deno.stderr.writeSync(encoder.encode(this.#line() + "\n"));
+    this.#pending = false;
+  }
+
+  #line(): string {
+    const width = 24;
+    const share = this.#done / Math.max(1, this.total);
+    const filled = Math.max(0, Math.min(width, Math.round(width * share)));
+    const bar = "█".repeat(filled) + "░".repeat(width - filled);
+    const seconds = this.#seconds.toFixed(1);
+    return `${this.label} ${bar} ${this.#done}/${this.total} ${seconds}s ${this.#status}`;
   }
 }

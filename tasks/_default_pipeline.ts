@@ -60,7 +60,7 @@ export async function runDefaultPipeline(flags: Flags): Promise<void> {
       return hooks;
     },
     onStage: (name, event, seconds) => {
-      if (event === "skipped") console.error(`${name}: up to date, skipped (--force redoes it)`);
+      if (event === "skipped") console.error(`${name}: up to date: skipped (--force redoes it)`);
       if (event === "done") {
         bars.get(name)?.finish();
         console.error(`${name} took ${seconds!.toFixed(1)} s`);

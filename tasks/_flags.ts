@@ -86,6 +86,11 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
     default: false,
     help: "clear another run's outputs from --output-dir instead of refusing to start",
   },
+  "dataloader-drop-last": {
+    type: "boolean",
+    default: false,
+    help: "drop each epoch's last batch when it is partial (TRL's dataloader_drop_last)",
+  },
 };
 
 const num = (f: Flags, k: string) => f[k] as number;
@@ -141,6 +146,7 @@ export function loopOf(f: Flags): LoopOptions {
     evalSteps: num(f, "evalSteps"),
     saveSteps: num(f, "saveSteps"),
     seed: num(f, "seed"),
+    dropLast: f.dataloaderDropLast as boolean,
   };
 }
 

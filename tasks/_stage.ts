@@ -25,7 +25,10 @@ export function stageHooks(label: string, keys: string[]): StageHooks & { finish
   let scoringDone = 0;
   let last = "";
   return {
-    log: (message) => console.error(`${label}: ${message}`),
+    log: (message) => {
+      bar?.interrupt();
+      console.error(`${label}: ${message}`);
+    },
     onStep: (step, total) => {
       bar ??= new Progress(label, total);
       bar.update(step, last);
@@ -34,9 +37,15 @@ export function stageHooks(label: string, keys: string[]): StageHooks & { finish
       const shown = Object.entries(row).filter(([k]) =>
         keys.includes(k) || keys.includes(k.replace(/^eval_/, ""))
       );
-      last = shown.map(([k, v]) => `${k} ${fmt(v)}`).join("  ");
+      const text = shown.map(([k, v]) => `${k} ${fmt(v)}`).join("  ");
       if (Object.keys(row).some((k) => k.startsWith("eval_"))) {
-        console.error(`\n${label} eval: ${last}`);
+        // An eval row gets its own line under the bar, which keeps the training metrics.
+        bar?.interrupt();
+        console.error(`${label} eval: ${text}`);
+      } else {
+        last = text;
+        // The step's own metrics, at once: the bar was drawn before they were read.
+        if (bar && typeof row.step === "number") bar.update(row.step, last, true);
       }
     },
     onProgress: (done, total) => {
@@ -50,6 +59,29 @@ export function stageHooks(label: string, keys: string[]): StageHooks & { finish
     },
     finish: () => bar?.done(last),
   };
+}
+
+/**
+ * Runs a stage and says what it did, in order: when it ran, its progress bar ends and then
+ * "<label> took N s"; when its outputs were up to date, only "<what> is up to date: skipped"
+ * (with how to redo it), since nothing was written.
+ */
+export async function runStage<T extends { skipped: boolean }>(
+  label: string,
+  what: string,
+  hooks: { finish(): void },
+  fn: () => Promise<T>,
+  redo = "--force redoes it",
+): Promise<T> {
+  const start = performance.now();
+  const result = await fn();
+  if (result.skipped) {
+    console.error(`${what} is up to date: skipped${redo ? ` (${redo})` : ""}`);
+  } else {
+    hooks.finish();
+    console.error(`${label} took ${((performance.now() - start) / 1000).toFixed(1)} s`);
+  }
+  return result;
 }
 
 /** Runs `fn` and prints how long it took. */

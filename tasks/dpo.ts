@@ -19,7 +19,7 @@ import {
   tokenOptionsOf,
   TRAIN_FLAGS,
 } from "./_flags.ts";
-import { openBackend, stageHooks, store, timed } from "./_stage.ts";
+import { openBackend, runStage, stageHooks, store } from "./_stage.ts";
 import { runDpo } from "../src/pipeline/dpo.ts";
 import { runDefaultPipeline } from "./_default_pipeline.ts";
 
@@ -39,7 +39,11 @@ const flags = parseFlags(
     "output-dir": { type: "string", help: "where the policy, checkpoints and metrics go" },
     ...LOSS_FLAGS,
     "run-name": { type: "string", default: "default", help: "default pipeline: runs/<name>" },
-    force: { type: "boolean", default: false, help: "default pipeline: redo every stage" },
+    force: {
+      type: "boolean",
+      default: false,
+      help: "redo the training even when it is up to date (default pipeline: every stage)",
+    },
     ...TRAIN_FLAGS,
     "learning-rate": { ...TRAIN_FLAGS["learning-rate"], default: 5e-6 },
     ...DATA_FLAGS,
@@ -62,25 +66,29 @@ await runMain(async () => {
     "logps/chosen",
     "logps/rejected",
   ]);
-  const { rows, skipped } = await timed("dpo", () =>
-    runDpo(store, backend, {
-      model: required(flags, "model"),
-      data: splitOf(flags, required(flags, "data")),
-      evalData: flags.evalData as string | undefined,
-      evalFraction: flags.evalFraction as number,
-      refCache: flags.refCache as string | undefined,
-      refModel: flags.refModel as string | undefined,
-      outputDir: required(flags, "outputDir"),
-      tokenOptions: tokenOptionsOf(flags),
-      ...loss,
-      optimizer: optimizerOf(flags),
-      loop: loopOf(flags),
-      resume: flags.resume as boolean,
-      overwriteOutputDir: flags.overwriteOutputDir as boolean,
-    }, hooks));
-  if (skipped) console.error(`${flags.outputDir} is up to date: skipped (--force redoes it)`);
-  else {
-    hooks.finish();
+  const { rows, skipped } = await runStage(
+    "dpo",
+    required(flags, "outputDir"),
+    hooks,
+    () =>
+      runDpo(store, backend, {
+        model: required(flags, "model"),
+        data: splitOf(flags, required(flags, "data")),
+        evalData: flags.evalData as string | undefined,
+        evalFraction: flags.evalFraction as number,
+        refCache: flags.refCache as string | undefined,
+        refModel: flags.refModel as string | undefined,
+        outputDir: required(flags, "outputDir"),
+        tokenOptions: tokenOptionsOf(flags),
+        ...loss,
+        optimizer: optimizerOf(flags),
+        loop: loopOf(flags),
+        resume: flags.resume as boolean,
+        overwriteOutputDir: flags.overwriteOutputDir as boolean,
+        force: flags.force as boolean,
+      }, hooks),
+  );
+  if (!skipped) {
     const mib = (b: number) => `${(b / 2 ** 20).toFixed(2)} MiB`;
     console.error(
       "device memory by role: " +

@@ -19,7 +19,7 @@ import {
   tokenOptionsOf,
   TRAIN_FLAGS,
 } from "./_flags.ts";
-import { openBackend, stageHooks, store, timed } from "./_stage.ts";
+import { openBackend, runStage, stageHooks, store } from "./_stage.ts";
 import { runKto } from "../src/pipeline/kto.ts";
 import type { KtoLossType } from "../src/backend/mod.ts";
 
@@ -71,27 +71,30 @@ await runMain(async () => {
   }
   const backend = await openBackend(deviceOf(flags));
   const hooks = stageHooks("kto", ["loss", "kl", "rewards/chosen", "rewards/rejected"]);
-  const { rows, skipped } = await timed("kto", () =>
-    runKto(store, backend, {
-      model: required(flags, "model"),
-      data: splitOf(flags, required(flags, "data")),
-      evalData: flags.evalData as string | undefined,
-      evalFraction: flags.evalFraction as number,
-      refCache: flags.refCache as string | undefined,
-      refModel: flags.refModel as string | undefined,
-      outputDir: required(flags, "outputDir"),
-      tokenOptions: tokenOptionsOf(flags),
-      lossType: flags.lossType as KtoLossType,
-      beta: flags.beta as number,
-      desirableWeight: flags.desirableWeight as number,
-      undesirableWeight: flags.undesirableWeight as number,
-      optimizer: optimizerOf(flags),
-      loop: loopOf(flags),
-      resume: flags.resume as boolean,
-      overwriteOutputDir: flags.overwriteOutputDir as boolean,
-      force: flags.force as boolean,
-    }, hooks));
-  if (skipped) console.error(`${flags.outputDir} is up to date: skipped (--force redoes it)`);
-  else hooks.finish();
+  const { rows } = await runStage(
+    "kto",
+    required(flags, "outputDir"),
+    hooks,
+    () =>
+      runKto(store, backend, {
+        model: required(flags, "model"),
+        data: splitOf(flags, required(flags, "data")),
+        evalData: flags.evalData as string | undefined,
+        evalFraction: flags.evalFraction as number,
+        refCache: flags.refCache as string | undefined,
+        refModel: flags.refModel as string | undefined,
+        outputDir: required(flags, "outputDir"),
+        tokenOptions: tokenOptionsOf(flags),
+        lossType: flags.lossType as KtoLossType,
+        beta: flags.beta as number,
+        desirableWeight: flags.desirableWeight as number,
+        undesirableWeight: flags.undesirableWeight as number,
+        optimizer: optimizerOf(flags),
+        loop: loopOf(flags),
+        resume: flags.resume as boolean,
+        overwriteOutputDir: flags.overwriteOutputDir as boolean,
+        force: flags.force as boolean,
+      }, hooks),
+  );
   if (flags.json) console.log(JSON.stringify(rows.at(-1)));
 });

@@ -6,7 +6,7 @@
 
 import { parseFlags, runMain, UsageError } from "./_cli.ts";
 import { COMMON_FLAGS, DATA_FLAGS, deviceOf, required, splitOf, tokenOptionsOf } from "./_flags.ts";
-import { openBackend, stageHooks, store, timed } from "./_stage.ts";
+import { openBackend, runStage, stageHooks, store } from "./_stage.ts";
 import { runPrecompute } from "../src/pipeline/precompute.ts";
 import { trainEvalSplits } from "../src/data/prepare.ts";
 import { decodeCache, mergeCaches } from "../src/cache/reference_cache.ts";
@@ -63,7 +63,7 @@ await runMain(async () => {
   );
   const backend = await openBackend(deviceOf(flags));
   const hooks = stageHooks("precompute", []);
-  const result = await timed("precompute", () =>
+  const result = await runStage("precompute", output, hooks, () =>
     runPrecompute(store, backend, {
       model: required(flags, "model"),
       data: splits.train,
@@ -74,10 +74,6 @@ await runMain(async () => {
       shard,
       force: flags.force as boolean,
     }, hooks));
-  console.error(
-    result.skipped
-      ? `${output} is up to date: skipped (--force redoes it)`
-      : `wrote ${output} (${result.examples} pairs)`,
-  );
+  if (!result.skipped) console.error(`wrote ${output} (${result.examples} pairs)`);
   if (flags.json) console.log(JSON.stringify({ output, ...result }));
 });

@@ -9,7 +9,7 @@
 import { parseFlags, runMain, UsageError } from "./_cli.ts";
 import { readPrompts } from "../src/data/prompts.ts";
 import { COMMON_FLAGS, deviceOf } from "./_flags.ts";
-import { openBackend, stageHooks, store, timed } from "./_stage.ts";
+import { openBackend, runStage, stageHooks, store, timed } from "./_stage.ts";
 import { defaultPipelineSpec } from "../src/pipeline/defaults.ts";
 import { runSft } from "../src/pipeline/sft.ts";
 import { loadModel } from "../src/model/model_folder.ts";
@@ -40,7 +40,8 @@ await runMain(async () => {
   }
   const backend = await openBackend(deviceOf(flags));
   const sftDir = joinPath(spec.runDir, "sft");
-  const sft = await timed("sft", () =>
+  const sftHooks = stageHooks("sft", ["loss"]);
+  await runStage("sft", sftDir, sftHooks, () =>
     runSft(store, backend, {
       model: spec.baseModel,
       data: { path: spec.sftData },
@@ -49,8 +50,7 @@ await runMain(async () => {
       tokenOptions: spec.tokenOptions,
       optimizer: spec.sft.optimizer,
       loop: spec.sft.loop,
-    }, stageHooks("sft", ["loss"])));
-  if (sft.skipped) console.error(`${sftDir} is up to date: reused`);
+    }, sftHooks), "reused");
   const tokenizer = await loadTokenizer(store, sftDir);
   const { model } = await loadModel(store, sftDir, backend, {
     maxBatch: 1,

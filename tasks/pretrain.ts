@@ -10,7 +10,7 @@
  */
 
 import { parseFlags, runMain, UsageError } from "./_cli.ts";
-import { openBackend, stageHooks, store, timed } from "./_stage.ts";
+import { openBackend, runStage, stageHooks, store } from "./_stage.ts";
 import type { DeviceChoice } from "../src/pipeline/device.ts";
 import { runPretrain } from "../src/pipeline/pretrain.ts";
 
@@ -81,15 +81,13 @@ await runMain(async () => {
   };
   const backend = await openBackend(flags.device as DeviceChoice);
   const hooks = stageHooks("pretrain", ["loss", "grad_norm"]);
-  const { skipped, results } = await timed(
+  const { skipped, results } = await runStage(
     "pretrain",
+    options.outputDir,
+    hooks,
     () => runPretrain(store, backend, options, hooks),
   );
-  if (skipped) {
-    console.error(`${options.outputDir} is up to date: skipped (--force redoes it)`);
-    return;
-  }
-  hooks.finish();
+  if (skipped) return;
   console.error(
     `saved ${options.outputDir}: loss ${results!.loss.toFixed(4)}, held-out ` +
       `${results!.eval_loss.toFixed(4)} nats/token (unigram ${

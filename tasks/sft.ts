@@ -13,7 +13,7 @@ import {
   tokenOptionsOf,
   TRAIN_FLAGS,
 } from "./_flags.ts";
-import { openBackend, stageHooks, store, timed } from "./_stage.ts";
+import { openBackend, runStage, stageHooks, store } from "./_stage.ts";
 import { runSft } from "../src/pipeline/sft.ts";
 
 const flags = parseFlags(
@@ -28,6 +28,11 @@ const flags = parseFlags(
       default: true,
       help: "mask the prompt out of the loss (--no-completion-only-loss: train on all tokens)",
     },
+    force: {
+      type: "boolean",
+      default: false,
+      help: "redo the training even when it is up to date",
+    },
     ...TRAIN_FLAGS,
     ...DATA_FLAGS,
     ...COMMON_FLAGS,
@@ -38,23 +43,27 @@ await runMain(async () => {
   checkTrainFlags(flags);
   const backend = await openBackend(deviceOf(flags));
   const hooks = stageHooks("sft", ["loss", "grad_norm"]);
-  const { rows, skipped } = await timed("sft", () =>
-    runSft(store, backend, {
-      model: required(flags, "model"),
-      data: splitOf(flags, required(flags, "data")),
-      evalData: flags.evalData as string | undefined,
-      evalFraction: flags.evalFraction as number,
-      outputDir: required(flags, "outputDir"),
-      tokenOptions: {
-        ...tokenOptionsOf(flags),
-        completionOnlyLoss: flags.completionOnlyLoss as boolean,
-      },
-      optimizer: optimizerOf(flags),
-      loop: loopOf(flags),
-      resume: flags.resume as boolean,
-      overwriteOutputDir: flags.overwriteOutputDir as boolean,
-    }, hooks));
-  if (skipped) console.error(`${flags.outputDir} is up to date: skipped (--force redoes it)`);
-  else hooks.finish();
+  const { rows } = await runStage(
+    "sft",
+    required(flags, "outputDir"),
+    hooks,
+    () =>
+      runSft(store, backend, {
+        model: required(flags, "model"),
+        data: splitOf(flags, required(flags, "data")),
+        evalData: flags.evalData as string | undefined,
+        evalFraction: flags.evalFraction as number,
+        outputDir: required(flags, "outputDir"),
+        tokenOptions: {
+          ...tokenOptionsOf(flags),
+          completionOnlyLoss: flags.completionOnlyLoss as boolean,
+        },
+        optimizer: optimizerOf(flags),
+        loop: loopOf(flags),
+        resume: flags.resume as boolean,
+        overwriteOutputDir: flags.overwriteOutputDir as boolean,
+        force: flags.force as boolean,
+      }, hooks),
+  );
   if (flags.json) console.log(JSON.stringify(rows.at(-1)));
 });

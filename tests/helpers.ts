@@ -8,12 +8,16 @@ import { GpuBackend } from "../src/gpu/backend.ts";
 import { CpuBackend } from "../src/cpu/backend.ts";
 import { hasWebGpu } from "../src/gpu/device.ts";
 import type { Backend, Tensor } from "../src/backend/mod.ts";
+import { defaultRuntimeDir } from "../tasks/_driver_env.ts";
 
 /**
  * Why the WebGPU tests cannot run here, or undefined where an adapter answers. Probed once, when
  * this module loads (about 0.1 s on llvmpipe), so that each test is registered as ignored or not
  * before Deno runs anything.
  */
+// The adapter is requested in-process, as the tasks do: the same XDG_RUNTIME_DIR default keeps
+// the driver's line out of the test output.
+defaultRuntimeDir();
 export const gpuMissing: string | undefined = (await hasWebGpu())
   ? undefined
   : "no WebGPU adapter (install mesa-vulkan-drivers for llvmpipe, run with --unstable-webgpu)";

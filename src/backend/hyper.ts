@@ -12,9 +12,13 @@ export interface OptimizerHyper {
   lr: number;
   /** 1-based optimizer step, for Adam's bias correction. */
   step: number;
+  /** Adam's β1 (first-moment decay). */
   beta1: number;
+  /** Adam's β2 (second-moment decay). */
   beta2: number;
+  /** Adam's and RMSprop's ε. */
   eps: number;
+  /** Weight decay coefficient. */
   weightDecay: number;
   /** RMSprop smoothing constant (PyTorch's `alpha`). */
   alpha: number;

@@ -38,6 +38,7 @@ export function resolveKtoSpec(o: Partial<KtoLossSpec> = {}): KtoLossSpec {
 
 /** Per-example results of {@link ktoLoss}. */
 export interface KtoResult {
+  /** Per-example loss (weighted by the desirable or undesirable weight). */
   losses: number[];
   /** β r per example (rewards/chosen for desirable ones, rewards/rejected otherwise). */
   rewards: number[];

@@ -42,12 +42,17 @@ export type FDivergenceType = "reverse_kl" | "forward_kl" | "js_divergence" | "a
  * DPOConfig names in camelCase). `resolveLossSpec` in src/backend/losses.ts fills the defaults.
  */
 export interface PreferenceLossSpec {
+  /** The loss types summed (TRL's `loss_type`, one or a list). */
   lossTypes: readonly PreferenceLossType[];
   /** One weight per type; the loss is the weighted sum. */
   lossWeights: readonly number[];
+  /** β: strength of the implicit KL penalty (IPO's τ, ORPO's λ). */
   beta: number;
+  /** cDPO / robust / EXO's ε (`label_smoothing`). */
   labelSmoothing: number;
+  /** f-divergence of the f-DPO loss (`f_divergence_type`). */
   fDivergenceType: FDivergenceType;
+  /** α of the alpha divergence (`f_alpha_divergence_coef`). */
   fAlphaDivergenceCoef: number;
   /** Treat the reference log-probs as 0 (an implicit uniform reference). */
   referenceFree: boolean;
@@ -83,9 +88,13 @@ export type KtoLossType = "kto" | "apo_zero_unpaired";
 
 /** KTO's hyperparameters (TRL's KTOConfig names in camelCase). */
 export interface KtoLossSpec {
+  /** KTO's loss type (`loss_type`). */
   lossType: KtoLossType;
+  /** β: strength of the implicit KL penalty. */
   beta: number;
+  /** Weight of desirable examples' losses (`desirable_weight`). */
   desirableWeight: number;
+  /** Weight of undesirable examples' losses (`undesirable_weight`). */
   undesirableWeight: number;
 }
 

@@ -32,23 +32,23 @@ export interface PreferenceLossOptions {
   lossType?: PreferenceLossType | readonly PreferenceLossType[];
   /** One weight per type. @default all 1 */
   lossWeights?: readonly number[];
-  /** @default 0.1 */
+  /** β, the implicit KL strength. @default 0.1 */
   beta?: number;
   /** cDPO / robust / EXO's ε; exo_pair uses 1e-3 when it is 0 (TRL < 0.20). @default 0 */
   labelSmoothing?: number;
-  /** @default "reverse_kl" */
+  /** f-divergence of f-DPO. @default "reverse_kl" */
   fDivergenceType?: FDivergenceType;
   /** α of the alpha divergence. @default 0.5 */
   fAlphaDivergenceCoef?: number;
-  /** @default false */
+  /** Treat the reference log-probs as 0 (no reference model). @default false */
   referenceFree?: boolean;
-  /** @default 0 */
+  /** R-DPO's length penalty α. @default 0 */
   rdpoAlpha?: number;
-  /** @default 0.5 */
+  /** SimPO's target margin γ. @default 0.5 */
   simpoGamma?: number;
-  /** @default 0.05 */
+  /** DiscoPOP's temperature τ. @default 0.05 */
   discopopTau?: number;
-  /** @default true */
+  /** IPO on per-token averages (TRL) instead of sums. @default true */
   ipoLengthNormalized?: boolean;
 }
 
@@ -115,21 +115,27 @@ export function needsReference(spec: PreferenceLossSpec): boolean {
 export interface PreferenceLossResult {
   /** Weighted sum of the listed losses, per pair. */
   losses: number[];
+  /** β (log π - log ref) of the chosen completion, per pair. */
   chosenRewards: number[];
+  /** β (log π - log ref) of the rejected completion, per pair. */
   rejectedRewards: number[];
-  /** d(mean loss)/d(policy chosen logp) and /d(policy rejected logp), per pair. */
+  /** d(mean loss)/d(policy chosen logp), per pair. */
   dChosen: number[];
+  /** d(mean loss)/d(policy rejected logp), per pair. */
   dRejected: number[];
   /** Per-token NLL of the chosen completion (`nll_loss`). */
   nllLosses: number[];
-  /** ORPO's log σ(log-odds) and log-odds (`log_odds_ratio`, `log_odds_chosen`). */
+  /** ORPO's log σ(log-odds) (`log_odds_ratio`), per pair. */
   logOddsRatios: number[];
+  /** ORPO's log-odds of chosen over rejected (`log_odds_chosen`), per pair. */
   logOdds: number[];
 }
 
 /** Token counts per sequence, for the length-normalised losses. */
 export interface TokenCounts {
+  /** Completion tokens of each chosen sequence. */
   chosenTokens?: ArrayLike<number>;
+  /** Completion tokens of each rejected sequence. */
   rejectedTokens?: ArrayLike<number>;
 }
 

@@ -11,24 +11,39 @@ import type { Tensor } from "./ops.ts";
 
 /** rmsnormForward: out (N,C) = x * rsqrt(mean(x^2) + eps) * w; rstd (N) keeps the rsqrt. */
 export interface RmsnormForwardArgs {
+  /** Output (N, C). */
   out: Tensor;
+  /** Kept reciprocal RMS of each row (N), for the backward. */
   rstd: Tensor;
+  /** Input (N, C). */
   x: Tensor;
+  /** Weight (C). */
   w: Tensor;
+  /** Rows. */
   N: number;
+  /** Channels. */
   C: number;
+  /** Added to the mean square (`rms_norm_eps`). */
   eps: number;
 }
 
 /** rmsnormBackward: dx (N,C) (+)= d/dx; dw (C) += d/dw, rows summed in order. */
 export interface RmsnormBackwardArgs {
+  /** Gradient of the input (N, C). */
   dx: Tensor;
+  /** Gradient of the weight (C), added to. */
   dw: Tensor;
+  /** Gradient of the output (N, C). */
   dOut: Tensor;
+  /** The forward input (N, C). */
   x: Tensor;
+  /** Weight (C). */
   w: Tensor;
+  /** The forward's reciprocal RMS (N). */
   rstd: Tensor;
+  /** Rows. */
   N: number;
+  /** Channels. */
   C: number;
   /** Add into dx instead of overwriting it. */
   accumulateDx: boolean;
@@ -39,12 +54,19 @@ export interface RmsnormBackwardArgs {
  * position r % T; cos, sin are (T, D/2) tables.
  */
 export interface RopeArgs {
+  /** Queries or keys (rows, H, D), rotated in place. */
   x: Tensor;
+  /** Cosine table (T, D/2). */
   cos: Tensor;
+  /** Sine table (T, D/2). */
   sin: Tensor;
+  /** Rows (B * T). */
   rows: number;
+  /** Sequence length: row r is at position r % T. */
   T: number;
+  /** Heads. */
   H: number;
+  /** Head size. */
   D: number;
   /** Rotate by -angle (the backward of the forward). */
   inverse: boolean;
@@ -52,21 +74,33 @@ export interface RopeArgs {
 
 /** ropeAt (decode): rope in place on x (rows, H, D), row r at positions[r] (i32); tables (L, D/2). */
 export interface RopeAtArgs {
+  /** Queries or keys (rows, H, D), rotated in place. */
   x: Tensor;
+  /** Cosine table (L, D/2). */
   cos: Tensor;
+  /** Sine table (L, D/2). */
   sin: Tensor;
+  /** Position of each row (rows, i32). */
   positions: Tensor;
+  /** Rows. */
   rows: number;
+  /** Heads. */
   H: number;
+  /** Head size. */
   D: number;
 }
 
 /** Causal grouped-query attention's shape: batch, sequence, query heads, key/value heads, head size. */
 export interface AttentionShape {
+  /** Batch rows. */
   B: number;
+  /** Sequence length. */
   T: number;
+  /** Query heads. */
   H: number;
+  /** Key/value heads (H is a multiple). */
   Hkv: number;
+  /** Head size. */
   D: number;
 }
 
@@ -75,23 +109,37 @@ export interface AttentionShape {
  * softmax for the backward; scores scaled by 1/sqrt(D).
  */
 export interface AttentionForwardArgs extends AttentionShape {
+  /** Output (B, T, H, D). */
   out: Tensor;
+  /** Softmax probabilities (B, H, T, T), kept for the backward. */
   probs: Tensor;
+  /** Queries (B, T, H, D). */
   q: Tensor;
+  /** Keys (B, T, Hkv, D). */
   k: Tensor;
+  /** Values (B, T, Hkv, D). */
   v: Tensor;
 }
 
 /** attentionBackward: dq, dk, dv are overwritten; dScores (B,H,T,T) is scratch. */
 export interface AttentionBackwardArgs extends AttentionShape {
+  /** Gradient of the queries (B, T, H, D). */
   dq: Tensor;
+  /** Gradient of the keys (B, T, Hkv, D). */
   dk: Tensor;
+  /** Gradient of the values (B, T, Hkv, D). */
   dv: Tensor;
+  /** Scratch (B, H, T, T). */
   dScores: Tensor;
+  /** Gradient of the output (B, T, H, D). */
   dOut: Tensor;
+  /** The forward queries. */
   q: Tensor;
+  /** The forward keys. */
   k: Tensor;
+  /** The forward values. */
   v: Tensor;
+  /** The forward softmax probabilities (B, H, T, T). */
   probs: Tensor;
 }
 
@@ -100,12 +148,19 @@ export interface AttentionBackwardArgs extends AttentionShape {
  * hold chosen sequences 0..P-1 then rejected P..2P-1; refLogps is ignored by reference-free losses.
  */
 export interface PreferenceLossArgs {
+  /** The resolved loss (type, beta, ...). */
   spec: PreferenceLossSpec;
+  /** Metric sums, in the order of `PREFERENCE_METRICS`. */
   metrics: Tensor;
+  /** Gradient of the loss with respect to each sequence log-prob (2P). */
   seqGrad: Tensor;
+  /** Policy log-probs (2P). */
   policyLogps: Tensor;
+  /** Reference log-probs (2P). */
   refLogps: Tensor;
+  /** Completion tokens of each sequence (2P, f32). */
   tokenCounts: Tensor;
+  /** Pairs. */
   P: number;
   /** seqGrad = scale * d(sum of per-pair losses)/d(policyLogps); metrics get scale-weighted sums. */
   scale: number;
@@ -116,41 +171,65 @@ export interface PreferenceLossArgs {
  * refLogps (2B: examples then mismatched pairs), labels (B) 1 (desirable) or 0.
  */
 export interface KtoLossArgs {
+  /** The resolved KTO loss. */
   spec: KtoLossSpec;
+  /** Metric sums, in the order of `KTO_METRICS`. */
   metrics: Tensor;
+  /** Gradient of the loss with respect to each policy log-prob (B). */
   seqGrad: Tensor;
+  /** Policy log-probs of the examples (B). */
   policyLogps: Tensor;
+  /** Policy log-probs of the mismatched pairs (B). */
   policyKlLogps: Tensor;
+  /** Reference log-probs (2B): examples, then mismatched pairs. */
   refLogps: Tensor;
+  /** 1 for a desirable example, 0 for an undesirable one (B). */
   labels: Tensor;
+  /** Examples. */
   B: number;
+  /** seqGrad and metrics are scaled by it (1 / examples of the step). */
   scale: number;
 }
 
 /** optimizerStep over a whole arena: params, grads, state1, state2 have n elements. */
 export interface OptimizerStepArgs {
+  /** Which update rule. */
   kind: "adamw" | "rmsprop" | "sgd";
+  /** Parameters (n), updated in place. */
   params: Tensor;
+  /** Gradients (n). */
   grads: Tensor;
+  /** First moment (AdamW) or square average (RMSprop) (n). */
   state1: Tensor;
+  /** Second moment (AdamW) (n). */
   state2: Tensor;
   /** The result of sumSquares, used for clipping on the device. */
   gradNormSq: Tensor;
   /** Packed hyperparameters (`packHyper` in src/backend/hyper.ts). */
   hyper: Tensor;
+  /** Elements of the arena. */
   n: number;
 }
 
 /** kvCacheWrite (decode): kCache, vCache (B,L,Hkv,D)[b, positions[b]] = k, v (B,Hkv,D)[b]. */
 export interface KvCacheWriteArgs {
+  /** Key cache (B, L, Hkv, D). */
   kCache: Tensor;
+  /** Value cache (B, L, Hkv, D). */
   vCache: Tensor;
+  /** New keys (B, Hkv, D). */
   k: Tensor;
+  /** New values (B, Hkv, D). */
   v: Tensor;
+  /** Cache position of each row (B, i32). */
   positions: Tensor;
+  /** Rows. */
   B: number;
+  /** Cache length. */
   L: number;
+  /** Key/value heads. */
   Hkv: number;
+  /** Head size. */
   D: number;
 }
 
@@ -159,15 +238,26 @@ export interface KvCacheWriteArgs {
  * positions 0..positions[b] (GQA, scaled by 1/sqrt(D)); scores (B,H,L) is scratch.
  */
 export interface DecodeAttentionArgs {
+  /** Output (B, H, D). */
   out: Tensor;
+  /** Scratch (B, H, L). */
   scores: Tensor;
+  /** The query of each row (B, H, D). */
   q: Tensor;
+  /** Key cache (B, L, Hkv, D). */
   kCache: Tensor;
+  /** Value cache (B, L, Hkv, D). */
   vCache: Tensor;
+  /** Last cache position of each row (B, i32). */
   positions: Tensor;
+  /** Rows. */
   B: number;
+  /** Cache length. */
   L: number;
+  /** Query heads. */
   H: number;
+  /** Key/value heads. */
   Hkv: number;
+  /** Head size. */
   D: number;
 }

@@ -19,7 +19,9 @@ export const CACHE_FORMAT_VERSION = 1;
 
 /** A column of the payload. */
 export interface CacheColumn {
+  /** Column name, e.g. `chosen_logp`. */
   name: string;
+  /** Element type of the column in the payload. */
   dtype: "f64" | "u32";
 }
 
@@ -59,6 +61,7 @@ export interface CacheSection {
 
 /** The cache header: everything needed to decide whether the cache still fits a run. */
 export interface CacheHeader {
+  /** Version of this layout (`CACHE_FORMAT_VERSION`). */
   format_version: number;
   /** SHA-256 of the reference model's config and weights. */
   reference_fingerprint: string;
@@ -72,26 +75,33 @@ export interface CacheHeader {
   token_options: Record<string, unknown>;
   /** Examples in all sections together. */
   total: number;
-  /** This file holds examples [start, end) of the dataset (a shard when not the whole). */
+  /** Start of the examples [start, end) this file holds (a shard when not the whole). */
   start: number;
+  /** End (exclusive) of the examples this file holds. */
   end: number;
+  /** The payload's columns, in order. */
   columns: CacheColumn[];
   /** SHA-256 of the payload bytes. */
   payload_sha256: string;
   /** Adapter the numbers were computed on. */
   adapter?: string;
+  /** When the cache was written (ISO 8601). */
   created?: string;
 }
 
 /** A cache in memory: its header and one typed array per column. */
 export interface ReferenceCache {
+  /** The header: identity of the reference, data and token options. */
   header: CacheHeader;
+  /** One array per column, by column name. */
   columns: Record<string, Float64Array | Uint32Array>;
 }
 
 /** Raised for a corrupt or unreadable cache (exit code 2). */
 export class CacheError extends Error {
+  /** The exit code a command-line task should end with: 2, bad input. */
   readonly exitCode = 2;
+  /** A cache error with its message (the file and what is wrong). */
   constructor(message: string) {
     super(message);
     this.name = "CacheError";

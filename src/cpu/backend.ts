@@ -33,6 +33,7 @@ const i = (t: Tensor) => (t as CpuTensor).data as Int32Array;
 /** A {@link Backend} that runs each op at once on the host. */
 export class CpuBackend implements Backend {
   readonly kind = "cpu" as const;
+  /** Float type of f32 tensors: `f64` for finite-difference checks. */
   readonly precision: "f32" | "f64";
   readonly ops: Backend["ops"];
   #bytes: Record<Role, number> = {
@@ -44,7 +45,11 @@ export class CpuBackend implements Backend {
   };
   #stats = { dispatches: 0, submits: 0, readbacks: 0 };
 
-  /** @param precision float type of f32 tensors; `"f64"` for finite-difference checks. */
+  /**
+   * A CPU backend.
+   *
+   * @param precision float type of f32 tensors; `"f64"` for finite-difference checks.
+   */
   constructor(precision: "f32" | "f64" = "f32") {
     this.precision = precision;
     const s = this.#stats;

@@ -39,6 +39,7 @@ export interface LoadOptions {
 
 /** A validated dataset, ready to tokenize. */
 export interface LoadedDataset<Row> {
+  /** What the rows are for: pairs, single sequences or labelled examples. */
   kind: DatasetKind;
   /** The rows of the chosen split that passed validation, in file order. */
   rows: Row[];
@@ -85,12 +86,14 @@ export async function loadDataset(
   kind: "preference",
   options?: LoadOptions,
 ): Promise<LoadedDataset<PreferenceRow>>;
+/** Loads SFT or unpaired rows. */
 export async function loadDataset(
   store: FileStore,
   path: string,
   kind: "sft" | "unpaired",
   options?: LoadOptions,
 ): Promise<LoadedDataset<SequenceRow>>;
+/** Loads rows of a kind known only at run time. */
 export async function loadDataset(
   store: FileStore,
   path: string,

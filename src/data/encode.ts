@@ -17,7 +17,9 @@ import type { Message } from "./types.ts";
 
 /** A prompt's ids and the ids of each of its completions. */
 export interface EncodedRow {
+  /** Ids of the prompt. */
   promptIds: number[];
+  /** Ids of each completion, in order. */
   completionIds: number[][];
   /** Whether any completion had to be tokenized apart from the prompt. */
   prefixMismatch: boolean;

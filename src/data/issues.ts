@@ -45,6 +45,7 @@ export class ValidationError extends Error {
   /** The exit code a command-line task should end with: 2, bad input. */
   readonly exitCode = 2;
 
+  /** An error listing `issues` (file:line and why each row is bad) of the dataset named `what`. */
   constructor(issues: ValidationIssue[], what = "dataset") {
     super(
       `${what} has ${issues.length} invalid row${issues.length === 1 ? "" : "s"}:\n` +

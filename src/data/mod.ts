@@ -85,3 +85,4 @@ export {
   type FingerprintInput,
   sha256Hex,
 } from "./fingerprint.ts";
+export type { SplitSpec, TokenOptions } from "./prepare.ts";

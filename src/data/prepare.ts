@@ -24,11 +24,11 @@ import {
 
 /** Options that change token ids (TRL's names in kebab-case on the command line). */
 export interface TokenOptions {
-  /** @default 1024 */
+  /** Most tokens of prompt and completion together; null = no limit. @default 1024 */
   maxLength?: number | null;
-  /** @default 512 (preference), null (SFT) */
+  /** Most tokens of a prompt; null = no limit. @default 512 (preference), null (SFT) */
   maxPromptLength?: number | null;
-  /** @default "keep_end" */
+  /** Which end of a long prompt is kept. @default "keep_end" */
   truncationMode?: TruncationMode;
 }
 

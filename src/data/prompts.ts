@@ -10,6 +10,7 @@ import type { FileStore } from "../io/fs.ts";
 
 /** A prompts file that cannot be read: the message names `file:line` and what is wrong. */
 export class PromptsError extends Error {
+  /** An error whose message names the file, the line and what is wrong. */
   constructor(message: string) {
     super(message);
     this.name = "PromptsError";

@@ -11,7 +11,9 @@ import { parquetReadObjects } from "hyparquet";
 
 /** One record of a dataset file: a decoded value, or the reason it could not be decoded. */
 export interface RawRecord {
+  /** The file the record was read from. */
   file: string;
+  /** Its 1-based line (for Parquet, the 1-based row). */
   line: number;
   /** The decoded row (any JSON value); absent when `issue` is set. */
   value?: unknown;

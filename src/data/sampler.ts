@@ -79,6 +79,8 @@ export class BatchSampler {
   #cachedBatches: number[][] = [];
 
   /**
+   * A sampler of `examples` into batches of `options.batchSize`.
+   *
    * @param examples the number of examples, or each example's length (tokens; for pairs, the
    *   longer of its two sequences), which length grouping needs
    */

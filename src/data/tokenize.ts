@@ -33,7 +33,9 @@ export interface SftTokenizeOptions extends TruncationOptions {
 
 /** Tokenized examples and what happened to the rows. */
 export interface Tokenized<Example> {
+  /** The tokenized examples, in row order. */
   examples: Example[];
+  /** Rows read, kept, dropped and truncated. */
   report: DatasetReport;
 }
 

@@ -1,7 +1,11 @@
 /**
- * Tokenizers through transformers.js, built from the objects of an HF `tokenizer.json` and
- * `tokenizer_config.json` (read through a {@link FileStore}, so the same code runs in a browser),
- * choosing the class the way `AutoTokenizer` does. Remote loading is never used.
+ * Tokenizers from the objects of an HF `tokenizer.json` and `tokenizer_config.json` (read through
+ * a {@link FileStore}, so the same code runs in a browser), on the two libraries transformers.js
+ * itself is built from: `@huggingface/tokenizers` (the tokenizer pipeline) and `@huggingface/jinja`
+ * (chat templates). Importing them rather than `@huggingface/transformers` keeps onnxruntime and
+ * sharp (and their install scripts) out of the download; transformers.js's `PreTrainedTokenizer`
+ * is a thin layer over the same two, and its Llama-family subclasses change only the padding side,
+ * which collation decides here. Remote loading is never used.
  *
  * BOS, EOS and padding follow the tokenizer: BOS is prepended where encoding with special tokens
  * prepends it (a tokenizer whose BOS is null, like Qwen's, gets none); a tokenizer without a pad
@@ -10,7 +14,8 @@
  * @module
  */
 
-import * as transformers from "@huggingface/transformers";
+import { Tokenizer } from "@huggingface/tokenizers";
+import { Template } from "@huggingface/jinja";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { canonicalJson } from "./fingerprint.ts";
@@ -45,26 +50,39 @@ export interface TokenizerOptions {
   chatTemplate?: string;
 }
 
-type PreTrained = transformers.PreTrainedTokenizer;
+/** The special-token names a chat template sees, as transformers.js passes them to `render`. */
+const SPECIAL_TOKEN_NAMES = [
+  "bos_token",
+  "eos_token",
+  "unk_token",
+  "sep_token",
+  "pad_token",
+  "cls_token",
+  "mask_token",
+] as const;
 
-/** A transformers.js tokenizer behind the {@link ChatTokenizer} interface. */
+/** A tokenizer behind the {@link ChatTokenizer} interface. */
 export class HfTokenizer implements ChatTokenizer {
-  /** The transformers.js tokenizer, for anything this wrapper does not cover. */
-  readonly inner: PreTrained;
+  /** The `@huggingface/tokenizers` tokenizer underneath. */
+  readonly #inner: Tokenizer;
   readonly bosTokenId: number | null;
   readonly eosTokenId: number | null;
   readonly padTokenId: number;
   readonly addsBos: boolean;
   readonly vocabSize: number;
+  /** The chat template (a config's named `default` template when it has several), or null. */
+  readonly chatTemplate: string | null;
   /**
    * What it was built from, for dataset fingerprints: the canonical JSON of `tokenizer.json` and
    * of the config (chat template included), so a folder and the same objects agree.
    */
   readonly sources: ReadonlyArray<{ name: string; bytes: Uint8Array }>;
+  readonly #specialTokens: Record<string, string>;
+  #template: Template | undefined;
 
   /**
-   * Builds a tokenizer from parsed `tokenizer.json` and `tokenizer_config.json` objects, with the
-   * class `AutoTokenizer` would pick from `tokenizer_class` (a `Fast` suffix dropped).
+   * Builds a tokenizer from parsed `tokenizer.json` and `tokenizer_config.json` objects, reading
+   * the special tokens from the config as transformers.js's `PreTrainedTokenizer` does.
    *
    * @example
    * ```ts
@@ -80,61 +98,104 @@ export class HfTokenizer implements ChatTokenizer {
     const config = options.chatTemplate === undefined
       ? tokenizerConfig
       : { ...tokenizerConfig, chat_template: options.chatTemplate };
-    const className = String(config.tokenizer_class ?? "PreTrainedTokenizer").replace(/Fast$/, "");
-    const exported = (transformers as unknown as Record<string, unknown>)[className];
-    const Class = typeof exported === "function" &&
-        (exported === transformers.PreTrainedTokenizer ||
-          exported.prototype instanceof transformers.PreTrainedTokenizer)
-      ? exported as typeof transformers.PreTrainedTokenizer
-      : transformers.PreTrainedTokenizer;
     const encoder = new TextEncoder();
     const sources = [
       { name: "tokenizer.json", bytes: encoder.encode(canonicalJson(tokenizerJson)) },
       { name: "tokenizer_config.json", bytes: encoder.encode(canonicalJson(config)) },
     ];
-    return new HfTokenizer(new Class(tokenizerJson, config), sources);
+    return new HfTokenizer(tokenizerJson, config, sources);
   }
 
-  constructor(inner: PreTrained, sources: Array<{ name: string; bytes: Uint8Array }> = []) {
-    this.inner = inner;
+  private constructor(
+    tokenizerJson: Record<string, unknown>,
+    config: Record<string, unknown>,
+    sources: Array<{ name: string; bytes: Uint8Array }>,
+  ) {
+    const inner = new Tokenizer(tokenizerJson, config);
+    this.#inner = inner;
     this.sources = sources;
-    this.bosTokenId = idOrNull(inner.bos_token_id);
-    this.eosTokenId = idOrNull(inner.eos_token_id);
-    this.padTokenId = idOrNull(inner.pad_token_id) ?? this.eosTokenId ?? 0;
+    const id = (token: string | null) => token === null ? null : idOrNull(inner.token_to_id(token));
+    this.bosTokenId = id(tokenFromConfig(config, "bos_token"));
+    this.eosTokenId = id(tokenFromConfig(config, "eos_token"));
+    // transformers.js: `pad_token`, else `eos_token`, names the padding token.
+    this.padTokenId = id(tokenFromConfig(config, "pad_token", "eos_token")) ?? this.eosTokenId ?? 0;
+    this.#specialTokens = {};
+    for (const name of SPECIAL_TOKEN_NAMES) {
+      const token = tokenFromConfig(config, name);
+      if (token) this.#specialTokens[name] = token;
+    }
+    this.chatTemplate = chatTemplateOf(config.chat_template);
     // Probe what the tokenizer's post-processor does rather than trusting `add_bos_token`, which
     // HF honours only for some tokenizer classes.
-    const withSpecial = inner.encode("a", { add_special_tokens: true });
-    const plain = inner.encode("a", { add_special_tokens: false });
+    const withSpecial = inner.encode("a", { add_special_tokens: true }).ids;
+    const plain = inner.encode("a", { add_special_tokens: false }).ids;
     this.addsBos = this.bosTokenId !== null && withSpecial[0] === this.bosTokenId &&
       plain[0] !== this.bosTokenId;
     let maxId = -1;
-    for (const id of inner.get_vocab().values()) maxId = Math.max(maxId, id);
+    for (const tokenId of inner.get_vocab().values()) maxId = Math.max(maxId, tokenId);
     this.vocabSize = maxId + 1;
   }
 
   encode(text: string): number[] {
-    return this.inner.encode(text, { add_special_tokens: false });
+    return this.#inner.encode(text, { add_special_tokens: false }).ids;
   }
 
   decode(ids: readonly number[]): string {
-    return ids.length === 0 ? "" : this.inner.decode([...ids], { skip_special_tokens: false });
+    return ids.length === 0 ? "" : this.#inner.decode([...ids], { skip_special_tokens: false });
   }
 
   applyChatTemplate(
     messages: readonly Message[],
     options: { addGenerationPrompt?: boolean } = {},
   ): string {
-    if (!this.inner.chat_template) {
+    if (this.chatTemplate === null) {
       throw new Error(
         "the tokenizer has no chat_template, so conversational rows cannot be rendered: add one to " +
           "tokenizer_config.json (or chat_template.jinja), or pass a chat template",
       );
     }
-    return this.inner.apply_chat_template(messages.map((m) => ({ ...m })), {
-      tokenize: false,
+    this.#template ??= new Template(this.chatTemplate);
+    // The variables transformers.js's `apply_chat_template` gives the template.
+    return this.#template.render({
+      messages: messages.map((m) => ({ ...m })),
       add_generation_prompt: options.addGenerationPrompt ?? false,
-    }) as string;
+      tools: null,
+      documents: null,
+      ...this.#specialTokens,
+    });
   }
+}
+
+/** A special token's text from the config (a string or an `AddedToken` object), as HF reads it. */
+function tokenFromConfig(config: Record<string, unknown>, ...keys: string[]): string | null {
+  for (const key of keys) {
+    const item = config[key];
+    if (!item) continue;
+    if (typeof item === "string") return item;
+    if (typeof item === "object" && (item as { __type?: unknown }).__type === "AddedToken") {
+      return String((item as { content?: unknown }).content);
+    }
+    throw new Error(`tokenizer_config.json: ${key} is neither a string nor an AddedToken`);
+  }
+  return null;
+}
+
+/**
+ * The template to render: a string as it is; a list of `{name, template}` (HF's form for several
+ * templates) gives its `default`, as transformers.js picks when no name is asked for.
+ */
+function chatTemplateOf(value: unknown): string | null {
+  if (value === undefined || value === null || value === "") return null;
+  if (typeof value === "string") return value;
+  if (Array.isArray(value)) {
+    const named = value.find((entry) => entry?.name === "default");
+    if (typeof named?.template === "string") return named.template;
+    throw new Error(
+      'tokenizer_config.json: chat_template lists several templates and none is named "default"; ' +
+        "pass the one to use as a chat template",
+    );
+  }
+  throw new Error("tokenizer_config.json: chat_template must be a string or a list of templates");
 }
 
 function idOrNull(id: number | undefined | null): number | null {

@@ -11,13 +11,17 @@ export const MESSAGE_ROLES = ["system", "developer", "user", "assistant", "tool"
 
 /** One chat message, as TRL's conversational formats and HF chat templates expect it. */
 export interface Message {
+  /** Who speaks: system, developer, user, assistant or tool. */
   role: (typeof MESSAGE_ROLES)[number];
+  /** The message text. */
   content: string;
 }
 
 /** Where a row came from: the file and its 1-based line (for Parquet, the 1-based row number). */
 export interface RowSource {
+  /** The file the row came from. */
   file: string;
+  /** Its 1-based line (for Parquet, the 1-based row number). */
   line: number;
 }
 
@@ -71,14 +75,19 @@ export type SequenceRow =
 
 /** A tokenized preference pair: the shared prompt and the two completions (EOS included). */
 export interface PreferenceExample extends RowSource {
+  /** Ids of the prompt (BOS included where the tokenizer adds it). */
   promptIds: number[];
+  /** Ids of the chosen completion. */
   chosenIds: number[];
+  /** Ids of the rejected completion. */
   rejectedIds: number[];
 }
 
 /** A tokenized single sequence (SFT, or KTO with its `label`): prompt then completion. */
 export interface SequenceExample extends RowSource {
+  /** Ids of the prompt. */
   promptIds: number[];
+  /** Ids of the completion. */
   completionIds: number[];
   /** KTO's desirability label; absent for SFT. */
   label?: boolean;

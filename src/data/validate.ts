@@ -31,7 +31,9 @@ import type {
 
 /** The rows of a dataset that passed validation, and an issue for each one that did not. */
 export interface ValidatedRows<Row> {
+  /** The rows that passed, in input order. */
   rows: Row[];
+  /** One issue per row that did not. */
   issues: ValidationIssue[];
   /** The dataset's format (that of its first recognisable row), or null if no row had one. */
   format: DatasetFormat | null;
@@ -263,10 +265,12 @@ export function validateRecords(
   records: readonly RawRecord[],
   kind: "preference",
 ): ValidatedRows<PreferenceRow>;
+/** Validates SFT or unpaired records. */
 export function validateRecords(
   records: readonly RawRecord[],
   kind: "sft" | "unpaired",
 ): ValidatedRows<SequenceRow>;
+/** Validates records of a kind known only at run time. */
 export function validateRecords(
   records: readonly RawRecord[],
   kind: DatasetKind,

@@ -177,12 +177,41 @@ export function formatNumber(v: number): string {
   return String(Number(v.toPrecision(4)));
 }
 
-/** The vega-lite specs of the report, in display order; charts without data are left out. */
+/** What the training charts mark besides their curves. */
+export interface ChartMarks {
+  /** Steps that trained on a partial batch: a red dashed vertical line on every training panel. */
+  partialSteps?: number[];
+  /** The caption sentence that explains those lines. */
+  partialCaption?: string;
+}
+
+/** Vertical rules at the given steps, drawn under a panel's curves. */
+function stepRules(steps: number[]): Record<string, unknown>[] {
+  if (!steps.length) return [];
+  return [{
+    data: { values: steps.map((step) => ({ step })) },
+    mark: { type: "rule", color: "#e15759", opacity: 0.7, strokeDash: [4, 3] },
+    encoding: { x: { field: "step", type: "quantitative" } },
+  }];
+}
+
+/** A caption and the partial-batch sentence, either of which may be absent. */
+function withNote(caption: string | undefined, note: string | undefined): string | undefined {
+  return [caption, note].filter(Boolean).join(" ") || undefined;
+}
+
+/**
+ * The vega-lite specs of the report, in display order; charts without data are left out.
+ * `marks.partialSteps` draws a red dashed line at each step that trained on a partial batch.
+ */
 export function chartSpecs(
   metrics: MetricRow[],
   frontier: FrontierPoint[] = [],
+  marks: ChartMarks = {},
 ): ChartSpec[] {
   const charts: ChartSpec[] = [];
+  const rules = stepRules(marks.partialSteps ?? []);
+  const note = rules.length ? marks.partialCaption : undefined;
 
   const lossQ = [{ key: "loss", label: "loss", color: "#4e79a7" }];
   const loss = collect(metrics, lossQ);
@@ -190,7 +219,8 @@ export function chartSpecs(
     charts.push({
       id: "loss",
       title: "Loss",
-      spec: linePanel(loss, lossQ, { yTitle: "preference loss", width: 620 }),
+      caption: note,
+      spec: linePanel(loss, lossQ, { yTitle: "preference loss", width: 620 }, rules),
     });
   }
 
@@ -204,7 +234,7 @@ export function chartSpecs(
       title: "reward margin",
       yTitle: "chosen − rejected reward",
       width: 290,
-    }),
+    }, rules),
     accs.length &&
     linePanel(accs, accQ, {
       title: "reward accuracy",
@@ -216,12 +246,13 @@ export function chartSpecs(
       data: { values: [{ y: 0.5 }] },
       mark: { type: "rule", color: "#bbb", strokeDash: [2, 2] },
       encoding: { y: { field: "y", type: "quantitative" } },
-    }]),
+    }, ...rules]),
   ].filter((p): p is Record<string, unknown> => Boolean(p));
   if (rewardPanels.length) {
     charts.push({
       id: "rewards",
       title: "Implicit reward: margins and accuracies",
+      caption: note,
       spec: rewardPanels.length === 1
         ? rewardPanels[0]
         : { hconcat: rewardPanels, resolve: { scale: { color: "independent" } } },
@@ -234,7 +265,7 @@ export function chartSpecs(
   ];
   const logps = collect(metrics, logpQ);
   if (logps.length) {
-    const under: Record<string, unknown>[] = [];
+    const under: Record<string, unknown>[] = [...rules];
     let caption: string | undefined;
     if (logps.some((p) => p.split === "train" && p.quantity === "chosen")) {
       const start = edgeMean(logps, "chosen", "first");
@@ -255,7 +286,7 @@ export function chartSpecs(
     charts.push({
       id: "logps",
       title: "Log-probabilities of chosen and rejected completions",
-      caption,
+      caption: withNote(caption, note),
       spec: linePanel(logps, logpQ, { yTitle: "sequence log-prob (nats)", width: 620 }, under),
     });
   }
@@ -270,18 +301,19 @@ export function chartSpecs(
       title: "gradient norm",
       yTitle: "‖g‖",
       width: 290,
-    }),
+    }, rules),
     lrs.length && linePanel(lrs, lrQ, {
       title: "learning rate",
       yTitle: "lr",
       width: 290,
       yFormat: "~e",
-    }),
+    }, rules),
   ].filter((p): p is Record<string, unknown> => Boolean(p));
   if (optPanels.length) {
     charts.push({
       id: "optimizer",
       title: "Optimizer",
+      caption: note,
       spec: optPanels.length === 1
         ? optPanels[0]
         : { hconcat: optPanels, resolve: { scale: { color: "independent" } } },
@@ -321,9 +353,10 @@ export async function renderSvg(spec: Record<string, unknown>, idPrefix: string)
 export async function renderCharts(
   metrics: MetricRow[],
   frontier: FrontierPoint[] = [],
+  marks: ChartMarks = {},
 ): Promise<RenderedChart[]> {
   const out: RenderedChart[] = [];
-  for (const c of chartSpecs(metrics, frontier)) {
+  for (const c of chartSpecs(metrics, frontier, marks)) {
     out.push({ id: c.id, title: c.title, caption: c.caption, svg: await renderSvg(c.spec, c.id) });
   }
   return out;

@@ -35,6 +35,7 @@ export interface FolderEvalOptions extends EvaluateOptions {
   prompts: string;
   /** Held-out preference pairs file (any format the dataset loader reads). */
   pairsFile?: string;
+  /** Options that change token ids, as the models were trained with. */
   tokenOptions?: TokenOptions;
   /** Names of the two rows. @default ["reference", "model"] */
   names?: readonly [string, string];
@@ -42,9 +43,13 @@ export interface FolderEvalOptions extends EvaluateOptions {
 
 /** Both evaluations and the report inputs made from them. */
 export interface Comparison {
+  /** The reference's evaluation. */
   reference: ModelEvaluation;
+  /** The policy's evaluation. */
   policy: ModelEvaluation;
+  /** The table of both, for the report. */
   evalTable: EvalTable;
+  /** Samples of both side by side, for the report. */
   samples: ReportSample[];
 }
 

@@ -29,7 +29,9 @@ import type { EvalTable, ReportSample } from "./report.ts";
 
 /** A held-out prompt: its text (for the reward) and its ids (for sampling). */
 export interface EvalPrompt {
+  /** The prompt text. */
   text: string;
+  /** Its token ids. */
   ids: number[];
 }
 
@@ -83,8 +85,11 @@ export interface EvaluateOptions {
 
 /** One displayed completion. */
 export interface EvalSample {
+  /** The prompt text. */
   prompt: string;
+  /** The sampled completion. */
   completion: string;
+  /** Its ground-truth reward. */
   reward: number;
   /** Generated tokens (an ending EOS included). */
   tokens: number;
@@ -92,31 +97,43 @@ export interface EvalSample {
 
 /** Held-out pair metrics (TRL's eval names without the prefix). */
 export interface PairMetrics {
+  /** Pairs scored. */
   count: number;
   /** Fraction of pairs whose chosen implicit reward is strictly above the rejected one. */
   accuracy: number;
+  /** Mean implicit reward margin, chosen minus rejected. */
   margin: number;
+  /** Mean sigmoid DPO loss at `beta`. */
   loss: number;
+  /** Mean log-prob of the chosen completions. */
   chosenLogps: number;
+  /** Mean log-prob of the rejected completions. */
   rejectedLogps: number;
 }
 
 /** What {@link evaluateModel} measures. Means are over prompts and seeds. */
 export interface ModelEvaluation {
+  /** Prompts evaluated. */
   prompts: number;
+  /** Sampling seeds used. */
   seeds: number[];
-  /** Mean ground-truth reward, its sample std over seeds (0 for one seed), and per seed. */
+  /** Mean ground-truth reward over prompts and seeds. */
   reward: number;
+  /** Sample standard deviation of the reward over seeds (0 for one seed). */
   rewardStd: number;
+  /** Mean reward of each seed. */
   rewardBySeed: number[];
-  /** Mean sequence KL(π ‖ ref) (Σ over positions of the full-vocabulary KL), std and per seed. */
+  /** Mean sequence KL(π ‖ ref) (Σ over positions of the full-vocabulary KL). */
   kl: number;
+  /** Sample standard deviation of the KL over seeds. */
   klStd: number;
+  /** Mean KL of each seed. */
   klBySeed: number[];
   /** Mean of log π(y) - log ref(y): the one-sample KL estimate, noisier, for comparison. */
   logRatio: number;
-  /** Mean completion length in tokens (EOS counted) and the fraction that ended with EOS. */
+  /** Mean completion length in tokens (EOS counted). */
   length: number;
+  /** Fraction of completions that ended with EOS. */
   eosFraction: number;
   /** Present when pairs were given. */
   pairs?: PairMetrics;
@@ -124,8 +141,9 @@ export interface ModelEvaluation {
   samples: EvalSample[];
   /** Whether the policy was its own reference (KL 0, implicit rewards 0). */
   isReference: boolean;
-  /** Wall time in seconds: total, and of sampling, KL and pair scoring. */
+  /** Wall time in seconds. */
   seconds: number;
+  /** Seconds of sampling, KL and pair scoring. */
   timings: { sampling: number; kl: number; pairs: number };
 }
 

@@ -24,7 +24,9 @@ import type { LlamaModel } from "../model/llama.ts";
 
 /** A prompt and a completion of it, as token ids. */
 export interface CompletionSequence {
+  /** Ids of the prompt. */
   promptIds: readonly number[];
+  /** Ids of the completion. */
   completionIds: readonly number[];
 }
 
@@ -32,8 +34,9 @@ export interface CompletionSequence {
 export interface SequenceKlResult {
   /** Σ over completion positions of the full-vocabulary KL(π ‖ ref). */
   kl: Float64Array;
-  /** log π(y|x) and log ref(y|x) of each completion (their difference: the one-sample estimate). */
+  /** log π(y|x) of each completion (minus `referenceLogps`: the one-sample estimate). */
   policyLogps: Float64Array;
+  /** log ref(y|x) of each completion. */
   referenceLogps: Float64Array;
 }
 

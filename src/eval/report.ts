@@ -12,18 +12,24 @@ import {
   renderCharts,
   type RenderedChart,
 } from "./charts.ts";
+import { type BatchLayout, partialBatch, partialBatchNote } from "./batches.ts";
 
 export type { FrontierPoint, MetricRow } from "./charts.ts";
+export type { BatchLayout } from "./batches.ts";
 
 /** A table of evaluation results: column order and one record per row (e.g. SFT vs DPO). */
 export interface EvalTable {
+  /** Column names, in display order. */
   columns: string[];
+  /** One record per row, keyed by column name. */
   rows: Array<Record<string, string | number>>;
 }
 
 /** One prompt with the completions of several models, keyed by model name. */
 export interface ReportSample {
+  /** The prompt text. */
   prompt: string;
+  /** Each model's completion, by model name. */
   columns: Record<string, string>;
 }
 
@@ -41,6 +47,11 @@ export interface ReportInput {
   frontier?: FrontierPoint[];
   /** The run's manifest (config, fingerprints, timings), shown collapsed as JSON. */
   manifest?: object;
+  /**
+   * How the training examples fell into batches: a partial last batch is explained above the
+   * charts and its steps are marked on them. Absent: nothing is said about batches.
+   */
+  batches?: BatchLayout;
 }
 
 /** Escapes text for HTML element content and attribute values. */
@@ -63,6 +74,8 @@ h2 { font-size:17px; margin:32px 0 10px; padding-bottom:4px; border-bottom:1px s
   padding:8px 14px; min-width:120px; }
 .stats .k { display:block; color:var(--muted); font-size:12px; }
 .stats .v { font-size:18px; font-weight:600; font-variant-numeric:tabular-nums; }
+.note { background:#fff7e6; border:1px solid #f3d9a4; border-radius:8px; padding:8px 14px;
+  margin:0 0 16px; }
 figure.chart { background:var(--card); border:1px solid var(--line); border-radius:10px;
   margin:0 0 16px; padding:14px 16px 10px; overflow-x:auto; }
 figure.chart h3 { font-size:15px; margin:0 0 6px; }
@@ -157,7 +170,16 @@ function manifestSection(manifest: object): string {
  * then the evaluation table, samples and the collapsible manifest. No script, no external URL.
  */
 export async function renderReport(input: ReportInput): Promise<string> {
-  const charts = await renderCharts(input.metrics, input.frontier ?? []);
+  const partial = input.batches && partialBatch(input.batches);
+  const batchNote = input.batches && partialBatchNote(input.batches, { charts: true });
+  const marks = partial && !partial.everyBatch
+    ? {
+      partialSteps: partial.steps,
+      partialCaption: `Red dashed line: the partial batch (${partial.size} of ` +
+        `${input.batches!.batchSize} ${input.batches!.unit ?? "examples"}).`,
+    }
+    : {};
+  const charts = await renderCharts(input.metrics, input.frontier ?? [], marks);
   const training = charts.filter((c) => c.id !== "frontier");
   const frontier = charts.filter((c) => c.id === "frontier");
   const parts = [
@@ -168,7 +190,9 @@ export async function renderReport(input: ReportInput): Promise<string> {
   ];
   if (training.length) {
     parts.push(
-      `<section id="training"><h2>Training</h2>${training.map(figure).join("")}</section>`,
+      `<section id="training"><h2>Training</h2>${
+        batchNote ? `<p class="note" id="partial-batch">${escapeHtml(batchNote)}</p>` : ""
+      }${training.map(figure).join("")}</section>`,
     );
   }
   if (input.evalTable && input.evalTable.rows.length) parts.push(evalSection(input.evalTable));

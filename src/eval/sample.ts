@@ -85,13 +85,16 @@ export interface SamplerOptions {
  * ```
  */
 export class Sampler {
+  /** Rows sampled at once. */
   readonly batchSize: number;
+  /** Most tokens of prompt and completion a row holds. */
   readonly maxLength: number;
   readonly #backend: Backend;
   readonly #t: Record<string, Tensor>;
   readonly #kCache: Tensor[] = [];
   readonly #vCache: Tensor[] = [];
 
+  /** A sampler for `model`, with its KV cache allocated for `batchSize` rows of `maxLength`. */
   constructor(
     readonly model: LlamaModel,
     { batchSize = 64, maxLength = 256 }: SamplerOptions = {},

@@ -25,9 +25,16 @@ import * as kl from "./kernels/kl.ts";
 /** A {@link Backend} that records WGSL dispatches and submits them once per step. */
 export class GpuBackend implements Backend {
   readonly kind = "webgpu" as const;
+  /**
+   * The kernels' device context (buffers, pipelines, the command encoder), for kernel tests and
+   * the benchmark; not part of the library's interface.
+   *
+   * @ignore
+   */
   readonly ctx: GpuContext;
   readonly ops: Backend["ops"];
 
+  /** A backend on a device from {@link requestDevice}; {@link GpuBackend.create} does both. */
   constructor(gpu: GpuDevice) {
     const ctx = this.ctx = new GpuContext(gpu);
     this.ops = {

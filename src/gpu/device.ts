@@ -7,6 +7,7 @@
 
 /** Raised when no WebGPU adapter exists; the message names the fix. */
 export class NoAdapterError extends Error {
+  /** An error saying what was missing (`detail`) and how to get an adapter. */
   constructor(detail: string) {
     super(
       `no WebGPU adapter found (${detail}). On Linux without a GPU, install the software Vulkan ` +
@@ -19,10 +20,13 @@ export class NoAdapterError extends Error {
 
 /** A device with the adapter's limits and a readable adapter name. */
 export interface GpuDevice {
+  /** The WebGPU device. */
   device: GPUDevice;
+  /** The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
   adapterName: string;
   /** True for software adapters (llvmpipe, SwiftShader). */
   isFallback: boolean;
+  /** The limits the device was created with (the adapter's maximums). */
   limits: GPUSupportedLimits;
 }
 

@@ -39,6 +39,7 @@ export interface Checkpoint {
 
 /** A checkpoint folder that cannot be loaded; the message names the file and what to do. */
 export class CheckpointError extends Error {
+  /** An error whose message names the file and what to do. */
   constructor(message: string) {
     super(message);
     this.name = "CheckpointError";

@@ -44,6 +44,7 @@ export interface FileStore {
 export class FileNotFoundError extends Error {
   /** The path that was looked for. */
   readonly path: string;
+  /** An error for the missing `path`. */
   constructor(path: string, message = `file not found: ${path}`) {
     super(message);
     this.name = "FileNotFoundError";

@@ -32,6 +32,8 @@ export class MemoryFileStore implements FileStore {
   readonly #copy: (bytes: Uint8Array) => Uint8Array;
 
   /**
+   * An in-memory store.
+   *
    * @param initial files to start with, path → bytes or UTF-8 text; their folders are created.
    * @param options.copy copy bytes on every read and write (default true).
    */

@@ -17,7 +17,9 @@ import { decode16, encode16 } from "./half.ts";
 
 /** A tensor on the host: shape and row-major float32 values (`data.length` = product of shape). */
 export interface TensorData {
+  /** Dimensions, outermost first. */
   shape: number[];
+  /** Row-major values. */
   data: Float32Array;
 }
 
@@ -43,6 +45,7 @@ export interface SafetensorsHeader {
 
 /** A malformed or unreadable safetensors file; the message names the file and what is wrong. */
 export class SafetensorsError extends Error {
+  /** An error naming `file` and what is wrong with it. */
   constructor(readonly file: string, detail: string) {
     super(`${file}: ${detail}`);
     this.name = "SafetensorsError";

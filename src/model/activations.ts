@@ -13,12 +13,15 @@ import type { ModelConfig } from "./config.ts";
 export interface LayerActivations {
   /** Residual stream entering the layer (N,C). */
   input: Tensor;
-  /** input_layernorm output (N,C) and its 1/rms (N). */
+  /** input_layernorm output (N,C). */
   ln1: Tensor;
+  /** 1/rms of each row of ln1 (N). */
   rstd1: Tensor;
-  /** Rotated queries (N,H*D), rotated keys (N,Hkv*D), values (N,Hkv*D). */
+  /** Rotated queries (N,H*D). */
   q: Tensor;
+  /** Rotated keys (N, Hkv*D). */
   k: Tensor;
+  /** Values (N, Hkv*D). */
   v: Tensor;
   /** Softmax of the attention scores (B,H,T,T). */
   probs: Tensor;
@@ -26,47 +29,70 @@ export interface LayerActivations {
   attn: Tensor;
   /** Residual after attention (N,C). */
   mid: Tensor;
-  /** post_attention_layernorm output (N,C) and its 1/rms (N). */
+  /** post_attention_layernorm output (N,C). */
   ln2: Tensor;
+  /** 1/rms of each row of ln2 (N). */
   rstd2: Tensor;
-  /** MLP gate and up projections (N,F) and silu(gate)*up (N,F). */
+  /** MLP gate projection (N,F). */
   gate: Tensor;
+  /** MLP up projection (N, F). */
   up: Tensor;
+  /** silu(gate) * up (N, F). */
   act: Tensor;
 }
 
 /** Everything the forward and the backward need besides the parameters. */
 export interface Activations {
+  /** The tensors each layer saves, in layer order. */
   layers: LayerActivations[];
   /** Residual stream after the last layer (N,C). */
   final: Tensor;
-  /** model.norm output (N,C) and its 1/rms (N). */
+  /** model.norm output (N,C). */
   lnf: Tensor;
+  /** 1/rms of each row of lnf (N). */
   rstdf: Tensor;
   /** Logits of one chunk of rows (R,V); holds d(logits) in the backward. */
   logits: Tensor;
-  /** Per-row logsumexp (N), per-row target log-prob (N), per-row gradient (N). */
+  /** Per-row logsumexp (N). */
   lse: Tensor;
+  /** Per-row target log-prob (N). */
   tokenLogp: Tensor;
+  /** Per-row gradient (N). */
   rowGrad: Tensor;
-  /** Per-sequence completion log-prob sums (B) and their gradients (B). */
+  /** Per-sequence completion log-prob sums (B). */
   seqLogps: Tensor;
+  /** Gradients of the sequence log-probs (B). */
   seqGrad: Tensor;
-  /** Inputs: token ids (N), targets (N, -1 = not counted), embedding CSR (N) and (V+1). */
+  /** Input token ids (N). */
   ids: Tensor;
+  /** Target id of each row (N, -1 = not counted). */
   targets: Tensor;
+  /** Rows sorted by token id, for the embedding backward (N). */
   order: Tensor;
+  /** Start of each token id's rows in `order` (V+1). */
   offsets: Tensor;
-  /** Backward scratch (zero-sized for a model created with `trainable: false`). */
+  /**
+   * Backward scratch (zero-sized for a model created with `trainable: false`): the residual
+   * stream's gradient (N, C).
+   */
   dRes: Tensor;
+  /** Gradient of a norm output (N, C). */
   dLn: Tensor;
+  /** Gradient of the attention output (N, H*D). */
   dAttn: Tensor;
+  /** Gradient of the queries (N, H*D). */
   dq: Tensor;
+  /** Gradient of the keys (N, Hkv*D). */
   dk: Tensor;
+  /** Gradient of the values (N, Hkv*D). */
   dv: Tensor;
+  /** Gradient of the attention scores (B, H, T, T). */
   dScores: Tensor;
+  /** Gradient of silu(gate) * up (N, F). */
   dAct: Tensor;
+  /** Gradient of the gate projection (N, F). */
   dGate: Tensor;
+  /** Gradient of the up projection (N, F). */
   dUp: Tensor;
   /** Rows per LM-head chunk. */
   chunkRows: number;

@@ -15,6 +15,7 @@ export type Architecture = "LlamaForCausalLM" | "Qwen2ForCausalLM";
 
 /** Model configuration, in camelCase; HF field names are given per field. */
 export interface ModelConfig {
+  /** The architecture (Llama or Qwen2), from `model_type`. */
   architecture: Architecture;
   /** `vocab_size`, V. */
   vocabSize: number;
@@ -40,8 +41,11 @@ export interface ModelConfig {
   attentionBias: boolean;
   /** `max_position_embeddings`. */
   maxPositionEmbeddings: number;
+  /** `bos_token_id`. */
   bosTokenId: number | null;
+  /** `eos_token_id` (one id or a list). */
   eosTokenId: number | number[] | null;
+  /** `pad_token_id`. */
   padTokenId: number | null;
   /** `torch_dtype` (or transformers 5's `dtype`) of the source checkpoint, e.g. "bfloat16". */
   torchDtype: string | null;
@@ -49,6 +53,7 @@ export interface ModelConfig {
 
 /** A config.json that the engine cannot run; the message names the file, the field and what to do. */
 export class ConfigError extends Error {
+  /** An error naming `file`, its `field` and what to do. */
   constructor(readonly file: string, readonly field: string, detail: string) {
     super(`${file}: ${field}: ${detail}`);
     this.name = "ConfigError";
@@ -326,7 +331,9 @@ export function configToHf(
 
 /** One parameter tensor: its HF name and shape (`[out, in]` for projections). */
 export interface ParameterShape {
+  /** The HF tensor name, e.g. `model.layers.0.self_attn.q_proj.weight`. */
   name: string;
+  /** Its shape. */
   shape: number[];
 }
 

@@ -38,8 +38,11 @@ export interface LlamaModelOptions {
 
 /** A Llama-family causal LM on a backend, with its parameters and gradients in arenas. */
 export class LlamaModel {
+  /** Where each parameter lives in the arenas. */
   readonly layout: ParamLayout;
+  /** The parameters, by HF name. */
   readonly params: ParamArena;
+  /** The saved activations and scratch of the forward and backward. */
   readonly acts: Activations;
   readonly #grads?: ParamArena;
   readonly #cos: Tensor;
@@ -47,6 +50,7 @@ export class LlamaModel {
   #B = 0;
   #T = 0;
 
+  /** A model of `config` on `backend`; its weights are zero until written (`params.writeAll`). */
   constructor(
     readonly backend: Backend,
     readonly config: ModelConfig,

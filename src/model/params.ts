@@ -39,7 +39,9 @@ export interface ParamSlot {
 
 /** Arena layout of a model's parameters. */
 export interface ParamLayout {
+  /** One slot per parameter, in HF order. */
   slots: ParamSlot[];
+  /** The slots by HF name. */
   byName: Map<string, ParamSlot>;
   /** Arena size in elements (with alignment padding). */
   total: number;
@@ -63,9 +65,11 @@ export function paramLayout(config: ModelConfig): ParamLayout {
 
 /** One role's arena and a view per parameter. */
 export class ParamArena {
+  /** The whole arena. */
   readonly arena: Tensor;
   readonly #views = new Map<string, Tensor>();
 
+  /** An arena of `role` for `layout` on `backend`. */
   constructor(
     readonly backend: Backend,
     readonly layout: ParamLayout,

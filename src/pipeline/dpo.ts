@@ -26,7 +26,7 @@ import { DeviceOptimizer } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
 import { openStage, skippedTraining, type StageHooks } from "./stage.ts";
 import { logReports, longestPair, preparePairs, trainEvalSplits } from "../data/prepare.ts";
-import { loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
+import { batchLayout, loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
 import { fingerprintedOptions, type StageResult } from "./manifest.ts";
 import { runPrecompute } from "./precompute.ts";
 import { assertCacheFits } from "../cache/identity.ts";
@@ -197,6 +197,7 @@ export async function runDpo(
       trainer,
       examples: train.examples.length,
       options: loop,
+      unit: "pairs",
       tokenizerFrom: options.model,
       rawConfig,
       resume: options.resume,
@@ -218,6 +219,7 @@ export async function runDpo(
     await stage.finish({
       final: rows.at(-1),
       device_bytes: backend.bytesByRole(),
+      batches: batchLayout(train.examples.length, loop, "pairs"),
     });
     return { skipped: false, rows };
   } finally {

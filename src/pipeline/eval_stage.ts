@@ -11,7 +11,7 @@ import type { Backend } from "../backend/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { type Comparison, evaluateFolders, type FolderEvalOptions } from "../eval/compare.ts";
-import { renderReport } from "../eval/report.ts";
+import { type BatchLayout, renderReport } from "../eval/report.ts";
 import { readManifest, readRows, type StageResult } from "./manifest.ts";
 import { openStage } from "./stage.ts";
 
@@ -26,8 +26,11 @@ export interface EvalStageOptions
   outputDir: string;
   /** Row names. @default ["SFT", "DPO"] */
   names?: readonly [string, string];
+  /** Report title. @default "DPO run report: <policyDir>" */
   title?: string;
+  /** Redo even when up to date. @default false */
   force?: boolean;
+  /** Progress of each evaluation pass. */
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
@@ -84,6 +87,7 @@ export async function runEvalStage(
       evalTable: comparison.evalTable,
       samples: comparison.samples,
       manifest: policyManifest,
+      batches: policyManifest?.results?.batches as BatchLayout | undefined,
     });
     await store.writeFileAtomic(report, new TextEncoder().encode(html));
     await stage.finish({

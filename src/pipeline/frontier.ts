@@ -45,23 +45,29 @@ export interface FrontierMethod {
 export interface FrontierOptions {
   /** The SFT model every method starts from, and the reference of KL and DPO. */
   sftModel: string;
-  /** Preference pairs, and the reference cache computed from them with the SFT model. */
+  /** Preference pairs. */
   preferenceData: string;
+  /** The reference cache computed from `preferenceData` with the SFT model. */
   refCache: string;
   /** Held-out prompts for the evaluations. */
   prompts: string;
   /** The ground-truth reward measured on their completions. */
   reward: Reward;
+  /** Where frontier.json and report.html go. */
   outputDir: string;
+  /** The methods to train and evaluate, in order. */
   methods: FrontierMethod[];
+  /** Options that change token ids. */
   tokenOptions?: TokenOptions;
   /** DPO's optimizer; Preferred-FT uses `preferredFtOptimizer`. */
   optimizer: OptimizerOptions;
+  /** Preferred-FT's optimizer. @default `optimizer` */
   preferredFtOptimizer?: OptimizerOptions;
   /** Loop; `evalSteps` is the k of "evaluated every k steps". */
   loop: LoopOptions;
-  /** Sampling seeds and length of each evaluation. */
+  /** Sampling seeds of each evaluation. */
   evalSeeds?: number[];
+  /** Most new tokens of each evaluation sample. */
   maxNewTokens?: number;
   /** Use only the first n prompts. */
   promptLimit?: number;

@@ -45,7 +45,7 @@ import {
   trainEvalSplits,
 } from "../data/prepare.ts";
 import { openStage, skippedTraining, type StageHooks } from "./stage.ts";
-import { loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
+import { batchLayout, loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
 import { fingerprintedOptions, type StageResult } from "./manifest.ts";
 import { assertCacheFits, cacheMismatches, cacheSections } from "../cache/identity.ts";
 import { scorePairs } from "../model/scoring.ts";
@@ -293,6 +293,7 @@ export async function runKto(
       trainer,
       examples: train.examples.length,
       options: loop,
+      unit: "examples",
       tokenizerFrom: options.model,
       rawConfig,
       resume: options.resume,
@@ -329,6 +330,7 @@ export async function runKto(
     await stage.finish({
       final: rows.at(-1),
       device_bytes: backend.bytesByRole(),
+      batches: batchLayout(train.examples.length, loop, "examples"),
     });
     return { skipped: false, rows };
   } finally {

@@ -19,6 +19,7 @@ import type { DeviceOptimizer, OptimizerOptions } from "../train/optimizer.ts";
 import type { SplitSpec, TokenOptions } from "../data/prepare.ts";
 import type { MicroBatch, Trainer } from "../train/trainer.ts";
 import { renderReport } from "../eval/report.ts";
+import { type BatchLayout, partialBatchNote } from "../eval/batches.ts";
 import { NonFiniteError } from "../model/params.ts";
 import { checkpointFingerprint, TRAINER_STATE } from "./stage.ts";
 
@@ -26,13 +27,13 @@ import { checkpointFingerprint, TRAINER_STATE } from "./stage.ts";
 export interface LoopOptions {
   /** Examples (pairs for DPO) per micro-batch. */
   batchSize: number;
-  /** @default 1 */
+  /** Micro-batches per optimizer step. @default 1 */
   gradientAccumulationSteps?: number;
   /** Optimizer steps; overrides epochs when > 0. @default -1 */
   maxSteps?: number;
-  /** @default 1 */
+  /** Epochs over the data (when `maxSteps` is not > 0). @default 1 */
   numTrainEpochs?: number;
-  /** @default 10 */
+  /** Log metrics every N optimizer steps. @default 10 */
   loggingSteps?: number;
   /** 0 = evaluate only at the end. @default 0 */
   evalSteps?: number;
@@ -58,8 +59,11 @@ export interface TrainStageOptions {
   evalFraction?: number;
   /** Where the model, checkpoints, metrics.jsonl, report.html and manifest.json go. */
   outputDir: string;
+  /** Options that change token ids. */
   tokenOptions?: TokenOptions;
+  /** The optimizer and its schedule. */
   optimizer?: OptimizerOptions;
+  /** Batching, steps, logging, evaluation and checkpoints. */
   loop: LoopOptions;
   /** Continue from the newest checkpoint in outputDir. */
   resume?: boolean;
@@ -100,6 +104,23 @@ export function totalSteps(examples: number, o: ResolvedLoop): number {
   return Math.max(1, Math.ceil(o.numTrainEpochs * microPerEpoch / o.gradientAccumulationSteps));
 }
 
+/**
+ * The batching of a run over `examples` (what the report and the manifest's `results.batches`
+ * record, so a partial last batch is explained where its curve jumps).
+ *
+ * @param unit what an example is called ("pairs" for preference training). @default "examples"
+ */
+export function batchLayout(examples: number, o: ResolvedLoop, unit = "examples"): BatchLayout {
+  return {
+    examples,
+    batchSize: o.batchSize,
+    gradientAccumulationSteps: o.gradientAccumulationSteps,
+    dropLast: o.dropLast,
+    steps: totalSteps(examples, o),
+    unit,
+  };
+}
+
 /** What the loop calls back. */
 export interface LoopHooks {
   /** Builds the micro-batch of these example indices. */
@@ -132,6 +153,8 @@ export interface LoopContext {
   resume?: boolean;
   /** Write report.html with the training curves. @default true */
   report?: boolean;
+  /** What an example is called in messages and the report. @default "examples" */
+  unit?: string;
   /**
    * The run's identity (its stage fingerprint): written into each checkpoint, and `resume` takes
    * only a checkpoint that carries it.
@@ -180,12 +203,20 @@ export async function runLoop(
   hooks: LoopHooks,
 ): Promise<Array<Record<string, number>>> {
   const { store, outputDir, model, optimizer, trainer, options: o } = ctx;
+  if (o.dropLast && ctx.examples < o.batchSize) {
+    throw new RangeError(
+      `dataloader_drop_last (--dataloader-drop-last): the ${ctx.examples} training ` +
+        `${ctx.unit ?? "examples"} are fewer than one batch of ${o.batchSize}, so every batch ` +
+        "would be dropped; lower --per-device-train-batch-size or leave --dataloader-drop-last off",
+    );
+  }
   const sampler = new BatchSampler(ctx.examples, {
     batchSize: o.batchSize,
     seed: o.seed,
     dropLast: o.dropLast,
   });
   const total = totalSteps(ctx.examples, o);
+  const layout = batchLayout(ctx.examples, o, ctx.unit);
   const ga = o.gradientAccumulationSteps;
   let rows: Array<Record<string, number>> = [];
   let step = 0;
@@ -200,6 +231,8 @@ export async function runLoop(
       hooks.log?.(`resumed from ${checkpoint} at step ${step}`);
     } else hooks.log?.(`no checkpoint of this run in ${outputDir}: starting from step 0`);
   }
+  const note = partialBatchNote(layout);
+  if (note) hooks.log?.(note);
   const metricsPath = joinPath(outputDir, "metrics.jsonl");
   const writeRows = () =>
     store.writeFileAtomic(
@@ -255,7 +288,11 @@ export async function runLoop(
   await writeRows();
   if (ctx.report ?? true) {
     // The training curves as a page (the pipeline's eval stage adds its table to it later).
-    const html = await renderReport({ title: `Training run: ${outputDir}`, metrics: rows });
+    const html = await renderReport({
+      title: `Training run: ${outputDir}`,
+      metrics: rows,
+      batches: layout,
+    });
     await store.writeFileAtomic(joinPath(outputDir, "report.html"), new TextEncoder().encode(html));
   }
   return rows;

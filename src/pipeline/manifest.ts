@@ -103,7 +103,9 @@ export async function readManifest(store: FileStore, path: string): Promise<Mani
 
 /** What a stage returns: its metrics rows, and whether it was skipped as up to date. */
 export interface StageResult {
+  /** Whether the stage was up to date and did nothing. */
   skipped: boolean;
+  /** Its metrics rows (metrics.jsonl). */
   rows: Array<Record<string, number>>;
 }
 

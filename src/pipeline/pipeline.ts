@@ -25,14 +25,21 @@ import { runEvalStage } from "./eval_stage.ts";
 export interface PipelineSpec {
   /** Base model folder (with tokenizer files). */
   baseModel: string;
+  /** SFT dataset. */
   sftData: string;
+  /** Held-out SFT dataset. */
   sftEvalData?: string;
+  /** Preference pairs. */
   preferenceData: string;
+  /** Held-out preference pairs. */
   preferenceEvalData?: string;
   /** Run folder, e.g. `runs/default`. */
   runDir: string;
+  /** Options that change token ids. */
   tokenOptions?: TokenOptions;
+  /** The SFT stage's optimizer and loop. */
   sft: { optimizer: OptimizerOptions; loop: LoopOptions };
+  /** The DPO stage's optimizer, loop and loss. */
   dpo: {
     optimizer: OptimizerOptions;
     loop: LoopOptions;
@@ -62,6 +69,7 @@ export function runPaths(runDir: string) {
 
 /** Per-stage hooks and announcements. */
 export interface PipelineHooks {
+  /** The hooks of stage `name`. */
   stage(name: "sft" | "precompute" | "dpo" | "eval"): StageHooks;
   /** A stage starts, was skipped, or finished in `seconds`. */
   onStage?: (name: string, event: "start" | "skipped" | "done", seconds?: number) => void;

@@ -32,6 +32,7 @@ export interface PrecomputeOptions {
   data: SplitSpec;
   /** Eval pairs: another file, or the held-out part of `data`. */
   evalData?: SplitSpec;
+  /** Options that change token ids (as the training run will use). */
   tokenOptions?: TokenOptions;
   /** Cache file to write. */
   output: string;

@@ -21,11 +21,12 @@ import {
   trainEvalSplits,
 } from "../data/prepare.ts";
 import { openStage, skippedTraining, type StageHooks } from "./stage.ts";
-import { loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
+import { batchLayout, loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
 import { fingerprintedOptions, type StageResult } from "./manifest.ts";
 
 /** Options of {@link runSft}. */
 export interface SftOptions extends TrainStageOptions {
+  /** Options that change token ids; `completionOnlyLoss` masks the prompt out of the loss. */
   tokenOptions?: TokenOptions & { completionOnlyLoss?: boolean };
 }
 
@@ -115,6 +116,7 @@ export async function runSft(
       trainer,
       examples: train.examples.length,
       options: loop,
+      unit: "examples",
       tokenizerFrom: options.model,
       rawConfig,
       resume: options.resume,
@@ -134,6 +136,7 @@ export async function runSft(
     await stage.finish({
       final: rows.at(-1),
       device_bytes: backend.bytesByRole(),
+      batches: batchLayout(train.examples.length, loop, "examples"),
     });
     return { skipped: false, rows };
   } finally {

@@ -47,9 +47,13 @@ export const TRAINER_STATE = "trainer_state.json";
 
 /** Hooks of a stage: messages and progress. */
 export interface StageHooks {
+  /** A human message (data counts, a resume, a checkpoint saved). */
   log?: (message: string) => void;
+  /** An optimizer step finished, of `total`. */
   onStep?: (step: number, total: number) => void;
+  /** A metrics row was logged. */
   onLog?: (row: Record<string, number>) => void;
+  /** Scoring progress (precompute, evaluation). */
   onProgress?: (done: number, total: number) => void;
   /** Stops the stage at its next step or batch (it rejects with the signal's reason). */
   signal?: AbortSignal;

@@ -13,15 +13,15 @@ import { learningRate } from "./schedule.ts";
 
 /** Options of {@link DeviceOptimizer}; defaults follow HF TrainingArguments and PyTorch. */
 export interface OptimizerOptions {
-  /** @default "adamw" */
+  /** Update rule. @default "adamw" */
   kind?: "adamw" | "rmsprop" | "sgd";
   /** Peak learning rate. @default 5e-5 */
   lr?: number;
-  /** @default 0.9 */
+  /** Adam's β1. @default 0.9 */
   beta1?: number;
-  /** @default 0.999 */
+  /** Adam's β2. @default 0.999 */
   beta2?: number;
-  /** @default 1e-8 */
+  /** Adam's and RMSprop's ε. @default 1e-8 */
   eps?: number;
   /** Decoupled for AdamW, L2 for RMSprop and SGD (PyTorch). @default 0 */
   weightDecay?: number;
@@ -31,9 +31,9 @@ export interface OptimizerOptions {
   momentum?: number;
   /** Global gradient-norm clip, 0 = off. @default 1 (HF's max_grad_norm) */
   maxGradNorm?: number;
-  /** @default "linear" (HF's lr_scheduler_type) */
+  /** Learning-rate schedule. @default "linear" (HF's lr_scheduler_type) */
   schedule?: "constant" | "linear" | "cosine" | "constant_with_warmup";
-  /** @default 0 */
+  /** Linear warmup steps. @default 0 */
   warmupSteps?: number;
   /** Total optimizer steps, for decaying schedules. @default 1 */
   totalSteps?: number;
@@ -59,15 +59,21 @@ export function optimizerDefaults(o: OptimizerOptions = {}): Required<OptimizerO
 
 /** An optimizer whose state and update live on the backend. */
 export class DeviceOptimizer {
+  /** The options with defaults filled. */
   readonly options: Required<OptimizerOptions>;
+  /** First-moment (AdamW) or square-average (RMSprop) state, one per parameter. */
   readonly state1: ParamArena;
+  /** Second-moment (AdamW) state, one per parameter. */
   readonly state2: ParamArena;
+  /** Packed per-step hyperparameters on the device. */
   readonly hyper: Tensor;
+  /** The squared global gradient norm of the last step, on the device. */
   readonly gradNormSq: Tensor;
   readonly #partial: Tensor;
   /** Optimizer steps taken. */
   step = 0;
 
+  /** An optimizer for the parameters of `layout` on `backend`. */
   constructor(
     readonly backend: Backend,
     readonly layout: ParamLayout,

@@ -16,6 +16,7 @@ import type { DeviceOptimizer } from "./optimizer.ts";
 
 /** The negative log-likelihood of the completion tokens (SFT), averaged over the step's tokens. */
 export interface NllObjective {
+  /** Tag of the objective. */
   kind: "nll";
 }
 
@@ -24,13 +25,17 @@ export interface NllObjective {
  * one type or a weighted list, TRL's options); each batch holds P chosen rows then P rejected.
  */
 export interface PreferenceObjective {
+  /** Tag of the objective. */
   kind: "preference";
+  /** The resolved preference loss. */
   spec: PreferenceLossSpec;
 }
 
 /** KTO on unpaired examples, resolved by `resolveKtoSpec` (src/backend/kto_loss.ts). */
 export interface KtoObjective {
+  /** Tag of the objective. */
   kind: "kto";
+  /** The resolved KTO loss. */
   spec: KtoLossSpec;
 }
 
@@ -69,6 +74,8 @@ export class Trainer {
   #stepsSinceRead = 0;
 
   /**
+   * A trainer of `model` with `optimizer` on `objective`.
+   *
    * @param reference a live reference model: each micro-batch runs its forward on the device
    *   instead of reading cached log-probs (for comparison; the cache is the point of the design).
    */

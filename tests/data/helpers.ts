@@ -1,5 +1,6 @@
 /** Shared helpers of the data tests: the word-level tokenizer fixture and small file builders. */
 
+import { TokenizerLoader } from "@lenml/tokenizers";
 import { HfTokenizer } from "../../src/data/tokenizer.ts";
 
 const fixtureDir = new URL("../fixtures/data_tokenizer/", import.meta.url);
@@ -24,6 +25,20 @@ export async function fixtureTokenizer(
 /** The fixture folder as a path for a FileStore. */
 export const FIXTURE_TOKENIZER_DIR =
   new URL("../fixtures/data_tokenizer", import.meta.url).pathname;
+
+/**
+ * A tokenizer folder read by `@lenml/tokenizers`, a separately kept port of transformers.js's
+ * tokenizers (its `AutoTokenizer` class choice and chat templates), to check ours against.
+ */
+export async function lenmlTokenizer(
+  dir: string,
+): Promise<ReturnType<typeof TokenizerLoader.fromPreTrained>> {
+  const read = async (name: string) => JSON.parse(await Deno.readTextFile(`${dir}/${name}`));
+  return TokenizerLoader.fromPreTrained({
+    tokenizerJSON: await read("tokenizer.json"),
+    tokenizerConfig: await read("tokenizer_config.json"),
+  });
+}
 
 /** JSON Lines text of some rows. */
 export function jsonl(rows: unknown[]): string {

@@ -10,6 +10,8 @@ import {
   renderReport,
   type ReportInput,
 } from "../../src/eval/report.ts";
+import { chartSpecs } from "../../src/eval/charts.ts";
+import { partialBatch, partialBatchNote } from "../../src/eval/batches.ts";
 import { browserTest } from "../browser_helpers.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
@@ -59,6 +61,15 @@ async function sampleInput(): Promise<ReportInput> {
       },
     ],
     manifest: { model: "data/base", beta: 0.1, lr: 5e-6, seed: 0, steps: 80 },
+    // Two epochs of 40 batches: 39 of 16 pairs and a last one of 5, at steps 40 and 80.
+    batches: {
+      examples: 629,
+      batchSize: 16,
+      gradientAccumulationSteps: 1,
+      dropLast: false,
+      steps: 80,
+      unit: "pairs",
+    },
   };
 }
 
@@ -90,6 +101,9 @@ browserTest(
             height: box?.height ?? 0,
             lines: f.querySelectorAll("g.mark-line path").length,
             marks: marks.length,
+            // The partial batch's red dashed rules, one per panel and partial step.
+            partialRules: [...f.querySelectorAll("g.mark-rule line, g.mark-rule path")]
+              .filter((l) => l.getAttribute("stroke") === "#e15759").length,
           };
         }));
       assert.deepEqual(charts.map((c) => c.id), [
@@ -99,6 +113,10 @@ browserTest(
         "optimizer",
         "frontier",
       ]);
+      assert.deepEqual(
+        Object.fromEntries(charts.map((c) => [c.id, c.partialRules])),
+        { loss: 2, rewards: 4, logps: 2, optimizer: 4, frontier: 0 },
+      );
       for (const c of charts) {
         assert(c.width > 100 && c.height > 100, `${c.id}: svg box ${c.width}x${c.height}`);
         assert(
@@ -157,4 +175,58 @@ Deno.test("the log-prob chart says when the chosen log-prob fell", async () => {
   // Element ids are prefixed per chart, so several inline SVGs never share one.
   const ids = [...html.matchAll(/\bid="([^"]+)"/g)].map((m) => m[1]);
   assert.equal(ids.length, new Set(ids).size);
+});
+
+Deno.test("a partial last batch is counted, placed at its steps, and dropped by drop-last", () => {
+  const layout = {
+    examples: 3009,
+    batchSize: 16,
+    gradientAccumulationSteps: 1,
+    dropLast: false,
+    steps: 189,
+    unit: "pairs",
+  };
+  assert.deepEqual(partialBatch(layout), { size: 1, steps: [189], everyBatch: false });
+  assert.equal(
+    partialBatchNote(layout),
+    "last batch of each epoch is partial: 1 of 16 pairs (3009 = 188 × 16 + 1), at step 189; " +
+      "--dataloader-drop-last drops it",
+  );
+  assert.match(
+    partialBatchNote(layout, { charts: true })!,
+    /^The last batch of each epoch is partial: 1 of 16 pairs \(3009 = 188 × 16 \+ 1\), used at step 189\. .*red dashed line.*--dataloader-drop-last drops that batch\.$/,
+  );
+  // Two epochs, 4 micro-batches per step: micro-batches 188 and 377 (from 0) are the partial ones.
+  assert.deepEqual(
+    partialBatch({ ...layout, gradientAccumulationSteps: 4, steps: 95 })!.steps,
+    [48, 95],
+  );
+  assert.equal(partialBatch({ ...layout, dropLast: true, steps: 188 }), undefined);
+  assert.equal(partialBatch({ ...layout, examples: 3008, steps: 188 }), undefined);
+  assert.equal(partialBatchNote({ ...layout, examples: 3008 }), undefined);
+  const small = partialBatch({ ...layout, examples: 5, steps: 3 })!;
+  assert.deepEqual(small, { size: 5, steps: [1, 2, 3], everyBatch: true });
+});
+
+Deno.test("the report explains a partial last batch above the charts and marks its steps", async () => {
+  const input = await sampleInput();
+  const html = await renderReport(input);
+  assert.match(
+    html,
+    /<p class="note" id="partial-batch">The last batch of each epoch is partial: 5 of 16 pairs \(629 = 39 × 16 \+ 5\), used at steps 40, 80\./,
+  );
+  assert.match(html, /Red dashed line: the partial batch \(5 of 16 pairs\)\./);
+  const specs = chartSpecs(input.metrics, [], { partialSteps: [40, 80], partialCaption: "x" });
+  const loss = specs.find((c) => c.id === "loss")!;
+  const layers = (loss.spec as { layer: Array<{ data?: { values: unknown[] } }> }).layer;
+  assert.deepEqual(layers[0].data?.values, [{ step: 40 }, { step: 80 }]);
+  assert.equal(loss.caption, "x");
+  // Full batches, or the partial one dropped: no note and no marks.
+  for (
+    const batches of [{ ...input.batches!, examples: 640 }, { ...input.batches!, dropLast: true }]
+  ) {
+    const plain = await renderReport({ ...input, batches });
+    assert(!plain.includes("partial-batch"), "no note");
+    assert(!plain.includes("Red dashed line"), "no caption");
+  }
 });
