@@ -8,8 +8,8 @@
 
 import { parseFlags, runMain } from "./_cli.ts";
 import { buildWeb, serveDir } from "./_web_build.ts";
-import { launchWebGpuChromium } from "../tests/web/chromium.ts";
-import { compileShaders } from "../tests/web/shader_compile.ts";
+import { launchWebGpuChromium } from "./_chromium.ts";
+import { compileShaders } from "../src/gpu/compile_check.ts";
 import { shaderCatalog } from "../src/gpu/shader_catalog.ts";
 
 const flags = parseFlags("web-measure", "Measures the web app against Deno on this machine.", {

@@ -8,10 +8,9 @@
 import { type Browser, chromium, type Page } from "playwright-core";
 import { needsTest } from "./helpers.ts";
 
-/** Where Chromium is looked for; `CHROMIUM_PATH` overrides (e.g. a Chrome elsewhere). */
-export function chromiumPath(): string {
-  return Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
-}
+import { chromiumPath } from "../tasks/_chromium.ts";
+
+export { chromiumPath };
 
 /** Whether the Chromium executable exists. */
 export async function hasChromium(): Promise<boolean> {

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { gpuTest } from "../helpers.ts";
 import { shaderCatalog } from "../../src/gpu/shader_catalog.ts";
-import { compileShaders } from "../web/shader_compile.ts";
+import { compileShaders } from "../../src/gpu/compile_check.ts";
 import { fixtureModel, FIXTURES, forwardBackward, readFixture } from "../model/fixture.ts";
 
 const F32_MAX = 3.4028234663852886e38;

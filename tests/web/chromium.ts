@@ -6,30 +6,12 @@
  * @module
  */
 
-import { type Browser, chromium, type Page } from "playwright-core";
-import { chromiumMissing, chromiumPath } from "../browser_helpers.ts";
+import type { Page } from "playwright-core";
+import { chromiumMissing } from "../browser_helpers.ts";
+import { launchWebGpuChromium } from "../../tasks/_chromium.ts";
+
+export { launchWebGpuChromium };
 import { needsTest } from "../helpers.ts";
-
-/** Chromium's flags for WebGPU through SwiftShader, headless, with no side traffic. */
-export const WEBGPU_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--enable-unsafe-webgpu",
-  "--enable-features=Vulkan",
-  "--use-vulkan=swiftshader",
-  "--use-webgpu-adapter=swiftshader",
-  "--disable-vulkan-surface",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-/** Launches Chromium with WebGPU on SwiftShader. */
-export function launchWebGpuChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: chromiumPath(), headless: true, args: WEBGPU_FLAGS });
-}
 
 /**
  * Serves one blank page on 127.0.0.1 (WebGPU needs a secure context, which localhost is and

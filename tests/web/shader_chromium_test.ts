@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { shaderCatalog } from "../../src/gpu/shader_catalog.ts";
 import { webGpuTest } from "./chromium.ts";
-import { compileShaders } from "./shader_compile.ts";
+import { compileShaders } from "../../src/gpu/compile_check.ts";
 
 function pipelineSubset(): string[] | "all" {
   if (Deno.env.get("FULL_SHADER_PIPELINES") === "1") return "all";
