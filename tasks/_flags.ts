@@ -6,7 +6,7 @@
 import type { Flags, FlagSpec } from "./_cli.ts";
 import { UsageError } from "./_cli.ts";
 import type { OptimizerOptions } from "../src/train/optimizer.ts";
-import type { LoopOptions } from "../src/pipeline/loop.ts";
+import type { LoopOptions, TrainStageOptions } from "../src/pipeline/loop.ts";
 import type { SplitSpec, TokenOptions } from "../src/data/prepare.ts";
 import type { DeviceChoice } from "../src/pipeline/device.ts";
 import {
@@ -132,6 +132,26 @@ export function optimizerOf(f: Flags): OptimizerOptions {
     maxGradNorm: num(f, "maxGradNorm"),
     schedule: f.lrSchedulerType as OptimizerOptions["schedule"],
     warmupSteps: num(f, "warmupSteps"),
+  };
+}
+
+/**
+ * The options every training stage (sft, dpo, kto) reads from the same flags: model, data and its
+ * held-out split, output folder, token options, optimizer, loop, resume, overwrite and force.
+ */
+export function trainStageOf(f: Flags): TrainStageOptions {
+  return {
+    model: required(f, "model"),
+    data: splitOf(f, required(f, "data")),
+    evalData: f.evalData as string | undefined,
+    evalFraction: f.evalFraction as number,
+    outputDir: required(f, "outputDir"),
+    tokenOptions: tokenOptionsOf(f),
+    optimizer: optimizerOf(f),
+    loop: loopOf(f),
+    resume: f.resume as boolean,
+    overwriteOutputDir: f.overwriteOutputDir as boolean,
+    force: f.force as boolean,
   };
 }
 

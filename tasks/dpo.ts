@@ -10,14 +10,11 @@ import {
   COMMON_FLAGS,
   DATA_FLAGS,
   deviceOf,
-  loopOf,
   LOSS_FLAGS,
   lossOptionsOf,
-  optimizerOf,
   required,
-  splitOf,
-  tokenOptionsOf,
   TRAIN_FLAGS,
+  trainStageOf,
 } from "./_flags.ts";
 import { openBackend, runStage, stageHooks, store } from "./_stage.ts";
 import { runDpo } from "../src/pipeline/dpo.ts";
@@ -72,20 +69,10 @@ await runMain(async () => {
     hooks,
     () =>
       runDpo(store, backend, {
-        model: required(flags, "model"),
-        data: splitOf(flags, required(flags, "data")),
-        evalData: flags.evalData as string | undefined,
-        evalFraction: flags.evalFraction as number,
+        ...trainStageOf(flags),
         refCache: flags.refCache as string | undefined,
         refModel: flags.refModel as string | undefined,
-        outputDir: required(flags, "outputDir"),
-        tokenOptions: tokenOptionsOf(flags),
         ...loss,
-        optimizer: optimizerOf(flags),
-        loop: loopOf(flags),
-        resume: flags.resume as boolean,
-        overwriteOutputDir: flags.overwriteOutputDir as boolean,
-        force: flags.force as boolean,
       }, hooks),
   );
   if (!skipped) {

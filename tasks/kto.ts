@@ -12,12 +12,9 @@ import {
   COMMON_FLAGS,
   DATA_FLAGS,
   deviceOf,
-  loopOf,
-  optimizerOf,
   required,
-  splitOf,
-  tokenOptionsOf,
   TRAIN_FLAGS,
+  trainStageOf,
 } from "./_flags.ts";
 import { openBackend, runStage, stageHooks, store } from "./_stage.ts";
 import { runKto } from "../src/pipeline/kto.ts";
@@ -77,23 +74,13 @@ await runMain(async () => {
     hooks,
     () =>
       runKto(store, backend, {
-        model: required(flags, "model"),
-        data: splitOf(flags, required(flags, "data")),
-        evalData: flags.evalData as string | undefined,
-        evalFraction: flags.evalFraction as number,
+        ...trainStageOf(flags),
         refCache: flags.refCache as string | undefined,
         refModel: flags.refModel as string | undefined,
-        outputDir: required(flags, "outputDir"),
-        tokenOptions: tokenOptionsOf(flags),
         lossType: flags.lossType as KtoLossType,
         beta: flags.beta as number,
         desirableWeight: flags.desirableWeight as number,
         undesirableWeight: flags.undesirableWeight as number,
-        optimizer: optimizerOf(flags),
-        loop: loopOf(flags),
-        resume: flags.resume as boolean,
-        overwriteOutputDir: flags.overwriteOutputDir as boolean,
-        force: flags.force as boolean,
       }, hooks),
   );
   if (flags.json) console.log(JSON.stringify(rows.at(-1)));

@@ -6,12 +6,10 @@ import {
   COMMON_FLAGS,
   DATA_FLAGS,
   deviceOf,
-  loopOf,
-  optimizerOf,
   required,
-  splitOf,
   tokenOptionsOf,
   TRAIN_FLAGS,
+  trainStageOf,
 } from "./_flags.ts";
 import { openBackend, runStage, stageHooks, store } from "./_stage.ts";
 import { runSft } from "../src/pipeline/sft.ts";
@@ -49,20 +47,11 @@ await runMain(async () => {
     hooks,
     () =>
       runSft(store, backend, {
-        model: required(flags, "model"),
-        data: splitOf(flags, required(flags, "data")),
-        evalData: flags.evalData as string | undefined,
-        evalFraction: flags.evalFraction as number,
-        outputDir: required(flags, "outputDir"),
+        ...trainStageOf(flags),
         tokenOptions: {
           ...tokenOptionsOf(flags),
           completionOnlyLoss: flags.completionOnlyLoss as boolean,
         },
-        optimizer: optimizerOf(flags),
-        loop: loopOf(flags),
-        resume: flags.resume as boolean,
-        overwriteOutputDir: flags.overwriteOutputDir as boolean,
-        force: flags.force as boolean,
       }, hooks),
   );
   if (flags.json) console.log(JSON.stringify(rows.at(-1)));
