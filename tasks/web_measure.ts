@@ -11,6 +11,7 @@ import { buildWeb, serveDir } from "./_web_build.ts";
 import { launchWebGpuChromium } from "./_chromium.ts";
 import { compileShaders } from "../src/gpu/compile_check.ts";
 import { shaderCatalog } from "../src/gpu/shader_catalog.ts";
+import { defaultRunCliArgs, defaultSettings } from "../web/params.ts";
 
 const flags = parseFlags("web-measure", "Measures the web app against Deno on this machine.", {
   steps: { type: "number", default: 20, help: "DPO steps in each" },
@@ -84,28 +85,7 @@ await runMain(async () => {
       `${work}/sft`,
       "--ref-cache",
       `${work}/ref_cache.bin`,
-      "--data",
-      "data/preferences.jsonl",
-      "--eval-data",
-      "data/preferences_eval.jsonl",
-      "--beta",
-      "0.5",
-      "--learning-rate",
-      "1.5e-3",
-      "--warmup-steps",
-      "5",
-      "--batch-size",
-      "16",
-      "--max-length",
-      "64",
-      "--max-prompt-length",
-      "32",
-      "--eval-steps",
-      "50",
-      "--max-steps",
-      String(steps),
-      "--logging-steps",
-      String(logging),
+      ...defaultRunCliArgs({ ...defaultSettings(), "max-steps": steps, "logging-steps": logging }),
       "--output-dir",
       `${work}/dpo`,
     ]; // deno-fmt-ignore

@@ -117,3 +117,19 @@ export function parseSettings(pairs: Iterable<[string, string]>): WebSettings {
   if (!(s["learning-rate"] >= 0)) throw new SettingsError("--learning-rate: must be >= 0");
   return s;
 }
+
+/**
+ * The `deno task dpo` flags that repeat the page's DPO stage of the embedded default with
+ * `settings` (the data and eval cadence included); add --model, --ref-cache and --output-dir.
+ */
+export function defaultRunCliArgs(settings: WebSettings): string[] {
+  return [
+    "--data",
+    "data/preferences.jsonl",
+    "--eval-data",
+    "data/preferences_eval.jsonl",
+    "--eval-steps",
+    String(defaultPipelineSpec(".", "web", false).dpo.loop.evalSteps),
+    ...Object.entries(settings).flatMap(([name, value]) => [`--${name}`, String(value)]),
+  ];
+}

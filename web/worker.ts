@@ -13,7 +13,7 @@ import { GpuBackend } from "../src/gpu/backend.ts";
 import { MemoryFileStore } from "../src/io/memory_fs.ts";
 import { basename, joinPath } from "../src/io/fs.ts";
 import { defaultPipelineSpec } from "../src/pipeline/defaults.ts";
-import { runPaths, runPipeline } from "../src/pipeline/pipeline.ts";
+import { announced, type PipelineHooks, runPaths, runPipeline } from "../src/pipeline/pipeline.ts";
 import { runPrecompute } from "../src/pipeline/precompute.ts";
 import { runDpo } from "../src/pipeline/dpo.ts";
 import type { StageHooks } from "../src/pipeline/stage.ts";
@@ -45,6 +45,14 @@ function hooksFor(stage: string, signal: AbortSignal): StageHooks {
   };
 }
 
+/** Stage hooks and stage announcements, as messages to the page. */
+function pipelineHooks(signal: AbortSignal): PipelineHooks {
+  return {
+    stage: (name) => hooksFor(name, signal),
+    onStage: (stage, event, seconds) => post({ type: "stage", stage, event, seconds }),
+  };
+}
+
 function dpoSettings(s: WebSettings) {
   return {
     beta: s.beta,
@@ -60,7 +68,6 @@ function dpoSettings(s: WebSettings) {
       maxSteps: s["max-steps"],
       loggingSteps: s["logging-steps"],
       seed: s.seed,
-      evalSteps: 50,
     },
   };
 }
@@ -101,10 +108,7 @@ async function runDefault(
     dpo: { ...spec.dpo, ...d, loop: { ...spec.dpo.loop, ...d.loop } },
     evalPrompts: undefined,
   };
-  await runPipeline(store, backend, run, {
-    stage: (name) => hooksFor(name, signal),
-    onStage: (stage, event, seconds) => post({ type: "stage", stage, event, seconds }),
-  });
+  await runPipeline(store, backend, run, pipelineHooks(signal));
   const paths = runPaths(run.runDir);
   return {
     dpoDir: paths.dpo,
@@ -123,6 +127,8 @@ async function runCustom(
   s: WebSettings,
   signal: AbortSignal,
 ) {
+  const hooks = pipelineHooks(signal);
+  const timed = announced(hooks);
   await store.mkdirp("model");
   await store.mkdirp("data");
   for (const file of inputs.model) {
@@ -140,36 +146,27 @@ async function runCustom(
     await store.writeFileAtomic(refCache, new Uint8Array(await inputs.cache.arrayBuffer()));
   } else {
     refCache = runPaths("runs/web").refCache;
-    post({ type: "stage", stage: "precompute", event: "start" });
-    const t = performance.now();
-    await runPrecompute(store, backend, {
-      model: "model",
-      data: { path: data },
-      tokenOptions,
-      output: refCache,
-    }, hooksFor("precompute", signal));
-    post({
-      type: "stage",
-      stage: "precompute",
-      event: "done",
-      seconds: (performance.now() - t) / 1000,
-    });
+    await timed("precompute", () =>
+      runPrecompute(store, backend, {
+        model: "model",
+        data: { path: data },
+        tokenOptions,
+        output: refCache,
+      }, hooks.stage("precompute")));
   }
   const outputDir = runPaths("runs/web").dpo;
-  post({ type: "stage", stage: "dpo", event: "start" });
-  const t = performance.now();
   const d = dpoSettings(s);
-  await runDpo(store, backend, {
-    model: "model",
-    data: { path: data },
-    refCache,
-    outputDir,
-    tokenOptions,
-    ...d,
-    loop: { ...d.loop, evalSteps: 0 },
-    overwriteOutputDir: true,
-  }, hooksFor("dpo", signal));
-  post({ type: "stage", stage: "dpo", event: "done", seconds: (performance.now() - t) / 1000 });
+  await timed("dpo", () =>
+    runDpo(store, backend, {
+      model: "model",
+      data: { path: data },
+      refCache,
+      outputDir,
+      tokenOptions,
+      ...d,
+      loop: { ...d.loop, evalSteps: 0 },
+      overwriteOutputDir: true,
+    }, hooks.stage("dpo")));
   return {
     dpoDir: outputDir,
     downloads: [

@@ -75,8 +75,8 @@ export interface PipelineHooks {
   onStage?: (name: string, event: "start" | "skipped" | "done", seconds?: number) => void;
 }
 
-/** Wraps a stage in its start, skipped and done announcements. */
-function announced(hooks: PipelineHooks) {
+/** Wraps a stage in its start, skipped and done announcements (`onStage`). */
+export function announced(hooks: PipelineHooks) {
   return async <T extends { skipped: boolean }>(name: string, fn: () => Promise<T>) => {
     hooks.onStage?.(name, "start");
     const start = performance.now();

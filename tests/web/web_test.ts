@@ -13,6 +13,7 @@ import { buildWeb, serveDir } from "../../tasks/_web_build.ts";
 import { readSafetensors } from "../../src/io/safetensors.ts";
 import { browserTest } from "../browser_helpers.ts";
 import { webGpuTest } from "./chromium.ts";
+import { defaultRunCliArgs, defaultSettings } from "../../web/params.ts";
 import { assertClose } from "../helpers.ts";
 
 const site = await Deno.makeTempDir({ prefix: "dpo-web-site-" });
@@ -61,76 +62,78 @@ const lossLinePixels = (page: Page) =>
     return n;
   });
 
-const DPO = [
-  "--data",
-  "data/preferences.jsonl",
-  "--eval-data",
-  "data/preferences_eval.jsonl",
-  "--beta",
-  "0.5",
-  "--learning-rate",
-  "1.5e-3",
-  "--warmup-steps",
-  "5",
-  "--batch-size",
-  "16",
-  "--max-length",
-  "64",
-  "--max-prompt-length",
-  "32",
-  "--eval-steps",
-  "50",
-  "--logging-steps",
-  "1",
-]; // deno-fmt-ignore
+/** The CLI flags of the page's DPO stage for `steps` steps, logging every step. */
+const dpoArgs = (steps: number) =>
+  defaultRunCliArgs({ ...defaultSettings(), "max-steps": steps, "logging-steps": 1 });
 
-webGpuTest("the page trains the default; its logps, loss and weights match the CLI's", async (page, url) => {
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${url}?run=default&max-steps=3&logging-steps=1`);
-  // A screenshot while DPO trains: the first metrics row is drawn, the run still going.
-  await page.waitForFunction(() => document.getElementById("metrics")!.textContent!.length > 0, null, {
-    timeout: 20 * 60_000,
-    polling: 100,
-  });
-  const shot = `${work}/training.png`;
-  await page.screenshot({ path: shot, fullPage: true });
-  assert((await Deno.stat(shot)).size > 10_000);
-  assert(await lossLinePixels(page) > 20, "the loss chart is blank");
-  assert.equal(await waitForState(page, ["done", "error"], 5 * 60_000), "done", await page.locator("#error").textContent() ?? "");
-  assert.deepEqual(errors, []);
+webGpuTest(
+  "the page trains the default; its logps, loss and weights match the CLI's",
+  async (page, url) => {
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(`${url}?run=default&max-steps=3&logging-steps=1`);
+    // A screenshot while DPO trains: the first metrics row is drawn, the run still going.
+    await page.waitForFunction(
+      () => document.getElementById("metrics")!.textContent!.length > 0,
+      null,
+      {
+        timeout: 20 * 60_000,
+        polling: 100,
+      },
+    );
+    const shot = `${work}/training.png`;
+    await page.screenshot({ path: shot, fullPage: true });
+    assert((await Deno.stat(shot)).size > 10_000);
+    assert(await lossLinePixels(page) > 20, "the loss chart is blank");
+    assert.equal(
+      await waitForState(page, ["done", "error"], 5 * 60_000),
+      "done",
+      await page.locator("#error").textContent() ?? "",
+    );
+    assert.deepEqual(errors, []);
 
-  const rows = (await page.locator("#metrics").textContent())!.trim().split("\n").map((l) => JSON.parse(l));
-  const train = rows.filter((r) => "loss" in r);
-  assert.deepEqual(train.map((r) => r.step), [1, 2, 3]);
-  assert(Math.abs(train[0].loss - Math.LN2) < 1e-6, `step-1 loss ${train[0].loss} is not ln 2`);
+    const rows = (await page.locator("#metrics").textContent())!.trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    const train = rows.filter((r) => "loss" in r);
+    assert.deepEqual(train.map((r) => r.step), [1, 2, 3]);
+    assert(Math.abs(train[0].loss - Math.LN2) < 1e-6, `step-1 loss ${train[0].loss} is not ln 2`);
 
-  for (const f of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]) {
-    await Deno.mkdir(`${work}/sft`, { recursive: true });
-    await Deno.mkdir(`${work}/dpo`, { recursive: true });
-    await save(page, `sft-${f}`, `${work}/sft/${f}`);
-    await save(page, `dpo-${f}`, `${work}/dpo/${f}`);
-  }
-  await save(page, "ref-cache", `${work}/ref_cache.bin`);
-  await save(page, "metrics", `${work}/metrics.jsonl`);
-  assert.equal(await Deno.readTextFile(`${work}/metrics.jsonl`), await page.locator("#metrics").textContent());
+    for (
+      const f of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
+    ) {
+      await Deno.mkdir(`${work}/sft`, { recursive: true });
+      await Deno.mkdir(`${work}/dpo`, { recursive: true });
+      await save(page, `sft-${f}`, `${work}/sft/${f}`);
+      await save(page, `dpo-${f}`, `${work}/dpo/${f}`);
+    }
+    await save(page, "ref-cache", `${work}/ref_cache.bin`);
+    await save(page, "metrics", `${work}/metrics.jsonl`);
+    assert.equal(
+      await Deno.readTextFile(`${work}/metrics.jsonl`),
+      await page.locator("#metrics").textContent(),
+    );
 
-  const common = [...DPO, "--model", `${work}/sft`, "--ref-cache", `${work}/ref_cache.bin`];
-  const one = await cli([...common, "--max-steps", "1", "--output-dir", `${work}/cli1`]);
-  const cliRows = (await Deno.readTextFile(`${work}/cli1/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
-  const first = cliRows.find((r) => r.step === 1 && "loss" in r);
-  for (const k of ["logps/chosen", "logps/rejected", "loss"]) {
-    assertClose([train[0][k]], [first[k]], { atol: 1e-5, rtol: 1e-6, label: k });
-  }
-  assert(one);
-  await cli([...common, "--max-steps", "3", "--device", "cpu", "--output-dir", `${work}/cpu3`]);
-  const page3 = readSafetensors(await Deno.readFile(`${work}/dpo/model.safetensors`)).tensors;
-  const cpu3 = readSafetensors(await Deno.readFile(`${work}/cpu3/model.safetensors`)).tensors;
-  assert.deepEqual([...page3.keys()].sort(), [...cpu3.keys()].sort());
-  for (const [name, t] of cpu3) {
-    assertClose(page3.get(name)!.data, t.data, { atol: 2e-5, rtol: 1e-4, label: name });
-  }
-}, serveSite);
+    const common = ["--model", `${work}/sft`, "--ref-cache", `${work}/ref_cache.bin`];
+    const one = await cli([...common, ...dpoArgs(1), "--output-dir", `${work}/cli1`]);
+    const cliRows = (await Deno.readTextFile(`${work}/cli1/metrics.jsonl`)).trim().split("\n").map((
+      l,
+    ) => JSON.parse(l));
+    const first = cliRows.find((r) => r.step === 1 && "loss" in r);
+    for (const k of ["logps/chosen", "logps/rejected", "loss"]) {
+      assertClose([train[0][k]], [first[k]], { atol: 1e-5, rtol: 1e-6, label: k });
+    }
+    assert(one);
+    await cli([...common, ...dpoArgs(3), "--device", "cpu", "--output-dir", `${work}/cpu3`]);
+    const page3 = readSafetensors(await Deno.readFile(`${work}/dpo/model.safetensors`)).tensors;
+    const cpu3 = readSafetensors(await Deno.readFile(`${work}/cpu3/model.safetensors`)).tensors;
+    assert.deepEqual([...page3.keys()].sort(), [...cpu3.keys()].sort());
+    for (const [name, t] of cpu3) {
+      assertClose(page3.get(name)!.data, t.data, { atol: 2e-5, rtol: 1e-4, label: name });
+    }
+  },
+  serveSite,
+);
 
 webGpuTest(
   "a broken dataset row and a folder without tokenizer.json show in the page",
