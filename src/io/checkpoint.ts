@@ -16,7 +16,10 @@
 
 import { FileNotFoundError, type FileStore, joinPath } from "./fs.ts";
 import {
-  readSafetensors,
+  decodeTensor,
+  parseSafetensorsHeader,
+  type SafetensorsEntry,
+  type SafetensorsHeader,
   type TensorData,
   type WritableDtype,
   writeSafetensors,
@@ -35,6 +38,21 @@ export interface Checkpoint {
   config: Record<string, unknown>;
   /** Every tensor, by HF name, widened to float32. */
   tensors: Map<string, TensorData>;
+}
+
+/** A tensor as its file's header describes it, before its data is decoded. */
+export interface HeaderTensor extends SafetensorsEntry {
+  /** The weights file that holds it. */
+  file: string;
+}
+
+/** Options of {@link loadCheckpoint}. */
+export interface LoadCheckpointOptions {
+  /**
+   * Called with every tensor's header entry (and config.json) after all headers are parsed and
+   * before any tensor is decoded, so a caller can refuse sizes before anything is allocated.
+   */
+  checkHeaders?: (tensors: Map<string, HeaderTensor>, config: Record<string, unknown>) => void;
 }
 
 /** A checkpoint folder that cannot be loaded; the message names the file and what to do. */
@@ -82,28 +100,90 @@ async function readJson(
  * @throws {CheckpointError} missing config or weights, a shard that lacks a tensor its index
  *   lists, a tensor present in two files; {@link SafetensorsError} for malformed weight files.
  */
-export async function loadCheckpoint(fs: FileStore, dir: string): Promise<Checkpoint> {
+export async function loadCheckpoint(
+  fs: FileStore,
+  dir: string,
+  options: LoadCheckpointOptions = {},
+): Promise<Checkpoint> {
   const config = await readJson(
     fs,
     joinPath(dir, CONFIG_FILE),
     `a checkpoint folder needs the model's config.json beside its weights (save it with save_pretrained, or copy it from the model's repository)`,
   );
+  // Phase 1: every weights file read and its header parsed; nothing decoded yet.
+  const files: {
+    path: string;
+    bytes: Uint8Array;
+    header: SafetensorsHeader;
+    names?: Set<string>;
+  }[] = [];
   const single = joinPath(dir, WEIGHTS_FILE);
-  if (await fs.exists(single)) {
-    const { tensors } = readSafetensors(await fs.readFile(single), { file: single });
-    return { config, tensors };
-  }
   const indexPath = joinPath(dir, WEIGHTS_INDEX_FILE);
-  if (!(await fs.exists(indexPath))) {
-    const hasBin = (await fs.exists(joinPath(dir, "pytorch_model.bin"))) ||
-      (await fs.exists(joinPath(dir, "pytorch_model.bin.index.json")));
-    throw new CheckpointError(
-      `no ${WEIGHTS_FILE} or ${WEIGHTS_INDEX_FILE} in ${dir}: ` +
-        (hasBin
-          ? "PyTorch .bin weights are not supported; convert them with `model.save_pretrained(dir, safe_serialization=True)`"
-          : "save the model with `save_pretrained(dir)` (safetensors is the default) or download model.safetensors"),
-    );
+  if (await fs.exists(single)) {
+    const bytes = await fs.readFile(single);
+    files.push({ path: single, bytes, header: parseSafetensorsHeader(bytes, single) });
+  } else {
+    if (!(await fs.exists(indexPath))) {
+      const hasBin = (await fs.exists(joinPath(dir, "pytorch_model.bin"))) ||
+        (await fs.exists(joinPath(dir, "pytorch_model.bin.index.json")));
+      throw new CheckpointError(
+        `no ${WEIGHTS_FILE} or ${WEIGHTS_INDEX_FILE} in ${dir}: ` +
+          (hasBin
+            ? "PyTorch .bin weights are not supported; convert them with `model.save_pretrained(dir, safe_serialization=True)`"
+            : "save the model with `save_pretrained(dir)` (safetensors is the default) or download model.safetensors"),
+      );
+    }
+    for (const [shard, names] of await shardsOfIndex(fs, indexPath)) {
+      const path = joinPath(dir, shard);
+      let bytes: Uint8Array;
+      try {
+        bytes = await fs.readFile(path);
+      } catch (error) {
+        if (error instanceof FileNotFoundError) {
+          throw new CheckpointError(
+            `${path} not found: ${indexPath} lists it as a shard; download every shard of the checkpoint`,
+          );
+        }
+        throw error;
+      }
+      const header = parseSafetensorsHeader(bytes, path);
+      const present = new Set(header.entries.map((e) => e.name));
+      for (const name of names) {
+        if (!present.has(name)) {
+          throw new CheckpointError(
+            `${path} has no tensor '${name}', which ${indexPath} places there; the index and shards do not match, re-download the checkpoint`,
+          );
+        }
+      }
+      files.push({ path, bytes, header, names });
+    }
   }
+  const entries = new Map<string, HeaderTensor>();
+  for (const { path, header, names } of files) {
+    for (const entry of header.entries) {
+      if (!names || names.has(entry.name)) entries.set(entry.name, { ...entry, file: path });
+    }
+  }
+  options.checkHeaders?.(entries, config);
+  // Phase 2: decode.
+  const tensors = new Map<string, TensorData>();
+  for (const { path, bytes, header, names } of files) {
+    for (const entry of header.entries) {
+      if (names && !names.has(entry.name)) continue;
+      tensors.set(entry.name, {
+        shape: entry.shape,
+        data: decodeTensor(bytes, header, entry, path),
+      });
+    }
+  }
+  return { config, tensors };
+}
+
+/** The shard files of an index, each with the tensor names the index places there. */
+async function shardsOfIndex(
+  fs: FileStore,
+  indexPath: string,
+): Promise<Map<string, Set<string>>> {
   const index = await readJson(fs, indexPath, "unreachable");
   const weightMap = index.weight_map;
   if (typeof weightMap !== "object" || weightMap === null || Array.isArray(weightMap)) {
@@ -111,10 +191,11 @@ export async function loadCheckpoint(fs: FileStore, dir: string): Promise<Checkp
       `${indexPath}: "weight_map" must be an object of tensor name -> shard file`,
     );
   }
-  // Group the tensor names by shard so each shard file is read once.
   const namesByShard = new Map<string, Set<string>>();
   for (const [name, shard] of Object.entries(weightMap as Record<string, unknown>)) {
-    if (typeof shard !== "string" || shard.includes("/") || shard.includes("\\")) {
+    if (
+      typeof shard !== "string" || shard === "" || shard.includes("/") || shard.includes("\\")
+    ) {
       throw new CheckpointError(
         `${indexPath}: weight_map entry for '${name}' must be a shard file name in the same folder, got ${
           JSON.stringify(shard)
@@ -124,35 +205,7 @@ export async function loadCheckpoint(fs: FileStore, dir: string): Promise<Checkp
     if (!namesByShard.has(shard)) namesByShard.set(shard, new Set());
     namesByShard.get(shard)!.add(name);
   }
-  const tensors = new Map<string, TensorData>();
-  for (const [shard, names] of namesByShard) {
-    const shardPath = joinPath(dir, shard);
-    let bytes: Uint8Array;
-    try {
-      bytes = await fs.readFile(shardPath);
-    } catch (error) {
-      if (error instanceof FileNotFoundError) {
-        throw new CheckpointError(
-          `${shardPath} not found: ${indexPath} lists it as a shard; download every shard of the checkpoint`,
-        );
-      }
-      throw error;
-    }
-    const shardTensors = readSafetensors(bytes, {
-      file: shardPath,
-      include: (name) => names.has(name),
-    }).tensors;
-    for (const name of names) {
-      const tensor = shardTensors.get(name);
-      if (!tensor) {
-        throw new CheckpointError(
-          `${shardPath} has no tensor '${name}', which ${indexPath} places there; the index and shards do not match, re-download the checkpoint`,
-        );
-      }
-      tensors.set(name, tensor);
-    }
-  }
-  return { config, tensors };
+  return namesByShard;
 }
 
 /** Options of {@link saveCheckpoint}. */

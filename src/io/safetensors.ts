@@ -124,10 +124,10 @@ export function parseSafetensorsHeader(
     );
   }
   let header: unknown;
+  let text = "";
   try {
-    header = JSON.parse(
-      new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)),
-    );
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLength));
+    header = JSON.parse(text);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new SafetensorsError(
@@ -137,6 +137,13 @@ export function parseSafetensorsHeader(
   }
   if (typeof header !== "object" || header === null || Array.isArray(header)) {
     throw new SafetensorsError(file, "header is not a JSON object");
+  }
+  const duplicate = firstDuplicateKey(text);
+  if (duplicate !== undefined) {
+    throw new SafetensorsError(
+      file,
+      `tensor '${duplicate}' is named twice in the header (JSON would keep only the last); the file is corrupted, re-save it`,
+    );
   }
   const dataStart = 8 + headerLength;
   const dataLength = bytes.length - dataStart;
@@ -195,6 +202,35 @@ export function parseSafetensorsHeader(
     entries.push({ name, dtype: entry.dtype, shape: [...shape], dataOffsets: [begin, end] });
   }
   return { entries, metadata, dataStart };
+}
+
+/**
+ * The first key that the top-level object of a valid JSON text holds twice, or undefined.
+ * JSON.parse keeps the last of duplicate keys silently; the reference implementation refuses them.
+ */
+function firstDuplicateKey(text: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === "{" || c === "[") {
+      depth++;
+      expectKey = depth === 1 && c === "{";
+    } else if (c === "}" || c === "]") depth--;
+    else if (c === "," && depth === 1) expectKey = true;
+  }
+  return undefined;
 }
 
 function parseMetadata(value: unknown, file: string): Record<string, string> {

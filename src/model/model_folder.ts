@@ -12,6 +12,7 @@ import { loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
 import { type FileStore, joinPath } from "../io/fs.ts";
 import { fingerprintJson, sha256Hex } from "../io/hash.ts";
 import { configFromHf, configToHf, type ModelConfig } from "./config.ts";
+import { checkConfigAgainstWeights } from "./config_check.ts";
 import { LlamaModel, type LlamaModelOptions } from "./llama.ts";
 
 /** Tokenizer and generation files copied next to saved weights when present. */
@@ -38,8 +39,16 @@ const IGNORED_SUFFIXES = ["rotary_emb.inv_freq"];
 
 /** Reads config.json and the weights of a model folder. */
 export async function readModelFolder(fs: FileStore, dir: string): Promise<LoadedWeights> {
-  const checkpoint = await loadCheckpoint(fs, dir);
-  const config = configFromHf(checkpoint.config, { file: joinPath(dir, "config.json") });
+  const configFile = joinPath(dir, "config.json");
+  let config: ModelConfig | undefined;
+  // Sizes are checked against the headers before any tensor is decoded or any array made.
+  const checkpoint = await loadCheckpoint(fs, dir, {
+    checkHeaders: (tensors, raw) => {
+      config = configFromHf(raw, { file: configFile });
+      checkConfigAgainstWeights(config, tensors, configFile);
+    },
+  });
+  if (!config) throw new Error("unreachable: loadCheckpoint checks the headers");
   const weights: HostWeights = new Map();
   for (const [name, t] of checkpoint.tensors) {
     // Some tied checkpoints also store lm_head.weight (a copy of the embedding): drop it.

@@ -265,3 +265,15 @@ Deno.test("writeSafetensors refuses data whose length does not match the shape",
     /tensor 'w' has 3 values for shape \[2,2\]/,
   );
 });
+
+Deno.test("a tensor named twice in the header is refused, not silently the last one", () => {
+  const entry = (begin: number) =>
+    `{"dtype":"F32","shape":[1],"data_offsets":[${begin},${begin + 4}]}`;
+  const text = `{"__metadata__":{"a":"{\\"w\\":1}"},"w":${entry(0)},"v":{"dtype":"F32",` +
+    `"shape":[1],"data_offsets":[0,4]},"w":${entry(4)}}`;
+  const message = messageOf(() => readSafetensors(rawFile(null, new Uint8Array(8), text)));
+  assert(message.includes("tensor 'w' is named twice in the header"), message);
+  // A name that appears again only inside a value (metadata) or nested object is not a duplicate.
+  const once = `{"__metadata__":{"w":"x"},"w":${entry(0)}}`;
+  assertEquals(readSafetensors(rawFile(null, new Uint8Array(4), once)).tensors.size, 1);
+});
