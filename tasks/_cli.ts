@@ -89,6 +89,7 @@ export function parseFlagsOrThrow(
   }
   let parsed;
   try {
+    args = joinNegativeValues(args, options);
     parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
   } catch (error) {
     throw new UsageError(`${(error as Error).message}. Run \`deno task ${name} --help\`.`);
@@ -126,6 +127,26 @@ export function parseFlagsOrThrow(
     } else {
       out[key] = raw as string | boolean;
     }
+  }
+  return out;
+}
+
+/**
+ * `--max-steps -1`: parseArgs takes "-1" for an option of its own; a negative number after a flag
+ * that takes a value is that flag's value, as in argparse.
+ */
+function joinNegativeValues(
+  args: string[],
+  options: Record<string, { type: "string" | "boolean" }>,
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const flag = /^--([^=]+)$/.exec(args[i])?.[1];
+    const next = args[i + 1];
+    if (flag && options[flag]?.type === "string" && next !== undefined && /^-\.?\d/.test(next)) {
+      out.push(`${args[i]}=${next}`);
+      i++;
+    } else out.push(args[i]);
   }
   return out;
 }

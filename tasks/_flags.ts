@@ -112,6 +112,25 @@ export function checkTrainFlags(f: Flags): void {
       throw new UsageError(`--${kebab(k)}: must be an integer, got ${f[k]}`);
     }
   }
+  // Steps and counts are integers: --max-steps=2.5 or --save-steps=-1 mean nothing.
+  const counts = ["saveSteps", "evalSteps", "seed"];
+  for (const k of counts) {
+    if (f[k] !== undefined && !(Number.isInteger(num(f, k)) && num(f, k) >= 0)) {
+      throw new UsageError(`--${kebab(k)}: must be an integer >= 0, got ${f[k]}`);
+    }
+  }
+  const maxSteps = num(f, "maxSteps");
+  if (!(Number.isInteger(maxSteps) && (maxSteps === -1 || maxSteps >= 1))) {
+    throw new UsageError(
+      `--max-steps: must be -1 (use --num-train-epochs) or an integer >= 1, got ${maxSteps}`,
+    );
+  }
+  if (!(num(f, "numTrainEpochs") > 0)) {
+    throw new UsageError(`--num-train-epochs: must be > 0, got ${f.numTrainEpochs}`);
+  }
+  if (num(f, "warmupSteps") < 0) {
+    throw new UsageError(`--warmup-steps: must be >= 0, got ${f.warmupSteps}`);
+  }
   if (!(num(f, "evalFraction") >= 0 && num(f, "evalFraction") < 1)) {
     throw new UsageError(`--eval-fraction: must be in [0, 1), got ${f.evalFraction}`);
   }

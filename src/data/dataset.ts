@@ -11,6 +11,7 @@ import { resolveDatasetFiles } from "./files.ts";
 import { fingerprint, sha256Hex } from "./fingerprint.ts";
 import {
   addDropped,
+  DatasetError,
   type DatasetReport,
   newReport,
   ValidationError,
@@ -138,8 +139,10 @@ export async function loadDataset(
     throw new ValidationError(validated.issues, path);
   }
   if (validated.format === null) {
-    throw new Error(
-      `${path}: no row has the fields of a ${kind} dataset, so its format is unknown`,
+    throw new DatasetError(
+      validated.read === 0
+        ? `${path}: the dataset is empty (no rows); give a file with at least one row`
+        : `${path}: no row has the fields of a ${kind} dataset, so its format is unknown`,
     );
   }
   const report = newReport(validated.read);
@@ -151,6 +154,13 @@ export async function loadDataset(
     const test = new Set(order.slice(0, testCount));
     const wantTest = resolved.split === "test";
     const kept = rows.filter((_, i) => test.has(i) === wantTest);
+    if (kept.length === 0 && rows.length > 0) {
+      throw new DatasetError(
+        `${path}: holding out ${testFraction} of its ${rows.length} row${
+          rows.length === 1 ? "" : "s"
+        } leaves no ${wantTest ? "held-out" : "training"} row; lower --eval-fraction or add rows`,
+      );
+    }
     addDropped(report, "held_out", rows.length - kept.length);
     rows = kept;
   }

@@ -88,7 +88,10 @@ export function checkMessages(
   return messages;
 }
 
-/** The field as a list of token ids (non-negative safe integers). */
+/** The largest token id a batch holds (Int32Array): a larger one would wrap. */
+export const MAX_TOKEN_ID = 2 ** 31 - 1;
+
+/** The field as a list of token ids (integers in [0, {@link MAX_TOKEN_ID}]). */
 export function checkTokenIds(
   row: Record<string, unknown>,
   key: string,
@@ -102,10 +105,12 @@ export function checkTokenIds(
   if (value.length === 0 && !allowEmpty) return problem(key, "empty completion (no token ids)");
   for (let i = 0; i < value.length; i++) {
     const id = value[i];
-    if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 0) {
+    if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 0 || id > MAX_TOKEN_ID) {
       return problem(
         `${key}[${i}]`,
-        `expected a non-negative integer token id, got ${JSON.stringify(id) ?? typeName(id)}`,
+        `expected a token id (an integer in [0, ${MAX_TOKEN_ID}]), got ${
+          JSON.stringify(id) ?? typeName(id)
+        }`,
       );
     }
   }

@@ -102,3 +102,14 @@ export function formatReport(report: DatasetReport): string {
   }
   return line;
 }
+
+/** A dataset that cannot be used as a whole (no rows, no format, nothing left); exit code 2. */
+export class DatasetError extends Error {
+  /** The exit code a command-line task should end with: 2, bad input. */
+  readonly exitCode = 2;
+  /** An error whose message names the dataset and what to do. */
+  constructor(message: string) {
+    super(message);
+    this.name = "DatasetError";
+  }
+}

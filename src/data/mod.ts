@@ -20,6 +20,7 @@ export type {
 export { MESSAGE_ROLES } from "./types.ts";
 export {
   addDropped,
+  DatasetError,
   type DatasetReport,
   formatIssue,
   formatIssues,
@@ -29,7 +30,8 @@ export {
   type ValidationIssue,
 } from "./issues.ts";
 export { isDatasetFile, type RawRecord, readRecords } from "./read.ts";
-export { extractPrompt } from "./fields.ts";
+export { extractPrompt, MAX_TOKEN_ID } from "./fields.ts";
+export { checkTokenRange, TokenRangeError } from "./vocab_check.ts";
 export { type ValidatedRows, validateRecords } from "./validate.ts";
 export { inSplit, resolveDatasetFiles } from "./files.ts";
 export {

@@ -9,6 +9,7 @@
 import type { FileStore } from "../io/fs.ts";
 import { sha256Hex, stableStringify } from "../io/hash.ts";
 import {
+  DatasetError,
   type DatasetReport,
   fingerprintDataset,
   formatReport,
@@ -112,6 +113,7 @@ export async function preparePreferenceSplit(
   const dataset = await loadDataset(store, spec.path, "preference", loadOptions(spec));
   const { examples, report } = tokenizePreference(dataset.rows, tokenizer, tokenOptions);
   mergeReports(report, dataset.report);
+  requireExamples(examples.length, report, spec.path);
   return {
     examples,
     fingerprint: await fingerprintDataset(dataset, tokenizer, tokenOptions),
@@ -131,6 +133,7 @@ export async function prepareSftSplit(
   const dataset = await loadDataset(store, spec.path, "sft", loadOptions(spec));
   const { examples, report } = tokenizeSft(dataset.rows, tokenizer, tokenOptions);
   mergeReports(report, dataset.report);
+  requireExamples(examples.length, report, spec.path);
   return {
     examples,
     fingerprint: await fingerprintDataset(dataset, tokenizer, tokenOptions),
@@ -138,6 +141,19 @@ export async function prepareSftSplit(
     source: spec.path,
     report,
   };
+}
+
+/**
+ * A split left with no example (every row dropped: too long, empty) cannot train or be scored;
+ * that is bad input, not a run with nothing to do.
+ * @throws {DatasetError} naming the dataset and why its rows were dropped
+ */
+export function requireExamples(kept: number, report: DatasetReport, path: string): void {
+  if (kept > 0) return;
+  throw new DatasetError(
+    `${path}: no example left of its ${report.read} rows (${formatReport(report)}); ` +
+      "raise --max-length / --max-prompt-length, or fix the rows",
+  );
 }
 
 /** Folds the loader's counts (read, invalid, held out) into the tokenizer's report. */

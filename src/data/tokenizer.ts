@@ -219,7 +219,7 @@ export async function loadTokenizer(
     const path = joinPath(dir, name);
     if (!(await store.exists(path))) {
       if (!required) return undefined;
-      throw new Error(
+      throw new TokenizerError(
         `${path} not found: a tokenizer folder needs the HF tokenizer.json (a "fast" tokenizer); ` +
           "save it with tokenizer.save_pretrained() in Python",
       );
@@ -230,7 +230,9 @@ export async function loadTokenizer(
     try {
       return JSON.parse(text);
     } catch (error) {
-      throw new Error(`${joinPath(dir, name)}: invalid JSON (${(error as Error).message})`);
+      throw new TokenizerError(
+        `${joinPath(dir, name)}: invalid JSON (${(error as Error).message}); fix or re-save it`,
+      );
     }
   };
   const tokenizerJson = parse("tokenizer.json", (await read("tokenizer.json", true))!);
@@ -242,5 +244,25 @@ export async function loadTokenizer(
   if (template !== undefined && tokenizerConfig.chat_template === undefined) {
     tokenizerConfig.chat_template = template;
   }
-  return HfTokenizer.fromJson(tokenizerJson, tokenizerConfig, options);
+  try {
+    return HfTokenizer.fromJson(tokenizerJson, tokenizerConfig, options);
+  } catch (error) {
+    // transformers.js names no file: a tokenizer.json of another shape ({}), a bad config.
+    const message = error instanceof Error ? error.message : String(error);
+    throw new TokenizerError(
+      `${joinPath(dir, "tokenizer.json")} (with tokenizer_config.json) is not a tokenizer this ` +
+        `library can load (${message}); save it with tokenizer.save_pretrained() in Python`,
+    );
+  }
+}
+
+/** A tokenizer folder that cannot be loaded; exit code 2. The message names the file. */
+export class TokenizerError extends Error {
+  /** The exit code a command-line task should end with: 2, bad input. */
+  readonly exitCode = 2;
+  /** An error whose message names the file and what to do. */
+  constructor(message: string) {
+    super(message);
+    this.name = "TokenizerError";
+  }
 }

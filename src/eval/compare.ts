@@ -12,6 +12,7 @@ import { loadTokenizer, readPrompts } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
+import { checkTokenRange } from "../data/vocab_check.ts";
 import { preparePreferenceSplit, type TokenOptions } from "../data/prepare.ts";
 import {
   encodePrompts,
@@ -76,6 +77,7 @@ export async function evaluateFolders(
   const capacity = evalCapacity(prompts, evalOptions);
   const load = async (dir: string) => {
     const { config, weights } = await readModelFolder(store, dir);
+    checkTokenRange(pairs ?? [], config.vocabSize, dir);
     const model = new LlamaModel(backend, config, { ...capacity, trainable: false });
     model.params.writeAll(weights, { source: dir });
     return model;

@@ -73,6 +73,18 @@ export class DenoFileStore implements FileStore {
     try {
       await Deno.mkdir(path, { recursive: true });
     } catch (error) {
+      // mkdir under /proc, or in a read-only or forbidden place: the OS says "not found" or
+      // "denied" of a folder the user asked to be made; that is bad usage, not a missing input.
+      if (["NotFound", "PermissionDenied", "ReadOnly"].includes((error as Error).name)) {
+        throw Object.assign(
+          new Error(
+            `${path}: this folder cannot be created (${(error as Error).message}); ` +
+              "choose an output folder on a writable file system",
+            { cause: error },
+          ),
+          { exitCode: 2 },
+        );
+      }
       rethrow(path, error);
     }
   }

@@ -15,6 +15,7 @@ import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
+import { checkTokenRange } from "../data/vocab_check.ts";
 import {
   needsReference,
   type PreferenceLossOptions,
@@ -67,6 +68,7 @@ export async function runDpo(
   const [train, evalSplit] = prepared.sections;
   logReports(prepared.sections, hooks.log);
   const { config, rawConfig, weights } = await readModelFolder(store, options.model);
+  checkTokenRange(prepared.sections.flatMap((s) => s.examples), config.vocabSize, options.model);
   // The loss is resolved here, once, and passed down whole.
   const spec = resolveLossSpec(options);
   const withReference = needsReference(spec);

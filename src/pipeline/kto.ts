@@ -31,6 +31,7 @@ import type { FileStore } from "../io/fs.ts";
 import { dirname, joinPath } from "../io/fs.ts";
 import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
+import { checkTokenRange } from "../data/vocab_check.ts";
 import { ktoLossWith, ktoWeightWarning, resolveKtoSpec } from "../backend/kto_loss.ts";
 import { DeviceOptimizer } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
@@ -132,6 +133,7 @@ export async function runKtoPrecompute(
   hooks: StageHooks = {},
 ): Promise<{ cache: ReferenceCache; skipped: boolean }> {
   const { config, weights } = await readModelFolder(store, o.model);
+  checkTokenRange(o.prepared.sections.flatMap((s) => s.examples), config.vocabSize, o.model);
   const referenceFingerprint = await modelFingerprint(config, weights);
   if (!o.force && await store.exists(o.output)) {
     const cache = await decodeCache(await store.readFile(o.output), o.output).catch(() =>

@@ -13,6 +13,7 @@ import type { FileStore } from "../io/fs.ts";
 import { dirname } from "../io/fs.ts";
 import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
+import { checkTokenRange } from "../data/vocab_check.ts";
 import {
   logReports,
   longestPair,
@@ -60,6 +61,7 @@ export async function runPrecompute(
   );
   logReports(prepared.sections, hooks.log);
   const { config, weights } = await readModelFolder(store, options.model);
+  checkTokenRange(prepared.sections.flatMap((s) => s.examples), config.vocabSize, options.model);
   const referenceFingerprint = await modelFingerprint(config, weights);
   const manifestPath = `${options.output}.manifest.json`;
   const stage = await openStage(store, {

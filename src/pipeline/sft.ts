@@ -11,6 +11,7 @@ import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
+import { checkTokenRange } from "../data/vocab_check.ts";
 import { DeviceOptimizer } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
 import {
@@ -75,6 +76,11 @@ export async function runSft(
     ...(evalSplit ? [{ name: "eval", ...evalSplit }] : []),
   ], hooks.log);
   const { config, rawConfig, weights } = await readModelFolder(store, options.model);
+  checkTokenRange(
+    [...train.examples, ...evalSplit?.examples ?? []],
+    config.vocabSize,
+    options.model,
+  );
   const loop = loopDefaults(options.loop);
   const maxSeqLen = longestSequence([...train.examples, ...(evalSplit?.examples ?? [])]);
   const model = new LlamaModel(backend, config, { maxBatch: loop.batchSize, maxSeqLen });

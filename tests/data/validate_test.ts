@@ -175,14 +175,17 @@ Deno.test("pre-tokenized rows must hold non-negative integer ids", async () => {
       { prompt_input_ids: [1, 2], chosen_input_ids: [3, -1], rejected_input_ids: [4] },
       { prompt_input_ids: [1, 2], chosen_input_ids: [], rejected_input_ids: [4] },
       { prompt_input_ids: [1, 2], chosen_input_ids: [3.5], rejected_input_ids: [4] },
+      // 2^40 was wrapped to 0 by the Int32Array of a batch.
+      { prompt_input_ids: [1, 2 ** 40], chosen_input_ids: [3], rejected_input_ids: [4] },
     ])),
     "t.jsonl",
   );
   const { issues } = validateRecords(records, "preference");
   assert.deepEqual(issues.map(formatIssue), [
-    "t.jsonl:2: chosen_input_ids[1]: expected a non-negative integer token id, got -1",
+    "t.jsonl:2: chosen_input_ids[1]: expected a token id (an integer in [0, 2147483647]), got -1",
     "t.jsonl:3: chosen_input_ids: empty completion (no token ids)",
-    "t.jsonl:4: chosen_input_ids[0]: expected a non-negative integer token id, got 3.5",
+    "t.jsonl:4: chosen_input_ids[0]: expected a token id (an integer in [0, 2147483647]), got 3.5",
+    "t.jsonl:5: prompt_input_ids[1]: expected a token id (an integer in [0, 2147483647]), got 1099511627776",
   ]);
 });
 
