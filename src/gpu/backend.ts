@@ -43,6 +43,7 @@ export class GpuBackend implements Backend {
       add: (...a) => elementwise.add(ctx, ...a),
       copy: (...a) => elementwise.copy(ctx, ...a),
       fill: (...a) => elementwise.fill(ctx, ...a),
+      dropout: (a) => elementwise.dropout(ctx, a),
       embeddingForward: (...a) => embedding.embeddingForward(ctx, ...a),
       embeddingBackward: (...a) => embedding.embeddingBackward(ctx, ...a),
       rmsnormForward: (a) => rmsnorm.rmsnormForward(ctx, a.out, a.rstd, a.x, a.w, a.N, a.C, a.eps),

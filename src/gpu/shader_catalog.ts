@@ -31,6 +31,7 @@ import {
   COPY_WGSL,
   DOUBLE_INPLACE_WGSL,
   DOUBLE_WGSL,
+  DROPOUT_KERNELS,
   FILL_WGSL,
 } from "./kernels/elementwise.ts";
 import { EMBEDDING_BACKWARD_WGSL, EMBEDDING_FORWARD_WGSL } from "./kernels/embedding.ts";
@@ -86,6 +87,7 @@ const FIXED: Record<string, Record<string, string>> = {
     add_double_inplace: DOUBLE_INPLACE_WGSL,
     copy: COPY_WGSL,
     fill: FILL_WGSL,
+    ...DROPOUT_KERNELS,
   },
   embedding: {
     embedding_forward: EMBEDDING_FORWARD_WGSL,
