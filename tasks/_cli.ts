@@ -144,6 +144,7 @@ const INPUT_ERRORS = new Set([
   "SafetensorsError",
   "FileNotFoundError",
   "NoAdapterError",
+  "PeftAdapterError",
   "RangeError",
 ]);
 

@@ -26,6 +26,15 @@ const flags = parseFlags(
     merge: { type: "boolean", default: false, help: "join the shard files given as arguments" },
     seed: { type: "number", default: 42, help: "seed of the held-out split" },
     force: { type: "boolean", default: false, help: "redo the cache even when it is up to date" },
+    "use-peft": {
+      type: "boolean",
+      default: false,
+      help: "the policy will train new LoRA adapters: their B is zero, so the reference is --model",
+    },
+    adapter: {
+      type: "string",
+      help: "PEFT adapter folder: the reference is --model plus this adapter (DPO after LoRA SFT)",
+    },
     ...DATA_FLAGS,
     ...COMMON_FLAGS,
   },
@@ -63,6 +72,12 @@ await runMain(async () => {
   );
   const backend = await openBackend(deviceOf(flags));
   const hooks = stageHooks("precompute", []);
+  if (flags.usePeft && !flags.adapter) {
+    console.error(
+      "precompute: --use-peft with new adapters: B starts at zero, so the reference is the base " +
+        `${flags.model} itself (the same cache as without --use-peft)`,
+    );
+  }
   const result = await runStage("precompute", output, hooks, () =>
     runPrecompute(store, backend, {
       model: required(flags, "model"),
@@ -73,6 +88,7 @@ await runMain(async () => {
       batchSize: flags.batchSize as number,
       shard,
       force: flags.force as boolean,
+      adapter: flags.adapter as string | undefined,
     }, hooks));
   if (!result.skipped) console.error(`wrote ${output} (${result.examples} pairs)`);
   if (flags.json) console.log(JSON.stringify({ output, ...result }));

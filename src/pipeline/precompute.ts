@@ -22,6 +22,8 @@ import {
 } from "../data/prepare.ts";
 import { scorePairs } from "../model/scoring.ts";
 import { fingerprintedOptions } from "./manifest.ts";
+import { readAdapter } from "../model/lora_io.ts";
+import { referenceFingerprint as referenceIdentity } from "./peft.ts";
 import { openStage, type StageHooks } from "./stage.ts";
 
 /** Options of {@link runPrecompute}. */
@@ -42,6 +44,11 @@ export interface PrecomputeOptions {
   shard?: { index: number; count: number };
   /** Redo even when the cache is up to date. @default false */
   force?: boolean;
+  /**
+   * A PEFT adapter folder: the reference is `model` plus this adapter (DPO after a LoRA SFT).
+   * New adapters need none: their B is zero, so the reference is the base itself.
+   */
+  adapter?: string;
 }
 
 /** Runs the precompute stage and writes the cache file atomically. Returns its header fields. */
@@ -60,7 +67,14 @@ export async function runPrecompute(
   );
   logReports(prepared.sections, hooks.log);
   const { config, weights } = await readModelFolder(store, options.model);
-  const referenceFingerprint = await modelFingerprint(config, weights);
+  const adapter = options.adapter
+    ? await readAdapter(store, options.adapter, config, 0)
+    : undefined;
+  const referenceFingerprint = await referenceIdentity(
+    await modelFingerprint(config, weights),
+    adapter?.fingerprint,
+  );
+  const referenceSource = options.adapter ? `${options.model} + ${options.adapter}` : options.model;
   const manifestPath = `${options.output}.manifest.json`;
   const stage = await openStage(store, {
     stage: "precompute",
@@ -92,10 +106,12 @@ export async function runPrecompute(
       maxBatch: 2 * batchSize,
       maxSeqLen: longestPair(slice.length ? slice : all),
       trainable: false,
+      lora: adapter?.options,
     });
     model.params.writeAll(weights, { source: options.model });
+    if (adapter) model.lora!.params.writeAll(adapter.weights, { source: options.adapter });
     hooks.log?.(
-      `scoring ${slice.length} pairs (examples ${start}..${end} of ${total}) with ${options.model}`,
+      `scoring ${slice.length} pairs (examples ${start}..${end} of ${total}) with ${referenceSource}`,
     );
     const scores = await scorePairs(model, slice, {
       batchSize,
@@ -108,7 +124,7 @@ export async function runPrecompute(
     const bytes = await encodeCache(
       {
         reference_fingerprint: referenceFingerprint,
-        reference_source: options.model,
+        reference_source: referenceSource,
         sections: cacheSections(prepared),
         tokenizer_fingerprint: prepared.tokenizerFingerprint,
         token_options: prepared.tokenOptions,
@@ -127,7 +143,7 @@ export async function runPrecompute(
     );
     await store.mkdirp(dirname(options.output));
     await store.writeFileAtomic(options.output, bytes);
-    manifest.sources = { reference: options.model };
+    manifest.sources = { reference: referenceSource };
     manifest.datasets = Object.fromEntries(prepared.sections.map((s) => [s.name, s.report]));
     await stage.finish({
       examples: slice.length,
