@@ -152,7 +152,9 @@ export async function readAdapter(
     throw new PeftAdapterError(`${configPath} is not valid JSON (${(error as Error).message})`);
   }
   const why = unsupported(raw);
-  if (why) throw new PeftAdapterError(`${configPath}: ${why}; only plain LoRA adapters are supported`);
+  if (why) {
+    throw new PeftAdapterError(`${configPath}: ${why}; only plain LoRA adapters are supported`);
+  }
   let options: LoraOptions;
   try {
     const target = raw.target_modules;
