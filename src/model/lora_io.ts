@@ -33,6 +33,7 @@ export const ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors";
 
 /** An adapter folder that cannot be used; the message names the file and what to do. */
 export class PeftAdapterError extends Error {
+  /** An error whose message names the file and what to do. */
   constructor(message: string) {
     super(message);
     this.name = "PeftAdapterError";

@@ -51,16 +51,24 @@ export interface ForwardOptions {
  * view of the same weights (e.g. the base with its adapters switched off).
  */
 export interface SequenceScorer {
+  /** The backend the weights live on. */
   readonly backend: Backend;
+  /** The activations; `acts.seqLogps` holds the last forward's per-sequence log-probs. */
   readonly acts: Activations;
+  /** The allocation (largest batch and sequence length). */
   readonly options: LlamaModelOptions;
+  /** Uploads a batch. */
   setBatch(batch: TokenBatch): void;
+  /** Records the forward (no dropout). */
   forward(): void;
 }
 
 /** The parameters an optimizer updates: the whole model, or only its LoRA adapters. */
 export interface TrainableParams {
+  /** Their arena layout. */
   layout: ParamLayout;
+  /** The weights. */
   params: ParamArena;
+  /** Their gradients, laid out alike. */
   grads: ParamArena;
 }
