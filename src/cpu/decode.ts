@@ -16,19 +16,11 @@
  * @module
  */
 
-import { ROW_STATE, type SampleSettings } from "../backend/mod.ts";
+import { mix32, ROW_STATE, type SampleSettings } from "../backend/mod.ts";
 import type { FloatArray } from "./types.ts";
 
 /** Bias-reduced 32-bit integer hash (Chris Wellons' "lowbias32"); identical in WGSL. */
-export function mix32(x: number): number {
-  x = x >>> 0;
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x7feb352d);
-  x ^= x >>> 15;
-  x = Math.imul(x, 0x846ca68b);
-  x ^= x >>> 16;
-  return x >>> 0;
-}
+export { mix32 };
 
 /** The per-(seed, stream, step) hash; the token's noise hashes it with the token id. */
 export function rowHash(seed: number, stream: number, step: number): number {
