@@ -67,6 +67,7 @@ import {
   RMSNORM_FORWARD_ROW_WGSL,
   RMSNORM_FORWARD_WGSL,
 } from "./kernels/rmsnorm.ts";
+import { COPY_BLOCK_WGSL, MATMUL_CONTINUE_KERNELS } from "./kernels/pieces.ts";
 import { ROPE_WGSL } from "./kernels/rope.ts";
 import { SWIGLU_BACKWARD_WGSL, SWIGLU_FORWARD_WGSL } from "./kernels/swiglu.ts";
 
@@ -126,6 +127,7 @@ const FIXED: Record<string, Record<string, string>> = {
     optimizerRmsprop: RMSPROP_WGSL,
     optimizerSgd: SGD_WGSL,
   },
+  pieces: { copy_block: COPY_BLOCK_WGSL, ...MATMUL_CONTINUE_KERNELS },
   decode: {
     decode_rope_at: ROPE_AT_WGSL,
     decode_kv_cache_write: KV_CACHE_WRITE_WGSL,
