@@ -29,6 +29,14 @@ export interface LlamaModelOptions {
    */
   logitsBudget?: number;
   /**
+   * Keep only each layer's input in the forward and recompute the layer's other activations in
+   * the backward (TRL's `gradient_checkpointing`): activation memory of one layer instead of all,
+   * for one more layer forward per layer in the backward. The recomputation repeats the forward's
+   * dispatches on the same inputs, so gradients are bit-identical to a run without it.
+   * @default false
+   */
+  gradientCheckpointing?: boolean;
+  /**
    * Allocate gradients and backward scratch. A frozen model (a live reference, an evaluator)
    * passes false and holds only its weights and forward activations.
    * @default true
@@ -60,7 +68,10 @@ export class LlamaModel {
     this.params = new ParamArena(backend, this.layout, "parameters");
     const { maxBatch, maxSeqLen, logitsBudget = 4 * 1024 * 1024, trainable = true } = options;
     if (trainable) this.#grads = new ParamArena(backend, this.layout, "gradients");
-    this.acts = allocActivations(backend, config, maxBatch, maxSeqLen, logitsBudget, trainable);
+    this.acts = allocActivations(backend, config, maxBatch, maxSeqLen, logitsBudget, {
+      trainable,
+      checkpointing: options.gradientCheckpointing ?? false,
+    });
     const { cos, sin } = ropeTables(maxSeqLen, config.headDim, config.ropeTheta);
     this.#cos = backend.alloc("activations", cos.length);
     this.#sin = backend.alloc("activations", sin.length);
@@ -128,63 +139,7 @@ export class LlamaModel {
       N,
       C,
     );
-    for (let l = 0; l < config.numLayers; l++) {
-      const x = a.layers[l];
-      const w = (s: string) => p(`model.layers.${l}.${s}`);
-      const bias = (s: string) => this.params.maybe(`model.layers.${l}.${s}`);
-      const next = a.layers[l + 1]?.input ?? a.final;
-      ops.rmsnormForward({
-        out: x.ln1,
-        rstd: x.rstd1,
-        x: x.input,
-        w: w("input_layernorm.weight"),
-        N,
-        C,
-        eps,
-      });
-      ops.matmul(x.q, x.ln1, w("self_attn.q_proj.weight"), N, H * D, C, {
-        transB: true,
-        bias: bias("self_attn.q_proj.bias"),
-      });
-      ops.matmul(x.k, x.ln1, w("self_attn.k_proj.weight"), N, Hkv * D, C, {
-        transB: true,
-        bias: bias("self_attn.k_proj.bias"),
-      });
-      ops.matmul(x.v, x.ln1, w("self_attn.v_proj.weight"), N, Hkv * D, C, {
-        transB: true,
-        bias: bias("self_attn.v_proj.bias"),
-      });
-      ops.rope({ x: x.q, cos: this.#cos, sin: this.#sin, rows: N, T, H, D, inverse: false });
-      ops.rope({ x: x.k, cos: this.#cos, sin: this.#sin, rows: N, T, H: Hkv, D, inverse: false });
-      ops.attentionForward({
-        out: x.attn,
-        probs: x.probs,
-        q: x.q,
-        k: x.k,
-        v: x.v,
-        B,
-        T,
-        H,
-        Hkv,
-        D,
-      });
-      ops.matmul(x.mid, x.attn, w("self_attn.o_proj.weight"), N, C, H * D, { transB: true });
-      ops.add(x.mid, x.mid, x.input, N * C);
-      ops.rmsnormForward({
-        out: x.ln2,
-        rstd: x.rstd2,
-        x: x.mid,
-        w: w("post_attention_layernorm.weight"),
-        N,
-        C,
-        eps,
-      });
-      ops.matmul(x.gate, x.ln2, w("mlp.gate_proj.weight"), N, F, C, { transB: true });
-      ops.matmul(x.up, x.ln2, w("mlp.up_proj.weight"), N, F, C, { transB: true });
-      ops.swigluForward(x.act, x.gate, x.up, N * F);
-      ops.matmul(next, x.act, w("mlp.down_proj.weight"), N, C, F, { transB: true });
-      ops.add(next, next, x.mid, N * C);
-    }
+    for (let l = 0; l < config.numLayers; l++) this.#layerForward(l, true);
     ops.rmsnormForward({
       out: a.lnf,
       rstd: a.rstdf,
@@ -244,6 +199,7 @@ export class LlamaModel {
       accumulateDx: false,
     });
     for (let l = config.numLayers - 1; l >= 0; l--) {
+      if (a.checkpointing) this.#layerForward(l, false);
       const x = a.layers[l];
       const name = (s: string) => `model.layers.${l}.${s}`;
       const w = (s: string) => p(name(s));
@@ -327,6 +283,75 @@ export class LlamaModel {
       });
     }
     ops.embeddingBackward(g("model.embed_tokens.weight"), a.dRes, a.order, a.offsets, V, C);
+  }
+
+  /**
+   * Records layer l's forward from its saved input; `output` false stops before the MLP's down
+   * projection, all a gradient-checkpointed backward needs to recompute.
+   */
+  #layerForward(l: number, output: boolean): void {
+    const { backend, config, acts: a } = this;
+    const ops = backend.ops;
+    const p = (name: string) => this.params.get(name);
+    const B = this.#B, T = this.#T, N = B * T;
+    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
+    const eps = config.rmsNormEps;
+    const x = a.layers[l];
+    const w = (s: string) => p(`model.layers.${l}.${s}`);
+    const bias = (s: string) => this.params.maybe(`model.layers.${l}.${s}`);
+    const next = a.layers[l + 1]?.input ?? a.final;
+    ops.rmsnormForward({
+      out: x.ln1,
+      rstd: x.rstd1,
+      x: x.input,
+      w: w("input_layernorm.weight"),
+      N,
+      C,
+      eps,
+    });
+    ops.matmul(x.q, x.ln1, w("self_attn.q_proj.weight"), N, H * D, C, {
+      transB: true,
+      bias: bias("self_attn.q_proj.bias"),
+    });
+    ops.matmul(x.k, x.ln1, w("self_attn.k_proj.weight"), N, Hkv * D, C, {
+      transB: true,
+      bias: bias("self_attn.k_proj.bias"),
+    });
+    ops.matmul(x.v, x.ln1, w("self_attn.v_proj.weight"), N, Hkv * D, C, {
+      transB: true,
+      bias: bias("self_attn.v_proj.bias"),
+    });
+    ops.rope({ x: x.q, cos: this.#cos, sin: this.#sin, rows: N, T, H, D, inverse: false });
+    ops.rope({ x: x.k, cos: this.#cos, sin: this.#sin, rows: N, T, H: Hkv, D, inverse: false });
+    ops.attentionForward({
+      out: x.attn,
+      probs: x.probs,
+      q: x.q,
+      k: x.k,
+      v: x.v,
+      B,
+      T,
+      H,
+      Hkv,
+      D,
+    });
+    ops.matmul(x.mid, x.attn, w("self_attn.o_proj.weight"), N, C, H * D, { transB: true });
+    ops.add(x.mid, x.mid, x.input, N * C);
+    ops.rmsnormForward({
+      out: x.ln2,
+      rstd: x.rstd2,
+      x: x.mid,
+      w: w("post_attention_layernorm.weight"),
+      N,
+      C,
+      eps,
+    });
+    ops.matmul(x.gate, x.ln2, w("mlp.gate_proj.weight"), N, F, C, { transB: true });
+    ops.matmul(x.up, x.ln2, w("mlp.up_proj.weight"), N, F, C, { transB: true });
+    ops.swigluForward(x.act, x.gate, x.up, N * F);
+    if (!output) return;
+    ops.matmul(next, x.act, w("mlp.down_proj.weight"), N, C, F, { transB: true });
+    ops.add(next, next, x.mid, N * C);
   }
 
   /** Runs `fn` on each chunk of LM-head rows with a view helper `v(t, width)` of that chunk. */
