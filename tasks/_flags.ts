@@ -91,6 +91,11 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
     default: false,
     help: "drop each epoch's last batch when it is partial (TRL's dataloader_drop_last)",
   },
+  "gradient-checkpointing": {
+    type: "boolean",
+    default: false,
+    help: "recompute each layer's activations in the backward: less memory, same result",
+  },
 };
 
 const num = (f: Flags, k: string) => f[k] as number;
@@ -167,6 +172,7 @@ export function loopOf(f: Flags): LoopOptions {
     saveSteps: num(f, "saveSteps"),
     seed: num(f, "seed"),
     dropLast: f.dataloaderDropLast as boolean,
+    gradientCheckpointing: f.gradientCheckpointing as boolean,
   };
 }
 

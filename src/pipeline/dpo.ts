@@ -122,7 +122,10 @@ export async function runDpo(
 
   const maxSeqLen = longestPair(prepared.sections.flatMap((s) => s.examples));
   const modelOptions = { maxBatch: 2 * loop.batchSize, maxSeqLen };
-  const model = new LlamaModel(backend, config, modelOptions);
+  const model = new LlamaModel(backend, config, {
+    ...modelOptions,
+    gradientCheckpointing: loop.gradientCheckpointing,
+  });
   model.params.writeAll(weights, { source: options.model });
   if (!cache && refFolder) {
     live = new LlamaModel(backend, refFolder.config, { ...modelOptions, trainable: false });

@@ -245,6 +245,7 @@ export async function runKto(
   const model = new LlamaModel(backend, config, {
     maxBatch: loop.batchSize,
     maxSeqLen: longestPair(pairs.flat()),
+    gradientCheckpointing: loop.gradientCheckpointing,
   });
   model.params.writeAll(weights, { source: options.model });
   const total = totalSteps(train.examples.length, loop);

@@ -45,6 +45,12 @@ export interface LoopOptions {
   dropLast?: boolean;
   /** Evaluate once before the first step too (TRL's `eval_on_start`). @default false */
   evalOnStart?: boolean;
+  /**
+   * Recompute each layer's activations in the backward instead of keeping them (TRL's
+   * `gradient_checkpointing`); the result is bit-identical, the activation memory smaller.
+   * @default false
+   */
+  gradientCheckpointing?: boolean;
 }
 
 /** What every training stage (SFT, DPO, KTO) takes besides its objective's own options. */
@@ -92,6 +98,7 @@ export function loopDefaults(o: LoopOptions): ResolvedLoop {
     seed: o.seed ?? 42,
     dropLast: o.dropLast ?? false,
     evalOnStart: o.evalOnStart ?? false,
+    gradientCheckpointing: o.gradientCheckpointing ?? false,
   };
 }
 

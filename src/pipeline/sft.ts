@@ -77,7 +77,11 @@ export async function runSft(
   const { config, rawConfig, weights } = await readModelFolder(store, options.model);
   const loop = loopDefaults(options.loop);
   const maxSeqLen = longestSequence([...train.examples, ...(evalSplit?.examples ?? [])]);
-  const model = new LlamaModel(backend, config, { maxBatch: loop.batchSize, maxSeqLen });
+  const model = new LlamaModel(backend, config, {
+    maxBatch: loop.batchSize,
+    maxSeqLen,
+    gradientCheckpointing: loop.gradientCheckpointing,
+  });
   model.params.writeAll(weights, { source: options.model });
   const optimizer = new DeviceOptimizer(backend, model.layout, {
     ...options.optimizer,
