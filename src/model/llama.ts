@@ -130,7 +130,7 @@ export class LlamaModel {
     const ops = backend.ops;
     const p = (name: string) => this.params.get(name);
     const B = this.#B, T = this.#T, N = B * T;
-    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
+    const C = config.hiddenSize;
     const eps = config.rmsNormEps;
     ops.embeddingForward(
       a.layers[0]?.input ?? a.final,
