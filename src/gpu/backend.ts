@@ -20,6 +20,7 @@ import * as logits from "./kernels/logits.ts";
 import * as optimizer from "./kernels/optimizer.ts";
 import * as loss from "./kernels/loss.ts";
 import * as decode from "./kernels/decode.ts";
+import * as sample from "./kernels/sample.ts";
 import * as kl from "./kernels/kl.ts";
 import * as split from "./split.ts";
 
@@ -187,7 +188,7 @@ export class GpuBackend implements Backend {
           a.Hkv,
           a.D,
         ),
-      sampleTokens: (...a) => decode.sampleTokens(ctx, ...a),
+      sampleTokens: (...a) => sample.sampleTokens(ctx, ...a),
       klRows: (...a) => kl.klRows(ctx, ...a),
     };
   }

@@ -19,12 +19,8 @@ import {
   ATTENTION_BACKWARD_ROWS_WGSL,
   ATTENTION_FORWARD_WGSL,
 } from "./kernels/attention_workgroup.ts";
-import {
-  decodeAttentionWgsl,
-  KV_CACHE_WRITE_WGSL,
-  ROPE_AT_WGSL,
-  SAMPLE_TOKENS_WGSL,
-} from "./kernels/decode.ts";
+import { decodeAttentionWgsl, KV_CACHE_WRITE_WGSL, ROPE_AT_WGSL } from "./kernels/decode.ts";
+import { SAMPLE_TOKENS_WGSL } from "./kernels/sample.ts";
 import {
   ADD_INPLACE_WGSL,
   ADD_WGSL,
