@@ -10,6 +10,7 @@ import { openBackend, runStage, stageHooks, store } from "./_stage.ts";
 import { runPrecompute } from "../src/pipeline/precompute.ts";
 import { trainEvalSplits } from "../src/data/prepare.ts";
 import { decodeCache, mergeCaches } from "../src/cache/reference_cache.ts";
+import { shardOf } from "./_shard.ts";
 
 const flags = parseFlags(
   "precompute",
@@ -22,7 +23,12 @@ const flags = parseFlags(
     "eval-fraction": { type: "number", default: 0, help: "fraction of --data held out (cached)" },
     output: { type: "string", help: "cache file to write" },
     "batch-size": { type: "number", default: 16, help: "pairs per forward" },
-    shard: { type: "string", help: "compute slice i of n, as i/n (0-based)" },
+    shard: {
+      type: "string",
+      help:
+        "compute slice i of n, as i/n (0-based), or auto: JOB_COMPLETION_INDEX or SHARD_INDEX, " +
+        "and SHARD_COUNT",
+    },
     merge: { type: "boolean", default: false, help: "join the shard files given as arguments" },
     seed: { type: "number", default: 42, help: "seed of the held-out split" },
     force: { type: "boolean", default: false, help: "redo the cache even when it is up to date" },
@@ -48,14 +54,9 @@ await runMain(async () => {
   if (flags._.length > 0) {
     throw new UsageError(`unexpected argument "${flags._[0]}" (shard files go with --merge)`);
   }
-  let shard: { index: number; count: number } | undefined;
-  if (flags.shard) {
-    const m = /^(\d+)\/(\d+)$/.exec(String(flags.shard));
-    if (!m || Number(m[1]) >= Number(m[2])) {
-      throw new UsageError(`--shard: expected i/n with 0 <= i < n, got "${flags.shard}"`);
-    }
-    shard = { index: Number(m[1]), count: Number(m[2]) };
-  }
+  const shard = flags.shard
+    ? shardOf(String(flags.shard), (name) => Deno.env.get(name))
+    : undefined;
   const splits = trainEvalSplits(
     splitOf(flags, required(flags, "data")),
     flags.evalData as string | undefined,

@@ -170,7 +170,6 @@ export async function runKtoPrecompute(
     start: 0,
     end: all.length,
     adapter: backend.adapterName,
-    created: new Date().toISOString(),
   }, {
     completion_logp: scores.chosenLogps,
     kl_logp: scores.rejectedLogps,

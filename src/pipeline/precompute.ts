@@ -116,7 +116,6 @@ export async function runPrecompute(
         start,
         end,
         adapter: backend.adapterName,
-        created: new Date().toISOString(),
       },
       {
         chosen_logp: scores.chosenLogps,
