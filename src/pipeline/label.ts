@@ -145,7 +145,9 @@ export async function runLabel(
       },
     );
     const completions = outs.map((g) =>
-      tokenizer.decode(g.tokens.length && eos.has(g.tokens.at(-1)!) ? g.tokens.slice(0, -1) : g.tokens)
+      tokenizer.decode(
+        g.tokens.length && eos.has(g.tokens.at(-1)!) ? g.tokens.slice(0, -1) : g.tokens,
+      )
     );
     const rewards = await scoreRewards(
       o.reward,

@@ -9,8 +9,7 @@ import {
 import { loadReward } from "../../tasks/_reward.ts";
 import { sentimentReward } from "../../src/world/reward.ts";
 
-const fixture = (name: string) =>
-  new URL(`../fixtures/rewards/${name}`, import.meta.url).pathname;
+const fixture = (name: string) => new URL(`../fixtures/rewards/${name}`, import.meta.url).pathname;
 const items = [
   { promptIndex: 0, prompt: "the soup was", completion: " cold ." },
   { promptIndex: 1, prompt: "the hotel", completion: " was great and lovely ." },
