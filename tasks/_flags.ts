@@ -9,6 +9,7 @@ import type { OptimizerOptions } from "../src/train/optimizer.ts";
 import type { LoopOptions, TrainStageOptions } from "../src/pipeline/loop.ts";
 import type { SplitSpec, TokenOptions } from "../src/data/prepare.ts";
 import type { DeviceChoice } from "../src/pipeline/device.ts";
+import { parseBytes } from "../src/train/memory_fit.ts";
 import {
   type FDivergenceType,
   PREFERENCE_LOSS_DEFAULTS,
@@ -98,6 +99,24 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   },
 };
 
+/** The memory plan's limit (every training task plans its memory before allocating). */
+export const MEMORY_FLAGS: Record<string, FlagSpec> = {
+  "max-memory": {
+    type: "string",
+    help: "refuse (exit 2) a run whose planned device memory exceeds this, e.g. 8GiB",
+  },
+};
+
+/** `--max-memory` in bytes, or undefined. */
+export function maxMemoryOf(f: Flags): number | undefined {
+  if (f.maxMemory === undefined) return undefined;
+  try {
+    return parseBytes(String(f.maxMemory));
+  } catch (error) {
+    throw new UsageError(`--max-memory: ${(error as Error).message}`);
+  }
+}
+
 const num = (f: Flags, k: string) => f[k] as number;
 
 /** Checks the numeric ranges of the training flags. */
@@ -157,6 +176,7 @@ export function trainStageOf(f: Flags): TrainStageOptions {
     resume: f.resume as boolean,
     overwriteOutputDir: f.overwriteOutputDir as boolean,
     force: f.force as boolean,
+    maxMemory: maxMemoryOf(f),
   };
 }
 

@@ -5,7 +5,16 @@
  */
 
 import { parseFlags, runMain, UsageError } from "./_cli.ts";
-import { COMMON_FLAGS, DATA_FLAGS, deviceOf, required, splitOf, tokenOptionsOf } from "./_flags.ts";
+import {
+  COMMON_FLAGS,
+  DATA_FLAGS,
+  deviceOf,
+  maxMemoryOf,
+  MEMORY_FLAGS,
+  required,
+  splitOf,
+  tokenOptionsOf,
+} from "./_flags.ts";
 import { openBackend, runStage, stageHooks, store } from "./_stage.ts";
 import { runPrecompute } from "../src/pipeline/precompute.ts";
 import { trainEvalSplits } from "../src/data/prepare.ts";
@@ -33,6 +42,7 @@ const flags = parseFlags(
     seed: { type: "number", default: 42, help: "seed of the held-out split" },
     force: { type: "boolean", default: false, help: "redo the cache even when it is up to date" },
     ...DATA_FLAGS,
+    ...MEMORY_FLAGS,
     ...COMMON_FLAGS,
   },
   Deno.args,
@@ -74,6 +84,7 @@ await runMain(async () => {
       batchSize: flags.batchSize as number,
       shard,
       force: flags.force as boolean,
+      maxMemory: maxMemoryOf(flags),
     }, hooks));
   if (!result.skipped) console.error(`wrote ${output} (${result.examples} pairs)`);
   if (flags.json) console.log(JSON.stringify({ output, ...result }));

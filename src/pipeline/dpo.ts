@@ -32,6 +32,7 @@ import { runPrecompute } from "./precompute.ts";
 import { assertCacheFits } from "../cache/identity.ts";
 import { cacheColumn, readCache } from "../cache/columns.ts";
 import { scorePairs } from "../model/scoring.ts";
+import { assertRunFits } from "./memory.ts";
 
 /**
  * Options of {@link runDpo} (TRL's DPOConfig names). The loss fields (lossType, a type or a
@@ -107,6 +108,7 @@ export async function runDpo(
       tokenOptions: options.tokenOptions,
       output: cachePath,
       force: options.force,
+      maxMemory: options.maxMemory,
     }, hooks);
   }
   if (cachePath) {
@@ -122,6 +124,21 @@ export async function runDpo(
 
   const maxSeqLen = longestPair(prepared.sections.flatMap((s) => s.examples));
   const modelOptions = { maxBatch: 2 * loop.batchSize, maxSeqLen };
+  const liveReference = !cache && refFolder !== undefined;
+  assertRunFits(
+    backend,
+    {
+      config,
+      rows: 2 * loop.batchSize,
+      seqLen: maxSeqLen,
+      train: true,
+      liveReference,
+      gradientCheckpointing: loop.gradientCheckpointing,
+    },
+    options.maxMemory,
+    { rowsPerExample: 2, gradientCheckpointing: true },
+    "dpo",
+  );
   const model = new LlamaModel(backend, config, {
     ...modelOptions,
     gradientCheckpointing: loop.gradientCheckpointing,

@@ -49,6 +49,7 @@ import { batchLayout, loopDefaults, runLoop, totalSteps, type TrainStageOptions 
 import { fingerprintedOptions, type StageResult } from "./manifest.ts";
 import { assertCacheFits, cacheMismatches, cacheSections } from "../cache/identity.ts";
 import { scorePairs } from "../model/scoring.ts";
+import { assertRunFits } from "./memory.ts";
 
 /** Options of {@link runKto} (TRL's KTOConfig names). */
 export interface KtoOptions extends Partial<KtoLossSpec>, TrainStageOptions {
@@ -128,6 +129,7 @@ export async function runKtoPrecompute(
     output: string;
     batchSize?: number;
     force?: boolean;
+    maxMemory?: number;
   },
   hooks: StageHooks = {},
 ): Promise<{ cache: ReferenceCache; skipped: boolean }> {
@@ -148,6 +150,13 @@ export async function runKtoPrecompute(
   }
   const all = o.prepared.sections.flatMap((s) => mismatchedPairs(s.examples));
   const batchSize = o.batchSize ?? 16;
+  assertRunFits(
+    backend,
+    { config, rows: 2 * batchSize, seqLen: longestPair(all), train: false },
+    o.maxMemory,
+    { rowsPerExample: 2, batchFlag: "the reference batch" },
+    "kto precompute",
+  );
   const model = new LlamaModel(backend, config, {
     maxBatch: 2 * batchSize,
     maxSeqLen: longestPair(all),
@@ -236,11 +245,25 @@ export async function runKto(
     padTokenId: tokenizer.padTokenId,
     output: cachePath,
     force: options.force,
+    maxMemory: options.maxMemory,
   }, hooks);
   assertCacheFits(cache.header, prepared, cachePath);
 
   const { config, rawConfig, weights } = await readModelFolder(store, options.model);
   const pairs = prepared.sections.map((s) => mismatchedPairs(s.examples));
+  assertRunFits(
+    backend,
+    {
+      config,
+      rows: loop.batchSize,
+      seqLen: longestPair(pairs.flat()),
+      train: true,
+      gradientCheckpointing: loop.gradientCheckpointing,
+    },
+    options.maxMemory,
+    { rowsPerExample: 1, gradientCheckpointing: true },
+    "kto",
+  );
   const model = new LlamaModel(backend, config, {
     maxBatch: loop.batchSize,
     maxSeqLen: longestPair(pairs.flat()),

@@ -80,6 +80,8 @@ export interface TrainStageOptions {
    * `overwrite_output_dir`). @default false
    */
   overwriteOutputDir?: boolean;
+  /** `--max-memory`: device bytes the run may hold; the memory plan refuses more. */
+  maxMemory?: number;
 }
 
 /** Resolved loop options. */

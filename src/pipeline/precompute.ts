@@ -23,6 +23,7 @@ import {
 import { scorePairs } from "../model/scoring.ts";
 import { fingerprintedOptions } from "./manifest.ts";
 import { openStage, type StageHooks } from "./stage.ts";
+import { assertRunFits } from "./memory.ts";
 
 /** Options of {@link runPrecompute}. */
 export interface PrecomputeOptions {
@@ -42,6 +43,8 @@ export interface PrecomputeOptions {
   shard?: { index: number; count: number };
   /** Redo even when the cache is up to date. @default false */
   force?: boolean;
+  /** `--max-memory`: device bytes the run may hold; the memory plan refuses more. */
+  maxMemory?: number;
 }
 
 /** Runs the precompute stage and writes the cache file atomically. Returns its header fields. */
@@ -88,9 +91,17 @@ export async function runPrecompute(
   }
   try {
     const batchSize = options.batchSize ?? 16;
+    const maxSeqLen = longestPair(slice.length ? slice : all);
+    assertRunFits(
+      backend,
+      { config, rows: 2 * batchSize, seqLen: maxSeqLen, train: false },
+      options.maxMemory,
+      { rowsPerExample: 2, batchFlag: "--batch-size" },
+      "precompute",
+    );
     const model = new LlamaModel(backend, config, {
       maxBatch: 2 * batchSize,
-      maxSeqLen: longestPair(slice.length ? slice : all),
+      maxSeqLen,
       trainable: false,
     });
     model.params.writeAll(weights, { source: options.model });

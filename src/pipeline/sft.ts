@@ -23,6 +23,7 @@ import {
 import { openStage, skippedTraining, type StageHooks } from "./stage.ts";
 import { batchLayout, loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
 import { fingerprintedOptions, type StageResult } from "./manifest.ts";
+import { assertRunFits } from "./memory.ts";
 
 /** Options of {@link runSft}. */
 export interface SftOptions extends TrainStageOptions {
@@ -77,6 +78,19 @@ export async function runSft(
   const { config, rawConfig, weights } = await readModelFolder(store, options.model);
   const loop = loopDefaults(options.loop);
   const maxSeqLen = longestSequence([...train.examples, ...(evalSplit?.examples ?? [])]);
+  assertRunFits(
+    backend,
+    {
+      config,
+      rows: loop.batchSize,
+      seqLen: maxSeqLen,
+      train: true,
+      gradientCheckpointing: loop.gradientCheckpointing,
+    },
+    options.maxMemory,
+    { rowsPerExample: 1, gradientCheckpointing: true },
+    "sft",
+  );
   const model = new LlamaModel(backend, config, {
     maxBatch: loop.batchSize,
     maxSeqLen,
