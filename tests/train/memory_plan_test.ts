@@ -45,6 +45,7 @@ const benchInput = (c: StepBenchConfig, liveReference: boolean): PlanInput => ({
   seqLen: c.seqLen,
   train: true,
   liveReference,
+  gradientCheckpointing: c.gradientCheckpointing,
 });
 
 async function assertBenchMatches(backend: () => Promise<Backend>, c: StepBenchConfig) {
@@ -59,6 +60,10 @@ async function assertBenchMatches(backend: () => Promise<Backend>, c: StepBenchC
 
 Deno.test("the plan equals the bench's measured bytes by role on the CPU backend", async () => {
   await assertBenchMatches(() => Promise.resolve(new CpuBackend("f32")), SMALL);
+  await assertBenchMatches(
+    () => Promise.resolve(new CpuBackend("f32")),
+    { ...SMALL, gradientCheckpointing: true },
+  );
 });
 
 Deno.test("the plan of a frozen forward-only model equals its allocation", () => {
@@ -77,7 +82,7 @@ needsTest(gpuMissing, {
   sanitizeOps: false,
   fn: async () => {
     // The bench's first config (its second takes minutes on llvmpipe and allocates alike).
-    for (const c of [SMALL, STEP_BENCH_CONFIGS[0]]) {
+    for (const c of [SMALL, { ...SMALL, gradientCheckpointing: true }, STEP_BENCH_CONFIGS[0]]) {
       await assertBenchMatches(() => GpuBackend.create(), c);
     }
   },
