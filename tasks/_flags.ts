@@ -11,6 +11,7 @@ import type { SplitSpec, TokenOptions } from "../src/data/prepare.ts";
 import type { DeviceChoice } from "../src/pipeline/device.ts";
 import type { PeftOptions } from "../src/pipeline/peft.ts";
 import { checkLoraOptions, LORA_DEFAULTS, resolveTargetModules } from "../src/model/lora.ts";
+import { parseBytes } from "../src/train/memory_fit.ts";
 import {
   type FDivergenceType,
   PREFERENCE_LOSS_DEFAULTS,
@@ -93,6 +94,11 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
     default: false,
     help: "drop each epoch's last batch when it is partial (TRL's dataloader_drop_last)",
   },
+  "gradient-checkpointing": {
+    type: "boolean",
+    default: false,
+    help: "recompute each layer's activations in the backward: less memory, same result",
+  },
 };
 
 /** LoRA (TRL's ModelConfig / PEFT's LoraConfig names; defaults in src/model/lora.ts). */
@@ -152,6 +158,24 @@ export function peftOf(f: Flags): PeftOptions | undefined {
     };
   } catch (error) {
     throw new UsageError(`LoRA options (--lora-*): ${(error as Error).message}`);
+  }
+}
+
+/** The memory plan's limit (every training task plans its memory before allocating). */
+export const MEMORY_FLAGS: Record<string, FlagSpec> = {
+  "max-memory": {
+    type: "string",
+    help: "refuse (exit 2) a run whose planned device memory exceeds this, e.g. 8GiB",
+  },
+};
+
+/** `--max-memory` in bytes, or undefined. */
+export function maxMemoryOf(f: Flags): number | undefined {
+  if (f.maxMemory === undefined) return undefined;
+  try {
+    return parseBytes(String(f.maxMemory));
+  } catch (error) {
+    throw new UsageError(`--max-memory: ${(error as Error).message}`);
   }
 }
 
@@ -215,6 +239,7 @@ export function trainStageOf(f: Flags): TrainStageOptions {
     overwriteOutputDir: f.overwriteOutputDir as boolean,
     force: f.force as boolean,
     peft: f.usePeft === undefined ? undefined : peftOf(f),
+    maxMemory: maxMemoryOf(f),
   };
 }
 
@@ -230,6 +255,7 @@ export function loopOf(f: Flags): LoopOptions {
     saveSteps: num(f, "saveSteps"),
     seed: num(f, "seed"),
     dropLast: f.dataloaderDropLast as boolean,
+    gradientCheckpointing: f.gradientCheckpointing as boolean,
   };
 }
 

@@ -1,6 +1,7 @@
 /**
  * CPU reference of the decode ops: one new token per row against a KV cache, and the sampling
- * step that turns a row's logits into its next token (see src/gpu/kernels/decode.ts for the WGSL).
+ * step that turns a row's logits into its next token (see src/gpu/kernels/decode.ts and
+ * src/gpu/kernels/sample.ts for the WGSL).
  *
  * Shapes: B rows, L cache positions per row (capacity), H query heads and Hkv key/value heads of
  * D dims, V vocabulary. positions (B) i32 holds the position of the token each row feeds now.

@@ -19,12 +19,8 @@ import {
   ATTENTION_BACKWARD_ROWS_WGSL,
   ATTENTION_FORWARD_WGSL,
 } from "./kernels/attention_workgroup.ts";
-import {
-  decodeAttentionWgsl,
-  KV_CACHE_WRITE_WGSL,
-  ROPE_AT_WGSL,
-  SAMPLE_TOKENS_WGSL,
-} from "./kernels/decode.ts";
+import { decodeAttentionWgsl, KV_CACHE_WRITE_WGSL, ROPE_AT_WGSL } from "./kernels/decode.ts";
+import { SAMPLE_TOKENS_WGSL } from "./kernels/sample.ts";
 import {
   ADD_INPLACE_WGSL,
   ADD_WGSL,
@@ -68,6 +64,7 @@ import {
   RMSNORM_FORWARD_ROW_WGSL,
   RMSNORM_FORWARD_WGSL,
 } from "./kernels/rmsnorm.ts";
+import { COPY_BLOCK_WGSL, MATMUL_CONTINUE_KERNELS } from "./kernels/pieces.ts";
 import { ROPE_WGSL } from "./kernels/rope.ts";
 import { SWIGLU_BACKWARD_WGSL, SWIGLU_FORWARD_WGSL } from "./kernels/swiglu.ts";
 
@@ -128,6 +125,7 @@ const FIXED: Record<string, Record<string, string>> = {
     optimizerRmsprop: RMSPROP_WGSL,
     optimizerSgd: SGD_WGSL,
   },
+  pieces: { copy_block: COPY_BLOCK_WGSL, ...MATMUL_CONTINUE_KERNELS },
   decode: {
     decode_rope_at: ROPE_AT_WGSL,
     decode_kv_cache_write: KV_CACHE_WRITE_WGSL,

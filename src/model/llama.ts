@@ -59,7 +59,10 @@ export class LlamaModel {
       // The frozen norms' weight gradients go nowhere (rmsnormBackward always writes one).
       if (trainable) this.#normScratch = backend.alloc("activations", config.hiddenSize);
     }
-    this.acts = allocActivations(backend, config, maxBatch, maxSeqLen, logitsBudget, trainable);
+    this.acts = allocActivations(backend, config, maxBatch, maxSeqLen, logitsBudget, {
+      trainable,
+      checkpointing: options.gradientCheckpointing ?? false,
+    });
     const { cos, sin } = ropeTables(maxSeqLen, config.headDim, config.ropeTheta);
     this.#cos = backend.alloc("activations", cos.length);
     this.#sin = backend.alloc("activations", sin.length);
@@ -67,7 +70,7 @@ export class LlamaModel {
     backend.write(this.#sin, sin);
   }
 
-  /** Parameter gradients, laid out like {@link params}; only for trainable models without LoRA. */
+  /** Parameter gradients, laid out like {@link params}; only for trainable models. */
   get grads(): ParamArena {
     if (!this.#grads) {
       throw new Error(
@@ -140,12 +143,12 @@ export class LlamaModel {
 
   /** Records the forward; per-sequence completion log-prob sums land in `acts.seqLogps` (B). */
   forward(options: ForwardOptions = {}): void {
-    const { backend, config, acts: a, lora } = this;
-    lora?.begin(options.adapters ?? "policy", options.dropoutSeed);
+    const { backend, config, acts: a } = this;
+    this.lora?.begin(options.adapters ?? "policy", options.dropoutSeed);
     const ops = backend.ops;
     const p = (name: string) => this.params.get(name);
     const B = this.#B, T = this.#T, N = B * T;
-    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
+    const C = config.hiddenSize;
     const eps = config.rmsNormEps;
     ops.embeddingForward(
       a.layers[0]?.input ?? a.final,
@@ -154,70 +157,7 @@ export class LlamaModel {
       N,
       C,
     );
-    for (let l = 0; l < config.numLayers; l++) {
-      const x = a.layers[l];
-      const w = (s: string) => p(`model.layers.${l}.${s}`);
-      const bias = (s: string) => this.params.maybe(`model.layers.${l}.${s}`);
-      const next = a.layers[l + 1]?.input ?? a.final;
-      ops.rmsnormForward({
-        out: x.ln1,
-        rstd: x.rstd1,
-        x: x.input,
-        w: w("input_layernorm.weight"),
-        N,
-        C,
-        eps,
-      });
-      ops.matmul(x.q, x.ln1, w("self_attn.q_proj.weight"), N, H * D, C, {
-        transB: true,
-        bias: bias("self_attn.q_proj.bias"),
-      });
-      lora?.forward(l, "q_proj", x.ln1, x.q, N, C, H * D);
-      ops.matmul(x.k, x.ln1, w("self_attn.k_proj.weight"), N, Hkv * D, C, {
-        transB: true,
-        bias: bias("self_attn.k_proj.bias"),
-      });
-      lora?.forward(l, "k_proj", x.ln1, x.k, N, C, Hkv * D);
-      ops.matmul(x.v, x.ln1, w("self_attn.v_proj.weight"), N, Hkv * D, C, {
-        transB: true,
-        bias: bias("self_attn.v_proj.bias"),
-      });
-      lora?.forward(l, "v_proj", x.ln1, x.v, N, C, Hkv * D);
-      ops.rope({ x: x.q, cos: this.#cos, sin: this.#sin, rows: N, T, H, D, inverse: false });
-      ops.rope({ x: x.k, cos: this.#cos, sin: this.#sin, rows: N, T, H: Hkv, D, inverse: false });
-      ops.attentionForward({
-        out: x.attn,
-        probs: x.probs,
-        q: x.q,
-        k: x.k,
-        v: x.v,
-        B,
-        T,
-        H,
-        Hkv,
-        D,
-      });
-      ops.matmul(x.mid, x.attn, w("self_attn.o_proj.weight"), N, C, H * D, { transB: true });
-      lora?.forward(l, "o_proj", x.attn, x.mid, N, H * D, C);
-      ops.add(x.mid, x.mid, x.input, N * C);
-      ops.rmsnormForward({
-        out: x.ln2,
-        rstd: x.rstd2,
-        x: x.mid,
-        w: w("post_attention_layernorm.weight"),
-        N,
-        C,
-        eps,
-      });
-      ops.matmul(x.gate, x.ln2, w("mlp.gate_proj.weight"), N, F, C, { transB: true });
-      lora?.forward(l, "gate_proj", x.ln2, x.gate, N, C, F);
-      ops.matmul(x.up, x.ln2, w("mlp.up_proj.weight"), N, F, C, { transB: true });
-      lora?.forward(l, "up_proj", x.ln2, x.up, N, C, F);
-      ops.swigluForward(x.act, x.gate, x.up, N * F);
-      ops.matmul(next, x.act, w("mlp.down_proj.weight"), N, C, F, { transB: true });
-      lora?.forward(l, "down_proj", x.act, next, N, F, C);
-      ops.add(next, next, x.mid, N * C);
-    }
+    for (let l = 0; l < config.numLayers; l++) this.#layerForward(l, true);
     ops.rmsnormForward({
       out: a.lnf,
       rstd: a.rstdf,
@@ -282,6 +222,7 @@ export class LlamaModel {
       accumulateDx: false,
     });
     for (let l = config.numLayers - 1; l >= 0; l--) {
+      if (a.checkpointing) this.#layerForward(l, false);
       const x = a.layers[l];
       const name = (s: string) => `model.layers.${l}.${s}`;
       const w = (s: string) => p(name(s));
@@ -360,6 +301,82 @@ export class LlamaModel {
     }
     const dEmbed = g("model.embed_tokens.weight");
     if (dEmbed) ops.embeddingBackward(dEmbed, a.dRes, a.order, a.offsets, V, C);
+  }
+
+  /**
+   * Records layer l's forward from its saved input; `output` false stops before the MLP's down
+   * projection, all a gradient-checkpointed backward needs to recompute.
+   */
+  #layerForward(l: number, output: boolean): void {
+    const { backend, config, acts: a, lora } = this;
+    const ops = backend.ops;
+    const p = (name: string) => this.params.get(name);
+    const B = this.#B, T = this.#T, N = B * T;
+    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
+    const eps = config.rmsNormEps;
+    const x = a.layers[l];
+    const w = (s: string) => p(`model.layers.${l}.${s}`);
+    const bias = (s: string) => this.params.maybe(`model.layers.${l}.${s}`);
+    const next = a.layers[l + 1]?.input ?? a.final;
+    ops.rmsnormForward({
+      out: x.ln1,
+      rstd: x.rstd1,
+      x: x.input,
+      w: w("input_layernorm.weight"),
+      N,
+      C,
+      eps,
+    });
+    ops.matmul(x.q, x.ln1, w("self_attn.q_proj.weight"), N, H * D, C, {
+      transB: true,
+      bias: bias("self_attn.q_proj.bias"),
+    });
+    lora?.forward(l, "q_proj", x.ln1, x.q, N, C, H * D);
+    ops.matmul(x.k, x.ln1, w("self_attn.k_proj.weight"), N, Hkv * D, C, {
+      transB: true,
+      bias: bias("self_attn.k_proj.bias"),
+    });
+    lora?.forward(l, "k_proj", x.ln1, x.k, N, C, Hkv * D);
+    ops.matmul(x.v, x.ln1, w("self_attn.v_proj.weight"), N, Hkv * D, C, {
+      transB: true,
+      bias: bias("self_attn.v_proj.bias"),
+    });
+    lora?.forward(l, "v_proj", x.ln1, x.v, N, C, Hkv * D);
+    ops.rope({ x: x.q, cos: this.#cos, sin: this.#sin, rows: N, T, H, D, inverse: false });
+    ops.rope({ x: x.k, cos: this.#cos, sin: this.#sin, rows: N, T, H: Hkv, D, inverse: false });
+    ops.attentionForward({
+      out: x.attn,
+      probs: x.probs,
+      q: x.q,
+      k: x.k,
+      v: x.v,
+      B,
+      T,
+      H,
+      Hkv,
+      D,
+    });
+    ops.matmul(x.mid, x.attn, w("self_attn.o_proj.weight"), N, C, H * D, { transB: true });
+    lora?.forward(l, "o_proj", x.attn, x.mid, N, H * D, C);
+    ops.add(x.mid, x.mid, x.input, N * C);
+    ops.rmsnormForward({
+      out: x.ln2,
+      rstd: x.rstd2,
+      x: x.mid,
+      w: w("post_attention_layernorm.weight"),
+      N,
+      C,
+      eps,
+    });
+    ops.matmul(x.gate, x.ln2, w("mlp.gate_proj.weight"), N, F, C, { transB: true });
+    lora?.forward(l, "gate_proj", x.ln2, x.gate, N, C, F);
+    ops.matmul(x.up, x.ln2, w("mlp.up_proj.weight"), N, F, C, { transB: true });
+    lora?.forward(l, "up_proj", x.ln2, x.up, N, C, F);
+    ops.swigluForward(x.act, x.gate, x.up, N * F);
+    if (!output) return;
+    ops.matmul(next, x.act, w("mlp.down_proj.weight"), N, C, F, { transB: true });
+    lora?.forward(l, "down_proj", x.act, next, N, F, C);
+    ops.add(next, next, x.mid, N * C);
   }
 
   /** Runs `fn` on each chunk of LM-head rows with a view helper `v(t, width)` of that chunk. */

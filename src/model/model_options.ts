@@ -25,6 +25,14 @@ export interface LlamaModelOptions {
    */
   logitsBudget?: number;
   /**
+   * Keep only each layer's input in the forward and recompute the layer's other activations in
+   * the backward (TRL's `gradient_checkpointing`): activation memory of one layer instead of all,
+   * for one more layer forward per layer in the backward. The recomputation repeats the forward's
+   * dispatches on the same inputs, so gradients are bit-identical to a run without it.
+   * @default false
+   */
+  gradientCheckpointing?: boolean;
+  /**
    * Allocate gradients and backward scratch. A frozen model (a live reference, an evaluator)
    * passes false and holds only its weights and forward activations.
    * @default true

@@ -39,6 +39,7 @@ import { runPrecompute } from "./precompute.ts";
 import { assertCacheFits } from "../cache/identity.ts";
 import { cacheColumn, readCache } from "../cache/columns.ts";
 import { scorePairs } from "../model/scoring.ts";
+import { assertRunFits } from "./memory.ts";
 
 /**
  * Options of {@link runDpo} (TRL's DPOConfig names). The loss fields (lossType, a type or a
@@ -130,6 +131,7 @@ export async function runDpo(
       output: cachePath,
       force: options.force,
       adapter: options.peft?.adapter,
+      maxMemory: options.maxMemory,
     }, hooks);
   }
   if (cachePath) {
@@ -145,14 +147,31 @@ export async function runDpo(
 
   const maxSeqLen = longestPair(prepared.sections.flatMap((s) => s.examples));
   const modelOptions = { maxBatch: 2 * loop.batchSize, maxSeqLen };
+  const liveReference = !cache && refFolder !== undefined;
   const { model, adapter, save } = await trainingPolicy(store, backend, {
     config,
     weights,
     source: options.model,
     peft: options.peft,
-    modelOptions,
+    modelOptions: { ...modelOptions, gradientCheckpointing: loop.gradientCheckpointing },
     seed: loop.seed,
     log: hooks.log,
+    check: (lora) =>
+      assertRunFits(
+        backend,
+        {
+          config,
+          rows: 2 * loop.batchSize,
+          seqLen: maxSeqLen,
+          train: true,
+          liveReference,
+          gradientCheckpointing: loop.gradientCheckpointing,
+          lora,
+        },
+        options.maxMemory,
+        { rowsPerExample: 2, gradientCheckpointing: true },
+        "dpo",
+      ),
   });
   const policyFingerprint = await modelFingerprint(config, weights);
   let liveFingerprint: string | undefined;

@@ -57,6 +57,7 @@ import { batchLayout, loopDefaults, runLoop, totalSteps, type TrainStageOptions 
 import { fingerprintedOptions, type StageResult } from "./manifest.ts";
 import { assertCacheFits, cacheMismatches, cacheSections } from "../cache/identity.ts";
 import { scorePairs } from "../model/scoring.ts";
+import { assertRunFits } from "./memory.ts";
 
 /** Options of {@link runKto} (TRL's KTOConfig names). */
 export interface KtoOptions extends Partial<KtoLossSpec>, TrainStageOptions {
@@ -138,6 +139,7 @@ export async function runKtoPrecompute(
     force?: boolean;
     /** A PEFT adapter on `model`: the reference is the base plus it. */
     adapter?: string;
+    maxMemory?: number;
   },
   hooks: StageHooks = {},
 ): Promise<{ cache: ReferenceCache; skipped: boolean }> {
@@ -163,6 +165,13 @@ export async function runKtoPrecompute(
   }
   const all = o.prepared.sections.flatMap((s) => mismatchedPairs(s.examples));
   const batchSize = o.batchSize ?? 16;
+  assertRunFits(
+    backend,
+    { config, rows: 2 * batchSize, seqLen: longestPair(all), train: false },
+    o.maxMemory,
+    { rowsPerExample: 2, batchFlag: "the reference batch" },
+    "kto precompute",
+  );
   const model = new LlamaModel(backend, config, {
     maxBatch: 2 * batchSize,
     maxSeqLen: longestPair(all),
@@ -187,7 +196,6 @@ export async function runKtoPrecompute(
     start: 0,
     end: all.length,
     adapter: backend.adapterName,
-    created: new Date().toISOString(),
   }, {
     completion_logp: scores.chosenLogps,
     kl_logp: scores.rejectedLogps,
@@ -255,19 +263,40 @@ export async function runKto(
     output: cachePath,
     force: options.force,
     adapter: options.refModel ? undefined : options.peft?.adapter,
+    maxMemory: options.maxMemory,
   }, hooks);
   assertCacheFits(cache.header, prepared, cachePath);
 
   const { config, rawConfig, weights } = await readModelFolder(store, options.model);
   const pairs = prepared.sections.map((s) => mismatchedPairs(s.examples));
+  const ktoSeqLen = longestPair(pairs.flat());
   const { model, adapter, save } = await trainingPolicy(store, backend, {
     config,
     weights,
     source: options.model,
     peft: options.peft,
-    modelOptions: { maxBatch: loop.batchSize, maxSeqLen: longestPair(pairs.flat()) },
+    modelOptions: {
+      maxBatch: loop.batchSize,
+      maxSeqLen: ktoSeqLen,
+      gradientCheckpointing: loop.gradientCheckpointing,
+    },
     seed: loop.seed,
     log: hooks.log,
+    check: (lora) =>
+      assertRunFits(
+        backend,
+        {
+          config,
+          rows: loop.batchSize,
+          seqLen: ktoSeqLen,
+          train: true,
+          gradientCheckpointing: loop.gradientCheckpointing,
+          lora,
+        },
+        options.maxMemory,
+        { rowsPerExample: 1, gradientCheckpointing: true },
+        "kto",
+      ),
   });
   const total = totalSteps(train.examples.length, loop);
   const optimizer = new DeviceOptimizer(backend, model.trainable.layout, {

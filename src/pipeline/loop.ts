@@ -45,6 +45,12 @@ export interface LoopOptions {
   dropLast?: boolean;
   /** Evaluate once before the first step too (TRL's `eval_on_start`). @default false */
   evalOnStart?: boolean;
+  /**
+   * Recompute each layer's activations in the backward instead of keeping them (TRL's
+   * `gradient_checkpointing`); the result is bit-identical, the activation memory smaller.
+   * @default false
+   */
+  gradientCheckpointing?: boolean;
 }
 
 /** What every training stage (SFT, DPO, KTO) takes besides its objective's own options. */
@@ -76,6 +82,8 @@ export interface TrainStageOptions {
    * `overwrite_output_dir`). @default false
    */
   overwriteOutputDir?: boolean;
+  /** `--max-memory`: device bytes the run may hold; the memory plan refuses more. */
+  maxMemory?: number;
 }
 
 /** Resolved loop options. */
@@ -94,6 +102,7 @@ export function loopDefaults(o: LoopOptions): ResolvedLoop {
     seed: o.seed ?? 42,
     dropLast: o.dropLast ?? false,
     evalOnStart: o.evalOnStart ?? false,
+    gradientCheckpointing: o.gradientCheckpointing ?? false,
   };
 }
 

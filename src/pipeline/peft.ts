@@ -181,14 +181,18 @@ export async function trainingPolicy(
     modelOptions: LlamaModelOptions;
     seed: number;
     log?: (message: string) => void;
+    /** Runs before anything is allocated, with the adapter's options (the memory plan). */
+    check?: (lora?: LoraOptions) => void;
   },
 ): Promise<{ model: LlamaModel; adapter?: StartingAdapter; save?: AdapterSave }> {
   if (!o.peft) {
+    o.check?.();
     const model = new LlamaModel(backend, o.config, o.modelOptions);
     model.params.writeAll(o.weights, { source: o.source });
     return { model };
   }
   const adapter = await startingAdapter(store, o.config, o.peft, o.seed, o.log);
+  o.check?.(adapter.options);
   const model = loraPolicy(backend, o.config, o.weights, adapter, o.modelOptions, o.source);
   return { model, adapter, save: { baseModel: o.source, merge: o.peft.mergeAdapter ?? false } };
 }

@@ -25,6 +25,7 @@ import { fingerprintedOptions } from "./manifest.ts";
 import { readAdapter } from "../model/lora_io.ts";
 import { referenceFingerprint as referenceIdentity } from "./peft.ts";
 import { openStage, type StageHooks } from "./stage.ts";
+import { assertRunFits } from "./memory.ts";
 
 /** Options of {@link runPrecompute}. */
 export interface PrecomputeOptions {
@@ -49,6 +50,8 @@ export interface PrecomputeOptions {
    * New adapters need none: their B is zero, so the reference is the base itself.
    */
   adapter?: string;
+  /** `--max-memory`: device bytes the run may hold; the memory plan refuses more. */
+  maxMemory?: number;
 }
 
 /** Runs the precompute stage and writes the cache file atomically. Returns its header fields. */
@@ -102,9 +105,17 @@ export async function runPrecompute(
   }
   try {
     const batchSize = options.batchSize ?? 16;
+    const maxSeqLen = longestPair(slice.length ? slice : all);
+    assertRunFits(
+      backend,
+      { config, rows: 2 * batchSize, seqLen: maxSeqLen, train: false, lora: adapter?.options },
+      options.maxMemory,
+      { rowsPerExample: 2, batchFlag: "--batch-size" },
+      "precompute",
+    );
     const model = new LlamaModel(backend, config, {
       maxBatch: 2 * batchSize,
-      maxSeqLen: longestPair(slice.length ? slice : all),
+      maxSeqLen,
       trainable: false,
       lora: adapter?.options,
     });
@@ -132,7 +143,6 @@ export async function runPrecompute(
         start,
         end,
         adapter: backend.adapterName,
-        created: new Date().toISOString(),
       },
       {
         chosen_logp: scores.chosenLogps,

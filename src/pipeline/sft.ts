@@ -24,6 +24,7 @@ import {
 import { openStage, skippedTraining, type StageHooks } from "./stage.ts";
 import { batchLayout, loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
 import { fingerprintedOptions, type StageResult } from "./manifest.ts";
+import { assertRunFits } from "./memory.ts";
 
 /** Options of {@link runSft}. */
 export interface SftOptions extends TrainStageOptions {
@@ -83,9 +84,28 @@ export async function runSft(
     weights,
     source: options.model,
     peft: options.peft,
-    modelOptions: { maxBatch: loop.batchSize, maxSeqLen },
+    modelOptions: {
+      maxBatch: loop.batchSize,
+      maxSeqLen,
+      gradientCheckpointing: loop.gradientCheckpointing,
+    },
     seed: loop.seed,
     log: hooks.log,
+    check: (lora) =>
+      assertRunFits(
+        backend,
+        {
+          config,
+          rows: loop.batchSize,
+          seqLen: maxSeqLen,
+          train: true,
+          gradientCheckpointing: loop.gradientCheckpointing,
+          lora,
+        },
+        options.maxMemory,
+        { rowsPerExample: 1, gradientCheckpointing: true },
+        "sft",
+      ),
   });
   const optimizer = new DeviceOptimizer(backend, model.trainable.layout, {
     ...options.optimizer,
