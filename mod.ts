@@ -20,6 +20,7 @@ export type {
   Backend,
   DecodeAttentionArgs,
   DecodeRows,
+  DropoutArgs,
   DType,
   FDivergenceType,
   KtoLossArgs,
@@ -69,7 +70,30 @@ export {
   parameterShapes,
 } from "./src/model/config.ts";
 /** The Llama-family model: forward to completion log-probs, backward. */
-export { LlamaModel, type LlamaModelOptions } from "./src/model/llama.ts";
+export {
+  type ForwardOptions,
+  LlamaModel,
+  type LlamaModelOptions,
+  type SequenceScorer,
+  type TrainableParams,
+} from "./src/model/llama.ts";
+export {
+  LORA_DEFAULTS,
+  LORA_MODULES,
+  loraLayout,
+  type LoraModule,
+  type LoraOptions,
+  loraParameterCount,
+  resolveTargetModules,
+} from "./src/model/lora.ts";
+export { type AdapterChoice, LoraAdapters } from "./src/model/lora_adapters.ts";
+export {
+  type LoadedAdapter,
+  mergeAdapter,
+  PeftAdapterError,
+  readAdapter,
+  saveAdapter,
+} from "./src/model/lora_io.ts";
 export type { Activations, LayerActivations } from "./src/model/activations.ts";
 /** Parameter arenas with HF names. */
 export { ParamArena, type ParamLayout, paramLayout, type ParamSlot } from "./src/model/params.ts";
@@ -131,6 +155,8 @@ export { type PipelineHooks, type PipelineSpec, runPipeline } from "./src/pipeli
 export { type FrontierMethod, type FrontierOptions, runFrontier } from "./src/pipeline/frontier.ts";
 export { type EvalStageOptions, runEvalStage } from "./src/pipeline/eval_stage.ts";
 export type { LoopOptions, TrainStageOptions } from "./src/pipeline/loop.ts";
+export type { PeftOptions } from "./src/pipeline/peft.ts";
+export type { HostWeights } from "./src/model/model_folder.ts";
 export type { StageHooks } from "./src/pipeline/stage.ts";
 export type { StageResult } from "./src/pipeline/manifest.ts";
 

@@ -165,6 +165,7 @@ const INPUT_ERRORS = new Set([
   "SafetensorsError",
   "FileNotFoundError",
   "NoAdapterError",
+  "PeftAdapterError",
   "RangeError",
 ]);
 

@@ -19,12 +19,22 @@ import { hasWebGpu } from "../src/gpu/device.ts";
 
 const flags = parseFlags("bench", "Measures matmul and training-step throughput.", {
   device: { type: "string", default: "webgpu", choices: ["webgpu", "cpu"], help: "backend" },
-  steps: { type: "number", default: 2, help: "timed training steps per config (after 1 warm-up)" },
+  steps: {
+    type: "number",
+    default: 2,
+    help: "timed training steps per config (after 1 warm-up); 0 allocates only and reports bytes",
+  },
   sizes: { type: "string", default: "256,512,1024", help: "square matmul sizes" },
   large: {
     type: "boolean",
     default: false,
-    help: "also time a SmolLM2-135M-shaped step (real GPUs only)",
+    help: "also the SmolLM2-135M and Qwen2.5-0.5B shapes (slow on software adapters)",
+  },
+  "gradient-checkpointing": {
+    type: "boolean",
+    default: false,
+    help:
+      "recompute layer activations in the backward in the default rows (large rows set their own)",
   },
   json: { type: "boolean", default: false, help: "print one JSON object on stdout" },
 });
@@ -68,20 +78,31 @@ await runMain(async () => {
   probe.destroy();
   const step = async (c: StepBenchConfig, liveReference = false) => {
     const backend = await newBackend();
-    const r = await benchStep(backend, c, { steps: Number(flags.steps), liveReference });
+    const steps = Number(flags.steps);
+    if (!(steps >= 0) || !Number.isInteger(steps)) {
+      throw new UsageError(`--steps: expected a whole number >= 0, got ${flags.steps}`);
+    }
+    const r = await benchStep(backend, c, { steps, liveReference });
     backend.destroy();
+    const timing = r.seconds_per_step === null
+      ? "allocated only (--steps 0)"
+      : `${r.seconds_per_step.toFixed(2)} s/step, ${r.tokens_per_s!.toFixed(0)} tokens/s, ` +
+        `${r.gflops!.toFixed(2)} effective GFLOP/s; ${r.dispatches_per_step} dispatches, ` +
+        `${r.submits_per_step} submits, ${r.readbacks_per_step} readbacks per step`;
     log(
       `train ${r.name}${liveReference ? " (live reference)" : ""} ` +
-        `(${(r.params / 1e6).toFixed(2)}M params, ${r.tokens_per_step} tokens/step): ` +
-        `${r.seconds_per_step.toFixed(2)} s/step, ${r.tokens_per_s.toFixed(0)} tokens/s, ` +
-        `${r.gflops.toFixed(2)} effective GFLOP/s; ${r.dispatches_per_step} dispatches, ` +
-        `${r.submits_per_step} submits, ${r.readbacks_per_step} readbacks per step; MiB ` +
+        `(${(r.params / 1e6).toFixed(2)}M params, ${r.pairs} pairs x ${r.seq_len}, ` +
+        `${r.tokens_per_step} tokens/step, gradient checkpointing ` +
+        `${r.gradient_checkpointing ? "on" : "off"}): ${timing}; MiB ` +
         Object.entries(r.bytes).map(([k, v]) => `${k} ${mib(v)}`).join(", "),
     );
     return r;
   };
   const train: StepBenchResult[] = [];
-  for (const c of STEP_BENCH_CONFIGS) train.push(await step(c));
+  const checkpointing = Boolean(flags.gradientCheckpointing);
+  for (const c of STEP_BENCH_CONFIGS) {
+    train.push(await step({ ...c, gradientCheckpointing: checkpointing }));
+  }
   // The point of the cache: no reference weights in memory and no reference forward per step.
   const live = await step(STEP_BENCH_CONFIGS[0], true);
   const cached = train[0];

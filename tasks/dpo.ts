@@ -12,6 +12,8 @@ import {
   deviceOf,
   LOSS_FLAGS,
   lossOptionsOf,
+  MEMORY_FLAGS,
+  PEFT_FLAGS,
   required,
   TRAIN_FLAGS,
   trainStageOf,
@@ -34,6 +36,13 @@ const flags = parseFlags(
       help: "reference model: must match the cache; without a cache it runs live",
     },
     "output-dir": { type: "string", help: "where the policy, checkpoints and metrics go" },
+    "precompute-ref-log-probs": {
+      type: "boolean",
+      default: true,
+      help:
+        "without a cache or --ref-model, cache the reference first; --no-precompute-ref-log-probs " +
+        "runs it live (with --use-peft: the policy's own base, adapters off, no second copy)",
+    },
     ...LOSS_FLAGS,
     "run-name": { type: "string", default: "default", help: "default pipeline: runs/<name>" },
     force: {
@@ -42,6 +51,8 @@ const flags = parseFlags(
       help: "redo the training even when it is up to date (default pipeline: every stage)",
     },
     ...TRAIN_FLAGS,
+    ...PEFT_FLAGS,
+    ...MEMORY_FLAGS,
     "learning-rate": { ...TRAIN_FLAGS["learning-rate"], default: 5e-6 },
     ...DATA_FLAGS,
     ...COMMON_FLAGS,
@@ -72,6 +83,7 @@ await runMain(async () => {
         ...trainStageOf(flags),
         refCache: flags.refCache as string | undefined,
         refModel: flags.refModel as string | undefined,
+        precomputeRefLogProbs: flags.precomputeRefLogProbs as boolean,
         ...loss,
       }, hooks),
   );

@@ -5,11 +5,21 @@
  */
 
 import { parseFlags, runMain, UsageError } from "./_cli.ts";
-import { COMMON_FLAGS, DATA_FLAGS, deviceOf, required, splitOf, tokenOptionsOf } from "./_flags.ts";
+import {
+  COMMON_FLAGS,
+  DATA_FLAGS,
+  deviceOf,
+  maxMemoryOf,
+  MEMORY_FLAGS,
+  required,
+  splitOf,
+  tokenOptionsOf,
+} from "./_flags.ts";
 import { openBackend, runStage, stageHooks, store } from "./_stage.ts";
 import { runPrecompute } from "../src/pipeline/precompute.ts";
 import { trainEvalSplits } from "../src/data/prepare.ts";
 import { decodeCache, mergeCaches } from "../src/cache/reference_cache.ts";
+import { shardOf } from "./_shard.ts";
 
 const flags = parseFlags(
   "precompute",
@@ -22,11 +32,26 @@ const flags = parseFlags(
     "eval-fraction": { type: "number", default: 0, help: "fraction of --data held out (cached)" },
     output: { type: "string", help: "cache file to write" },
     "batch-size": { type: "number", default: 16, help: "pairs per forward" },
-    shard: { type: "string", help: "compute slice i of n, as i/n (0-based)" },
+    shard: {
+      type: "string",
+      help:
+        "compute slice i of n, as i/n (0-based), or auto: JOB_COMPLETION_INDEX or SHARD_INDEX, " +
+        "and SHARD_COUNT",
+    },
     merge: { type: "boolean", default: false, help: "join the shard files given as arguments" },
     seed: { type: "number", default: 42, help: "seed of the held-out split" },
     force: { type: "boolean", default: false, help: "redo the cache even when it is up to date" },
+    "use-peft": {
+      type: "boolean",
+      default: false,
+      help: "the policy will train new LoRA adapters: their B is zero, so the reference is --model",
+    },
+    adapter: {
+      type: "string",
+      help: "PEFT adapter folder: the reference is --model plus this adapter (DPO after LoRA SFT)",
+    },
     ...DATA_FLAGS,
+    ...MEMORY_FLAGS,
     ...COMMON_FLAGS,
   },
   Deno.args,
@@ -48,14 +73,9 @@ await runMain(async () => {
   if (flags._.length > 0) {
     throw new UsageError(`unexpected argument "${flags._[0]}" (shard files go with --merge)`);
   }
-  let shard: { index: number; count: number } | undefined;
-  if (flags.shard) {
-    const m = /^(\d+)\/(\d+)$/.exec(String(flags.shard));
-    if (!m || Number(m[1]) >= Number(m[2])) {
-      throw new UsageError(`--shard: expected i/n with 0 <= i < n, got "${flags.shard}"`);
-    }
-    shard = { index: Number(m[1]), count: Number(m[2]) };
-  }
+  const shard = flags.shard
+    ? shardOf(String(flags.shard), (name) => Deno.env.get(name))
+    : undefined;
   const splits = trainEvalSplits(
     splitOf(flags, required(flags, "data")),
     flags.evalData as string | undefined,
@@ -63,6 +83,12 @@ await runMain(async () => {
   );
   const backend = await openBackend(deviceOf(flags));
   const hooks = stageHooks("precompute", []);
+  if (flags.usePeft && !flags.adapter) {
+    console.error(
+      "precompute: --use-peft with new adapters: B starts at zero, so the reference is the base " +
+        `${flags.model} itself (the same cache as without --use-peft)`,
+    );
+  }
   const result = await runStage("precompute", output, hooks, () =>
     runPrecompute(store, backend, {
       model: required(flags, "model"),
@@ -73,6 +99,8 @@ await runMain(async () => {
       batchSize: flags.batchSize as number,
       shard,
       force: flags.force as boolean,
+      adapter: flags.adapter as string | undefined,
+      maxMemory: maxMemoryOf(flags),
     }, hooks));
   if (!result.skipped) console.error(`wrote ${output} (${result.examples} pairs)`);
   if (flags.json) console.log(JSON.stringify({ output, ...result }));

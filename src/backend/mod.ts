@@ -9,6 +9,7 @@
 
 export * from "./ops.ts";
 export * from "./op_args.ts";
+export * from "./dropout.ts";
 export * from "./loss_spec.ts";
 export * from "./hyper.ts";
 export * from "./tokens.ts";

@@ -261,3 +261,28 @@ export interface DecodeAttentionArgs {
   /** Head size. */
   D: number;
 }
+
+/**
+ * dropout: out (n) (+)= keep(i) ? x[i] * scale / (1 - p) : 0 — inverted dropout (torch's
+ * `nn.Dropout` in training) fused with a scale. keep(i) is a counter-based hash of (seed[0], salt,
+ * i) compared with p·2^32, the same integers on every backend, so a mask is recomputed bit for bit
+ * in the backward instead of being stored; p = 0 keeps every element (a plain scale).
+ */
+export interface DropoutArgs {
+  /** Output (n); distinct from `x`. */
+  out: Tensor;
+  /** Input (n). */
+  x: Tensor;
+  /** Elements. */
+  n: number;
+  /** Drop probability in [0, 1). */
+  p: number;
+  /** Factor applied to the kept elements (before the 1/(1-p)). @default 1 */
+  scale?: number;
+  /** (1) u32 key of the step (written per micro-batch); unused when p = 0. */
+  seed?: Tensor;
+  /** u32 that tells the call sites of one step apart (layer, module). @default 0 */
+  salt?: number;
+  /** out += result instead of out = result. @default false */
+  accumulate?: boolean;
+}

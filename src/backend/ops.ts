@@ -19,6 +19,7 @@ import type {
   AttentionBackwardArgs,
   AttentionForwardArgs,
   DecodeAttentionArgs,
+  DropoutArgs,
   KtoLossArgs,
   KvCacheWriteArgs,
   OptimizerStepArgs,
@@ -78,6 +79,11 @@ export interface Ops {
   copy(out: Tensor, a: Tensor, n: number, accumulate?: boolean): void;
   /** Sets every element of `out` to `value`. */
   fill(out: Tensor, value: number, n: number): void;
+  /**
+   * out (n) (+)= keep(i) ? x * scale / (1 - p) : 0, keep(i) a hash of (seed, salt, i): LoRA's
+   * seeded dropout and scaling (see {@link DropoutArgs}).
+   */
+  dropout(args: DropoutArgs): void;
 
   /** out (N,C) = table (V,C)[ids (N)]. */
   embeddingForward(out: Tensor, ids: Tensor, table: Tensor, N: number, C: number): void;

@@ -85,7 +85,11 @@ export interface CacheHeader {
   payload_sha256: string;
   /** Adapter the numbers were computed on. */
   adapter?: string;
-  /** When the cache was written (ISO 8601). */
+  /**
+   * When an older version wrote the cache (ISO 8601). No longer written: a cache holds no
+   * wall-clock time, so the same inputs give the same bytes however they were sharded; the
+   * time is in the stage's manifest (`started`, `finished`).
+   */
   created?: string;
 }
 
@@ -236,22 +240,38 @@ export async function mergeCaches(
       h.total,
       h.columns,
     ]);
-  let next = 0;
-  for (const { s, source } of order) {
+  const problems: string[] = [];
+  for (const { s, source } of order.slice(1)) {
     if (key(s.header) !== key(first)) {
-      throw new CacheError(
-        `${source}: built from another reference, dataset or options than ${order[0].source}`,
+      problems.push(
+        `${source} was built from another reference, dataset or options than ${order[0].source}`,
       );
     }
-    if (s.header.start !== next) {
-      throw new CacheError(
-        `${source}: starts at example ${s.header.start}, expected ${next} (missing or overlapping shard)`,
-      );
-    }
-    next = s.header.end;
   }
-  if (next !== first.total) {
-    throw new CacheError(`shards cover examples 0..${next}, the dataset has ${first.total}`);
+  let next = 0;
+  for (let i = 0; i < order.length; i++) {
+    const { s, source } = order[i];
+    const previous = order[i - 1];
+    if (previous && s.header.start < next) {
+      problems.push(
+        previous.s.header.start === s.header.start && previous.s.header.end === s.header.end
+          ? `${source} duplicates ${previous.source} (examples ${s.header.start}..${s.header.end})`
+          : `${source} (examples ${s.header.start}..${s.header.end}) overlaps ${previous.source} ` +
+            `(examples ${previous.s.header.start}..${previous.s.header.end})`,
+      );
+    } else if (s.header.start > next) {
+      problems.push(`examples ${next}..${s.header.start} are missing (no shard covers them)`);
+    }
+    next = Math.max(next, s.header.end);
+  }
+  if (next < first.total) {
+    problems.push(`examples ${next}..${first.total} are missing (no shard covers them)`);
+  }
+  if (problems.length) {
+    throw new CacheError(
+      `cannot merge ${shards.length} shards:\n  - ${problems.join("\n  - ")}\n` +
+        "give every shard file once, each from the same precompute command",
+    );
   }
   const columns: ReferenceCache["columns"] = {};
   for (const c of first.columns) {

@@ -65,6 +65,18 @@ export class CpuBackend implements Backend {
       add: count((out, a, b, n) => elementwise.add(f(out), f(a), f(b), n)),
       copy: count((out, a, n, acc) => elementwise.copy(f(out), f(a), n, acc)),
       fill: count((out, v, n) => elementwise.fill(f(out), v, n)),
+      dropout: count((a) =>
+        elementwise.dropout(
+          f(a.out),
+          f(a.x),
+          a.n,
+          a.p,
+          a.scale ?? 1,
+          a.seed ? i(a.seed)[0] : 0,
+          a.salt ?? 0,
+          a.accumulate ?? false,
+        )
+      ),
       embeddingForward: count((out, ids, table, N, C) =>
         embedding.embeddingForward(f(out), i(ids), f(table), N, C)
       ),

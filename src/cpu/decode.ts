@@ -1,6 +1,7 @@
 /**
  * CPU reference of the decode ops: one new token per row against a KV cache, and the sampling
- * step that turns a row's logits into its next token (see src/gpu/kernels/decode.ts for the WGSL).
+ * step that turns a row's logits into its next token (see src/gpu/kernels/decode.ts and
+ * src/gpu/kernels/sample.ts for the WGSL).
  *
  * Shapes: B rows, L cache positions per row (capacity), H query heads and Hkv key/value heads of
  * D dims, V vocabulary. positions (B) i32 holds the position of the token each row feeds now.
@@ -16,19 +17,11 @@
  * @module
  */
 
-import { ROW_STATE, type SampleSettings } from "../backend/mod.ts";
+import { mix32, ROW_STATE, type SampleSettings } from "../backend/mod.ts";
 import type { FloatArray } from "./types.ts";
 
 /** Bias-reduced 32-bit integer hash (Chris Wellons' "lowbias32"); identical in WGSL. */
-export function mix32(x: number): number {
-  x = x >>> 0;
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x7feb352d);
-  x ^= x >>> 15;
-  x = Math.imul(x, 0x846ca68b);
-  x ^= x >>> 16;
-  return x >>> 0;
-}
+export { mix32 };
 
 /** The per-(seed, stream, step) hash; the token's noise hashes it with the token id. */
 export function rowHash(seed: number, stream: number, step: number): number {

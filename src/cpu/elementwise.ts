@@ -10,6 +10,7 @@
  */
 
 import type { FloatArray } from "./types.ts";
+import { dropoutKey, dropoutMultiplier, dropThreshold, mix32 } from "../backend/mod.ts";
 
 /** out (n) = a + b. `out` may be `a` or `b` (in place). */
 export function add(out: FloatArray, a: FloatArray, b: FloatArray, n: number): void {
@@ -28,4 +29,29 @@ export function copy(out: FloatArray, a: FloatArray, n: number, accumulate = fal
 /** Sets out[0..n) to `value`. */
 export function fill(out: FloatArray, value: number, n: number): void {
   out.fill(value, 0, n);
+}
+
+/**
+ * out (n) (+)= keep(i) ? x[i] * scale / (1 - p) : 0 (src/backend/op_args.ts DropoutArgs). The
+ * product is rounded to the output's precision before an accumulation, as the f32 kernel does.
+ */
+export function dropout(
+  out: FloatArray,
+  x: FloatArray,
+  n: number,
+  p: number,
+  scale: number,
+  seed: number,
+  salt: number,
+  accumulate: boolean,
+): void {
+  const m = dropoutMultiplier(p, scale);
+  const round = out instanceof Float32Array ? Math.fround : (v: number) => v;
+  const threshold = dropThreshold(p);
+  const key = dropoutKey(seed, salt);
+  for (let i = 0; i < n; i++) {
+    const keep = p === 0 || mix32(mix32(key ^ i)) >= threshold;
+    const v = keep ? round(x[i] * m) : 0;
+    out[i] = accumulate ? out[i] + v : v;
+  }
 }

@@ -7,7 +7,7 @@
 
 import type { Backend, DType, OptimizerHyper, Role, Tensor } from "../backend/mod.ts";
 import { packHyper } from "../backend/mod.ts";
-import { GpuContext, type GpuTensor } from "./context.ts";
+import { GpuContext, type GpuContextOptions, type GpuTensor } from "./context.ts";
 import { type GpuDevice, requestDevice } from "./device.ts";
 import * as matmul from "./kernels/matmul.ts";
 import * as elementwise from "./kernels/elementwise.ts";
@@ -20,7 +20,9 @@ import * as logits from "./kernels/logits.ts";
 import * as optimizer from "./kernels/optimizer.ts";
 import * as loss from "./kernels/loss.ts";
 import * as decode from "./kernels/decode.ts";
+import * as sample from "./kernels/sample.ts";
 import * as kl from "./kernels/kl.ts";
+import * as split from "./split.ts";
 
 /** A {@link Backend} that records WGSL dispatches and submits them once per step. */
 export class GpuBackend implements Backend {
@@ -35,14 +37,40 @@ export class GpuBackend implements Backend {
   readonly ops: Backend["ops"];
 
   /** A backend on a device from {@link requestDevice}; {@link GpuBackend.create} does both. */
-  constructor(gpu: GpuDevice) {
-    const ctx = this.ctx = new GpuContext(gpu);
+  constructor(gpu: GpuDevice, options: GpuContextOptions = {}) {
+    const ctx = this.ctx = new GpuContext(gpu, options);
+    const view = (t: Tensor, offset: number, size: number) =>
+      ctx.view(t as GpuTensor, offset, size);
     this.ops = {
-      matmul: (...a) => matmul.matmul(ctx, ...a),
+      matmul: (...a) => split.matmul(ctx, ...a),
       colSum: (...a) => matmul.colSum(ctx, ...a),
-      add: (...a) => elementwise.add(ctx, ...a),
-      copy: (...a) => elementwise.copy(ctx, ...a),
-      fill: (...a) => elementwise.fill(ctx, ...a),
+      add: (out, x, y, n) =>
+        split.needsSlices(ctx, n, [out, x, y])
+          ? split.eachSlice(
+            ctx,
+            n,
+            (o, size) =>
+              elementwise.add(ctx, view(out, o, size), view(x, o, size), view(y, o, size), size),
+          )
+          : elementwise.add(ctx, out, x, y, n),
+      copy: (out, x, n, accumulate) =>
+        split.needsSlices(ctx, n, [out, x])
+          ? split.eachSlice(
+            ctx,
+            n,
+            (o, size) =>
+              elementwise.copy(ctx, view(out, o, size), view(x, o, size), size, accumulate),
+          )
+          : elementwise.copy(ctx, out, x, n, accumulate),
+      fill: (out, value, n) =>
+        split.needsSlices(ctx, n, [out])
+          ? split.eachSlice(
+            ctx,
+            n,
+            (o, size) => elementwise.fill(ctx, view(out, o, size), value, size),
+          )
+          : elementwise.fill(ctx, out, value, n),
+      dropout: (a) => elementwise.dropout(ctx, a),
       embeddingForward: (...a) => embedding.embeddingForward(ctx, ...a),
       embeddingBackward: (...a) => embedding.embeddingBackward(ctx, ...a),
       rmsnormForward: (a) => rmsnorm.rmsnormForward(ctx, a.out, a.rstd, a.x, a.w, a.N, a.C, a.eps),
@@ -60,26 +88,44 @@ export class GpuBackend implements Backend {
           a.accumulateDx,
         ),
       rope: (a) => rope.rope(ctx, a.x, a.cos, a.sin, a.rows, a.T, a.H, a.D, a.inverse),
-      attentionForward: (a) =>
-        attention.attentionForward(ctx, a.out, a.probs, a.q, a.k, a.v, a.B, a.T, a.H, a.Hkv, a.D),
-      attentionBackward: (a) =>
-        attention.attentionBackward(
+      attentionForward: (args) =>
+        split.perSequence(
           ctx,
-          a.dq,
-          a.dk,
-          a.dv,
-          a.dScores,
-          a.dOut,
-          a.q,
-          a.k,
-          a.v,
-          a.probs,
-          a.B,
-          a.T,
-          a.H,
-          a.Hkv,
-          a.D,
+          args,
+          (a) =>
+            attention.attentionForward(
+              ctx,
+              a.out,
+              a.probs,
+              a.q,
+              a.k,
+              a.v,
+              a.B,
+              a.T,
+              a.H,
+              a.Hkv,
+              a.D,
+            ),
         ),
+      attentionBackward: (args) =>
+        split.perSequence(ctx, args, (a) =>
+          attention.attentionBackward(
+            ctx,
+            a.dq,
+            a.dk,
+            a.dv,
+            a.dScores,
+            a.dOut,
+            a.q,
+            a.k,
+            a.v,
+            a.probs,
+            a.B,
+            a.T,
+            a.H,
+            a.Hkv,
+            a.D,
+          )),
       swigluForward: (...a) => swiglu.swigluForward(ctx, ...a),
       swigluBackward: (...a) => swiglu.swigluBackward(ctx, ...a),
       logitsForward: (...a) => logits.logitsForward(ctx, ...a),
@@ -143,14 +189,14 @@ export class GpuBackend implements Backend {
           a.Hkv,
           a.D,
         ),
-      sampleTokens: (...a) => decode.sampleTokens(ctx, ...a),
+      sampleTokens: (...a) => sample.sampleTokens(ctx, ...a),
       klRows: (...a) => kl.klRows(ctx, ...a),
     };
   }
 
   /** Opens the adapter with its maximum limits and returns a backend on it. */
-  static async create(): Promise<GpuBackend> {
-    return new GpuBackend(await requestDevice());
+  static async create(options: GpuContextOptions = {}): Promise<GpuBackend> {
+    return new GpuBackend(await requestDevice(), options);
   }
 
   get adapterName(): string {

@@ -51,6 +51,15 @@ interface Block {
   used: number;
 }
 
+/** Options of {@link GpuContext}. */
+export interface GpuContextOptions {
+  /**
+   * Bytes per storage binding at most, below the adapter's own limit: tests lower it to run the
+   * split paths of large tensors on small ones. @default the adapter's maxStorageBufferBindingSize
+   */
+  maxBindingBytes?: number;
+}
+
 /** The context shared by the WebGPU backend and its kernels. */
 export class GpuContext {
   readonly device: GPUDevice;
@@ -61,8 +70,14 @@ export class GpuContext {
    */
   readonly isSoftware: boolean;
   readonly limits: GPUSupportedLimits;
-  /** Elements per storage binding at most. */
+  /**
+   * Elements per storage binding at most: the adapter's `maxStorageBufferBindingSize` (lowered by
+   * {@link GpuContextOptions.maxBindingBytes} in tests). Larger tensors are bound in pieces
+   * (src/gpu/split.ts).
+   */
   readonly maxBindingElements: number;
+  /** Elements per tensor at most: one tensor lives in one buffer of `maxBufferSize` at most. */
+  readonly maxTensorElements: number;
   readonly alignment: number;
 
   #pipelines = new Map<string, GPUComputePipeline>();
@@ -86,7 +101,7 @@ export class GpuContext {
   /** Counters since creation. */
   readonly stats = { dispatches: 0, submits: 0, readbacks: 0 };
 
-  constructor(gpu: GpuDevice) {
+  constructor(gpu: GpuDevice, options: GpuContextOptions = {}) {
     this.device = gpu.device;
     this.adapterName = gpu.adapterName;
     this.isSoftware = gpu.isFallback ||
@@ -94,7 +109,14 @@ export class GpuContext {
     this.limits = gpu.limits;
     this.alignment = Math.max(256, gpu.limits.minStorageBufferOffsetAlignment);
     this.maxBindingElements = Math.floor(
-      Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) / 4,
+      Math.min(
+        gpu.limits.maxStorageBufferBindingSize,
+        gpu.limits.maxBufferSize,
+        options.maxBindingBytes ?? Infinity,
+      ) / 4,
+    );
+    this.maxTensorElements = Math.floor(
+      Math.floor(gpu.limits.maxBufferSize / this.alignment) * this.alignment / 4,
     );
     // A failed dispatch (bad WGSL, bad binding) fails its whole submit silently; keep the first
     // error and raise it at the next read or finish instead of returning zeros.
@@ -119,14 +141,17 @@ export class GpuContext {
 
   /**
    * Allocates a zero-filled tensor in the arena of `role`. Tensors are aligned so that any of
-   * them can be bound at its offset; a tensor larger than a block gets a block of its own.
+   * them can be bound at its offset; a tensor larger than a block gets a block of its own. A
+   * tensor may exceed the largest storage binding (kernels then bind it in pieces, see
+   * src/gpu/split.ts) but not the largest buffer.
    */
   alloc(role: Role, size: number, dtype: DType = "f32"): GpuTensor {
     const bytes = Math.max(4, size * 4);
-    if (size > this.maxBindingElements) {
+    if (size > this.maxTensorElements) {
       throw new Error(
-        `tensor of ${size} elements exceeds the adapter's largest storage binding ` +
-          `(${this.maxBindingElements} elements); use a smaller batch or model`,
+        `${role} tensor of ${size} elements exceeds the adapter's largest buffer ` +
+          `(${this.maxTensorElements} elements, maxBufferSize ${this.limits.maxBufferSize} ` +
+          `bytes); use a smaller batch or model`,
       );
     }
     const aligned = Math.ceil(bytes / this.alignment) * this.alignment;
@@ -237,6 +262,15 @@ export class GpuContext {
     const pipeline = this.pipeline(name, wgsl);
     const uniform = this.#uniform(uniforms);
     const views = tensors as readonly GpuTensor[];
+    for (let i = 0; i < views.length; i++) {
+      if (views[i].size > this.maxBindingElements) {
+        throw new Error(
+          `${name}: binding ${i + 1} holds ${views[i].size} elements, more than the adapter's ` +
+            `largest storage binding (${this.maxBindingElements}); the caller must bind it in ` +
+            `pieces (src/gpu/split.ts)`,
+        );
+      }
+    }
     let key = `${name}|${uniform.id}:${uniform.offset}`;
     for (const t of views) key += `|${t.bufferId}:${t.offset}:${t.size}`;
     let bindGroup = this.#bindGroups.get(key);

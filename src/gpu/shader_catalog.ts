@@ -19,18 +19,15 @@ import {
   ATTENTION_BACKWARD_ROWS_WGSL,
   ATTENTION_FORWARD_WGSL,
 } from "./kernels/attention_workgroup.ts";
-import {
-  decodeAttentionWgsl,
-  KV_CACHE_WRITE_WGSL,
-  ROPE_AT_WGSL,
-  SAMPLE_TOKENS_WGSL,
-} from "./kernels/decode.ts";
+import { decodeAttentionWgsl, KV_CACHE_WRITE_WGSL, ROPE_AT_WGSL } from "./kernels/decode.ts";
+import { SAMPLE_TOKENS_WGSL } from "./kernels/sample.ts";
 import {
   ADD_INPLACE_WGSL,
   ADD_WGSL,
   COPY_WGSL,
   DOUBLE_INPLACE_WGSL,
   DOUBLE_WGSL,
+  DROPOUT_KERNELS,
   FILL_WGSL,
 } from "./kernels/elementwise.ts";
 import { EMBEDDING_BACKWARD_WGSL, EMBEDDING_FORWARD_WGSL } from "./kernels/embedding.ts";
@@ -67,6 +64,7 @@ import {
   RMSNORM_FORWARD_ROW_WGSL,
   RMSNORM_FORWARD_WGSL,
 } from "./kernels/rmsnorm.ts";
+import { COPY_BLOCK_WGSL, MATMUL_CONTINUE_KERNELS } from "./kernels/pieces.ts";
 import { ROPE_WGSL } from "./kernels/rope.ts";
 import { SWIGLU_BACKWARD_WGSL, SWIGLU_FORWARD_WGSL } from "./kernels/swiglu.ts";
 
@@ -86,6 +84,7 @@ const FIXED: Record<string, Record<string, string>> = {
     add_double_inplace: DOUBLE_INPLACE_WGSL,
     copy: COPY_WGSL,
     fill: FILL_WGSL,
+    ...DROPOUT_KERNELS,
   },
   embedding: {
     embedding_forward: EMBEDDING_FORWARD_WGSL,
@@ -126,6 +125,7 @@ const FIXED: Record<string, Record<string, string>> = {
     optimizerRmsprop: RMSPROP_WGSL,
     optimizerSgd: SGD_WGSL,
   },
+  pieces: { copy_block: COPY_BLOCK_WGSL, ...MATMUL_CONTINUE_KERNELS },
   decode: {
     decode_rope_at: ROPE_AT_WGSL,
     decode_kv_cache_write: KV_CACHE_WRITE_WGSL,

@@ -96,6 +96,11 @@ export interface Activations {
   dUp: Tensor;
   /** Rows per LM-head chunk. */
   chunkRows: number;
+  /**
+   * The layers share one set of tensors besides their inputs, and the backward recomputes each
+   * layer's forward before its gradients (gradient checkpointing).
+   */
+  checkpointing: boolean;
 }
 
 /**
@@ -107,14 +112,19 @@ export function logitsChunkRows(N: number, V: number, logitsBudget: number): num
   return Math.max(64, Math.floor(logitsBudget / V / 64) * 64);
 }
 
-/** Allocates activations for batches of up to `B` rows of `T` tokens. */
+/**
+ * Allocates activations for batches of up to `B` rows of `T` tokens: every layer's for a
+ * trainable model; with `checkpointing`, every layer's input and one layer's worth of the rest,
+ * which the backward recomputes; for a frozen model one layer's worth and two inputs.
+ */
 export function allocActivations(
   backend: Backend,
   config: ModelConfig,
   B: number,
   T: number,
   logitsBudget: number,
-  trainable = true,
+  { trainable = true, checkpointing = false }: { trainable?: boolean; checkpointing?: boolean } =
+    {},
 ): Activations {
   const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
   const V = config.vocabSize;
@@ -137,7 +147,12 @@ export function allocActivations(
     up: a(N * F),
     act: a(N * F),
   });
-  if (trainable) {
+  if (trainable && checkpointing) {
+    const shared = layer(a(N * C));
+    for (let l = 0; l < config.numLayers; l++) {
+      layers.push({ ...shared, input: l === 0 ? shared.input : a(N * C) });
+    }
+  } else if (trainable) {
     for (let l = 0; l < config.numLayers; l++) layers.push(layer(a(N * C)));
   } else {
     // A frozen model keeps nothing for a backward: the layers share one set of buffers, and the
@@ -177,5 +192,6 @@ export function allocActivations(
     dGate: d(N * F),
     dUp: d(N * F),
     chunkRows,
+    checkpointing: trainable && checkpointing,
   };
 }

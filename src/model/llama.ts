@@ -15,26 +15,15 @@ import type { ModelConfig } from "./config.ts";
 import { type Activations, allocActivations } from "./activations.ts";
 import { ParamArena, type ParamLayout, paramLayout } from "./params.ts";
 import { ropeTables } from "./rope_tables.ts";
+import { type AdapterChoice, LoraAdapters } from "./lora_adapters.ts";
+import type {
+  ForwardOptions,
+  LlamaModelOptions,
+  SequenceScorer,
+  TrainableParams,
+} from "./model_options.ts";
 
-/** Options of {@link LlamaModel}. */
-export interface LlamaModelOptions {
-  /** Largest number of sequences per forward. */
-  maxBatch: number;
-  /** Largest sequence length. */
-  maxSeqLen: number;
-  /**
-   * Logit elements held at once by the fused LM head + log-softmax + gather; larger batches are
-   * processed in chunks of rows and the chunk's logits are recomputed in the backward.
-   * @default 4194304 (16 MiB of f32)
-   */
-  logitsBudget?: number;
-  /**
-   * Allocate gradients and backward scratch. A frozen model (a live reference, an evaluator)
-   * passes false and holds only its weights and forward activations.
-   * @default true
-   */
-  trainable?: boolean;
-}
+export type { ForwardOptions, LlamaModelOptions, SequenceScorer, TrainableParams };
 
 /** A Llama-family causal LM on a backend, with its parameters and gradients in arenas. */
 export class LlamaModel {
@@ -44,7 +33,10 @@ export class LlamaModel {
   readonly params: ParamArena;
   /** The saved activations and scratch of the forward and backward. */
   readonly acts: Activations;
+  /** The LoRA adapters, when the model was created with `lora`. */
+  readonly lora?: LoraAdapters;
   readonly #grads?: ParamArena;
+  readonly #normScratch?: Tensor;
   readonly #cos: Tensor;
   readonly #sin: Tensor;
   #B = 0;
@@ -59,8 +51,18 @@ export class LlamaModel {
     this.layout = paramLayout(config);
     this.params = new ParamArena(backend, this.layout, "parameters");
     const { maxBatch, maxSeqLen, logitsBudget = 4 * 1024 * 1024, trainable = true } = options;
-    if (trainable) this.#grads = new ParamArena(backend, this.layout, "gradients");
-    this.acts = allocActivations(backend, config, maxBatch, maxSeqLen, logitsBudget, trainable);
+    if (trainable && !options.lora) {
+      this.#grads = new ParamArena(backend, this.layout, "gradients");
+    }
+    if (options.lora) {
+      this.lora = new LoraAdapters(backend, config, options.lora, maxBatch * maxSeqLen, trainable);
+      // The frozen norms' weight gradients go nowhere (rmsnormBackward always writes one).
+      if (trainable) this.#normScratch = backend.alloc("activations", config.hiddenSize);
+    }
+    this.acts = allocActivations(backend, config, maxBatch, maxSeqLen, logitsBudget, {
+      trainable,
+      checkpointing: options.gradientCheckpointing ?? false,
+    });
     const { cos, sin } = ropeTables(maxSeqLen, config.headDim, config.ropeTheta);
     this.#cos = backend.alloc("activations", cos.length);
     this.#sin = backend.alloc("activations", sin.length);
@@ -70,8 +72,34 @@ export class LlamaModel {
 
   /** Parameter gradients, laid out like {@link params}; only for trainable models. */
   get grads(): ParamArena {
-    if (!this.#grads) throw new Error("this model was created with trainable: false");
+    if (!this.#grads) {
+      throw new Error(
+        this.lora
+          ? "the base of a LoRA model is frozen: its gradients are lora.grads"
+          : "this model was created with trainable: false",
+      );
+    }
     return this.#grads;
+  }
+
+  /** What the optimizer updates: every parameter, or only the LoRA adapters. */
+  get trainable(): TrainableParams {
+    if (this.lora) {
+      if (!this.lora.grads) throw new Error("this model was created with trainable: false");
+      return { layout: this.lora.layout, params: this.lora.params, grads: this.lora.grads };
+    }
+    return { layout: this.layout, params: this.params, grads: this.grads };
+  }
+
+  /** This model's weights as a scorer whose forward adds `adapters` (no dropout). */
+  withAdapters(adapters: AdapterChoice): SequenceScorer {
+    return {
+      backend: this.backend,
+      acts: this.acts,
+      options: this.options,
+      setBatch: (batch) => this.setBatch(batch),
+      forward: () => this.forward({ adapters }),
+    };
   }
 
   /**
@@ -100,7 +128,7 @@ export class LlamaModel {
     const a = this.acts;
     this.backend.write(a.ids, batch.inputIds.subarray(0, B * T));
     this.backend.write(a.targets, batch.targets.subarray(0, B * T));
-    if (this.#grads) {
+    if (this.#grads && !this.lora) {
       // The embedding gradient's CSR index (a frozen model never runs the backward).
       const { order, offsets } = tokenIndex(
         batch.inputIds.subarray(0, B * T),
@@ -114,12 +142,13 @@ export class LlamaModel {
   }
 
   /** Records the forward; per-sequence completion log-prob sums land in `acts.seqLogps` (B). */
-  forward(): void {
+  forward(options: ForwardOptions = {}): void {
     const { backend, config, acts: a } = this;
+    this.lora?.begin(options.adapters ?? "policy", options.dropoutSeed);
     const ops = backend.ops;
     const p = (name: string) => this.params.get(name);
     const B = this.#B, T = this.#T, N = B * T;
-    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
+    const C = config.hiddenSize;
     const eps = config.rmsNormEps;
     ops.embeddingForward(
       a.layers[0]?.input ?? a.final,
@@ -128,63 +157,7 @@ export class LlamaModel {
       N,
       C,
     );
-    for (let l = 0; l < config.numLayers; l++) {
-      const x = a.layers[l];
-      const w = (s: string) => p(`model.layers.${l}.${s}`);
-      const bias = (s: string) => this.params.maybe(`model.layers.${l}.${s}`);
-      const next = a.layers[l + 1]?.input ?? a.final;
-      ops.rmsnormForward({
-        out: x.ln1,
-        rstd: x.rstd1,
-        x: x.input,
-        w: w("input_layernorm.weight"),
-        N,
-        C,
-        eps,
-      });
-      ops.matmul(x.q, x.ln1, w("self_attn.q_proj.weight"), N, H * D, C, {
-        transB: true,
-        bias: bias("self_attn.q_proj.bias"),
-      });
-      ops.matmul(x.k, x.ln1, w("self_attn.k_proj.weight"), N, Hkv * D, C, {
-        transB: true,
-        bias: bias("self_attn.k_proj.bias"),
-      });
-      ops.matmul(x.v, x.ln1, w("self_attn.v_proj.weight"), N, Hkv * D, C, {
-        transB: true,
-        bias: bias("self_attn.v_proj.bias"),
-      });
-      ops.rope({ x: x.q, cos: this.#cos, sin: this.#sin, rows: N, T, H, D, inverse: false });
-      ops.rope({ x: x.k, cos: this.#cos, sin: this.#sin, rows: N, T, H: Hkv, D, inverse: false });
-      ops.attentionForward({
-        out: x.attn,
-        probs: x.probs,
-        q: x.q,
-        k: x.k,
-        v: x.v,
-        B,
-        T,
-        H,
-        Hkv,
-        D,
-      });
-      ops.matmul(x.mid, x.attn, w("self_attn.o_proj.weight"), N, C, H * D, { transB: true });
-      ops.add(x.mid, x.mid, x.input, N * C);
-      ops.rmsnormForward({
-        out: x.ln2,
-        rstd: x.rstd2,
-        x: x.mid,
-        w: w("post_attention_layernorm.weight"),
-        N,
-        C,
-        eps,
-      });
-      ops.matmul(x.gate, x.ln2, w("mlp.gate_proj.weight"), N, F, C, { transB: true });
-      ops.matmul(x.up, x.ln2, w("mlp.up_proj.weight"), N, F, C, { transB: true });
-      ops.swigluForward(x.act, x.gate, x.up, N * F);
-      ops.matmul(next, x.act, w("mlp.down_proj.weight"), N, C, F, { transB: true });
-      ops.add(next, next, x.mid, N * C);
-    }
+    for (let l = 0; l < config.numLayers; l++) this.#layerForward(l, true);
     ops.rmsnormForward({
       out: a.lnf,
       rstd: a.rstdf,
@@ -214,10 +187,12 @@ export class LlamaModel {
    * before the first micro-batch of an optimizer step.
    */
   backward(): void {
-    const { backend, config, acts: a } = this;
+    const { backend, config, acts: a, lora } = this;
     const ops = backend.ops;
     const p = (name: string) => this.params.get(name);
-    const g = (name: string) => this.grads.get(name);
+    // A LoRA model's base is frozen: no weight gradients but the adapters' (norms write scratch).
+    const g = (name: string) => this.#grads?.get(name);
+    const gNorm = (name: string) => this.#grads?.get(name) ?? this.#normScratch!;
     const B = this.#B, T = this.#T, N = B * T;
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
     const V = config.vocabSize;
@@ -230,11 +205,14 @@ export class LlamaModel {
       ops.logitsBackward(logits, v(a.lse, 1), v(a.targets, 1), v(a.rowGrad, 1), R, V);
       // d(lnf) (R,C) = dLogits (R,V) @ W (V,C); dW (V,C) += dLogits^T @ lnf (R,C).
       ops.matmul(v(a.dLn, C), logits, p(this.lmHead), R, C, V);
-      ops.matmul(g(this.lmHead), logits, v(a.lnf, C), V, C, R, { transA: true, accumulate: true });
+      const dHead = g(this.lmHead);
+      if (dHead) {
+        ops.matmul(dHead, logits, v(a.lnf, C), V, C, R, { transA: true, accumulate: true });
+      }
     });
     ops.rmsnormBackward({
       dx: a.dRes,
-      dw: g("model.norm.weight"),
+      dw: gNorm("model.norm.weight"),
       dOut: a.dLn,
       x: a.final,
       w: p("model.norm.weight"),
@@ -244,30 +222,29 @@ export class LlamaModel {
       accumulateDx: false,
     });
     for (let l = config.numLayers - 1; l >= 0; l--) {
+      if (a.checkpointing) this.#layerForward(l, false);
       const x = a.layers[l];
       const name = (s: string) => `model.layers.${l}.${s}`;
       const w = (s: string) => p(name(s));
-      const dw = (s: string) => g(name(s));
+      // dW (out,in) += dY^T @ X (N,in), for a trained base only.
+      const dWeight = (s: string, dY: Tensor, X: Tensor, outF: number, inF: number) => {
+        const dW = g(name(`${s}.weight`));
+        if (dW) ops.matmul(dW, dY, X, outF, inF, N, { transA: true, accumulate: true });
+      };
       // MLP: next = mid + down(act).
       ops.matmul(a.dAct, a.dRes, w("mlp.down_proj.weight"), N, F, C);
-      ops.matmul(dw("mlp.down_proj.weight"), a.dRes, x.act, C, F, N, {
-        transA: true,
-        accumulate: true,
-      });
+      lora?.backward(l, "down_proj", x.act, a.dRes, a.dAct, N, F, C);
+      dWeight("mlp.down_proj", a.dRes, x.act, C, F);
       ops.swigluBackward(a.dGate, a.dUp, a.dAct, x.gate, x.up, N * F);
       ops.matmul(a.dLn, a.dGate, w("mlp.gate_proj.weight"), N, C, F);
       ops.matmul(a.dLn, a.dUp, w("mlp.up_proj.weight"), N, C, F, { accumulate: true });
-      ops.matmul(dw("mlp.gate_proj.weight"), a.dGate, x.ln2, F, C, N, {
-        transA: true,
-        accumulate: true,
-      });
-      ops.matmul(dw("mlp.up_proj.weight"), a.dUp, x.ln2, F, C, N, {
-        transA: true,
-        accumulate: true,
-      });
+      lora?.backward(l, "gate_proj", x.ln2, a.dGate, a.dLn, N, C, F);
+      lora?.backward(l, "up_proj", x.ln2, a.dUp, a.dLn, N, C, F);
+      dWeight("mlp.gate_proj", a.dGate, x.ln2, F, C);
+      dWeight("mlp.up_proj", a.dUp, x.ln2, F, C);
       ops.rmsnormBackward({
         dx: a.dRes,
-        dw: dw("post_attention_layernorm.weight"),
+        dw: gNorm(name("post_attention_layernorm.weight")),
         dOut: a.dLn,
         x: x.mid,
         w: w("post_attention_layernorm.weight"),
@@ -278,10 +255,8 @@ export class LlamaModel {
       });
       // Attention: mid = input + o_proj(attn).
       ops.matmul(a.dAttn, a.dRes, w("self_attn.o_proj.weight"), N, H * D, C);
-      ops.matmul(dw("self_attn.o_proj.weight"), a.dRes, x.attn, C, H * D, N, {
-        transA: true,
-        accumulate: true,
-      });
+      lora?.backward(l, "o_proj", x.attn, a.dRes, a.dAttn, N, H * D, C);
+      dWeight("self_attn.o_proj", a.dRes, x.attn, C, H * D);
       ops.attentionBackward({
         dq: a.dq,
         dk: a.dk,
@@ -300,23 +275,21 @@ export class LlamaModel {
       });
       ops.rope({ x: a.dq, cos: this.#cos, sin: this.#sin, rows: N, T, H, D, inverse: true });
       ops.rope({ x: a.dk, cos: this.#cos, sin: this.#sin, rows: N, T, H: Hkv, D, inverse: true });
-      const proj: Array<[string, Tensor, number]> = [
+      const proj: Array<["q_proj" | "k_proj" | "v_proj", Tensor, number]> = [
         ["q_proj", a.dq, H * D],
         ["k_proj", a.dk, Hkv * D],
         ["v_proj", a.dv, Hkv * D],
       ];
       proj.forEach(([proj, d, width], i) => {
         ops.matmul(a.dLn, d, w(`self_attn.${proj}.weight`), N, C, width, { accumulate: i > 0 });
-        ops.matmul(dw(`self_attn.${proj}.weight`), d, x.ln1, width, C, N, {
-          transA: true,
-          accumulate: true,
-        });
-        const dBias = this.grads.maybe(name(`self_attn.${proj}.bias`));
+        lora?.backward(l, proj, x.ln1, d, a.dLn, N, C, width);
+        dWeight(`self_attn.${proj}`, d, x.ln1, width, C);
+        const dBias = this.#grads?.maybe(name(`self_attn.${proj}.bias`));
         if (dBias) ops.colSum(dBias, d, N, width, true);
       });
       ops.rmsnormBackward({
         dx: a.dRes,
-        dw: dw("input_layernorm.weight"),
+        dw: gNorm(name("input_layernorm.weight")),
         dOut: a.dLn,
         x: x.input,
         w: w("input_layernorm.weight"),
@@ -326,7 +299,84 @@ export class LlamaModel {
         accumulateDx: true,
       });
     }
-    ops.embeddingBackward(g("model.embed_tokens.weight"), a.dRes, a.order, a.offsets, V, C);
+    const dEmbed = g("model.embed_tokens.weight");
+    if (dEmbed) ops.embeddingBackward(dEmbed, a.dRes, a.order, a.offsets, V, C);
+  }
+
+  /**
+   * Records layer l's forward from its saved input; `output` false stops before the MLP's down
+   * projection, all a gradient-checkpointed backward needs to recompute.
+   */
+  #layerForward(l: number, output: boolean): void {
+    const { backend, config, acts: a, lora } = this;
+    const ops = backend.ops;
+    const p = (name: string) => this.params.get(name);
+    const B = this.#B, T = this.#T, N = B * T;
+    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
+    const eps = config.rmsNormEps;
+    const x = a.layers[l];
+    const w = (s: string) => p(`model.layers.${l}.${s}`);
+    const bias = (s: string) => this.params.maybe(`model.layers.${l}.${s}`);
+    const next = a.layers[l + 1]?.input ?? a.final;
+    ops.rmsnormForward({
+      out: x.ln1,
+      rstd: x.rstd1,
+      x: x.input,
+      w: w("input_layernorm.weight"),
+      N,
+      C,
+      eps,
+    });
+    ops.matmul(x.q, x.ln1, w("self_attn.q_proj.weight"), N, H * D, C, {
+      transB: true,
+      bias: bias("self_attn.q_proj.bias"),
+    });
+    lora?.forward(l, "q_proj", x.ln1, x.q, N, C, H * D);
+    ops.matmul(x.k, x.ln1, w("self_attn.k_proj.weight"), N, Hkv * D, C, {
+      transB: true,
+      bias: bias("self_attn.k_proj.bias"),
+    });
+    lora?.forward(l, "k_proj", x.ln1, x.k, N, C, Hkv * D);
+    ops.matmul(x.v, x.ln1, w("self_attn.v_proj.weight"), N, Hkv * D, C, {
+      transB: true,
+      bias: bias("self_attn.v_proj.bias"),
+    });
+    lora?.forward(l, "v_proj", x.ln1, x.v, N, C, Hkv * D);
+    ops.rope({ x: x.q, cos: this.#cos, sin: this.#sin, rows: N, T, H, D, inverse: false });
+    ops.rope({ x: x.k, cos: this.#cos, sin: this.#sin, rows: N, T, H: Hkv, D, inverse: false });
+    ops.attentionForward({
+      out: x.attn,
+      probs: x.probs,
+      q: x.q,
+      k: x.k,
+      v: x.v,
+      B,
+      T,
+      H,
+      Hkv,
+      D,
+    });
+    ops.matmul(x.mid, x.attn, w("self_attn.o_proj.weight"), N, C, H * D, { transB: true });
+    lora?.forward(l, "o_proj", x.attn, x.mid, N, H * D, C);
+    ops.add(x.mid, x.mid, x.input, N * C);
+    ops.rmsnormForward({
+      out: x.ln2,
+      rstd: x.rstd2,
+      x: x.mid,
+      w: w("post_attention_layernorm.weight"),
+      N,
+      C,
+      eps,
+    });
+    ops.matmul(x.gate, x.ln2, w("mlp.gate_proj.weight"), N, F, C, { transB: true });
+    lora?.forward(l, "gate_proj", x.ln2, x.gate, N, C, F);
+    ops.matmul(x.up, x.ln2, w("mlp.up_proj.weight"), N, F, C, { transB: true });
+    lora?.forward(l, "up_proj", x.ln2, x.up, N, C, F);
+    ops.swigluForward(x.act, x.gate, x.up, N * F);
+    if (!output) return;
+    ops.matmul(next, x.act, w("mlp.down_proj.weight"), N, C, F, { transB: true });
+    lora?.forward(l, "down_proj", x.act, next, N, F, C);
+    ops.add(next, next, x.mid, N * C);
   }
 
   /** Runs `fn` on each chunk of LM-head rows with a view helper `v(t, width)` of that chunk. */

@@ -93,10 +93,20 @@ export async function saveModel(
   fs: FileStore,
   dir: string,
   model: LlamaModel,
+  options: { tokenizerFrom?: string; rawConfig?: Record<string, unknown> } = {},
+): Promise<void> {
+  await saveWeights(fs, dir, model.config, await model.params.readAll(), options);
+}
+
+/** Saves host `weights` of `config` to `dir` as {@link saveModel} does. */
+export async function saveWeights(
+  fs: FileStore,
+  dir: string,
+  modelConfig: ModelConfig,
+  weights: HostWeights,
   { tokenizerFrom, rawConfig }: { tokenizerFrom?: string; rawConfig?: Record<string, unknown> } =
     {},
 ): Promise<void> {
-  const weights = await model.params.readAll();
   for (const [name, t] of weights) {
     const bad = Array.prototype.findIndex.call(t.data, (x: number) => !Number.isFinite(x));
     if (bad >= 0) {
@@ -109,7 +119,7 @@ export async function saveModel(
   const tensors = new Map(
     [...weights].map(([name, t]) => [name, { shape: t.shape, data: Float32Array.from(t.data) }]),
   );
-  const config = { ...(rawConfig ?? {}), ...configToHf(model.config) };
+  const config = { ...(rawConfig ?? {}), ...configToHf(modelConfig) };
   await fs.mkdirp(dir);
   await saveCheckpoint(fs, dir, config, tensors);
   if (tokenizerFrom && tokenizerFrom !== dir) await copyTokenizerFiles(fs, tokenizerFrom, dir);

@@ -6,7 +6,7 @@
  */
 
 import { collatePreference, type PreferenceExample } from "../data/mod.ts";
-import type { LlamaModel } from "./llama.ts";
+import type { SequenceScorer } from "./llama.ts";
 
 /** Per-pair log-probs and completion token counts, in example order. */
 export interface PairScores {
@@ -21,7 +21,7 @@ export interface PairScores {
  * One readback per batch: scoring is not a training step.
  */
 export async function scorePairs(
-  model: LlamaModel,
+  model: SequenceScorer,
   examples: readonly PreferenceExample[],
   {
     batchSize,

@@ -14,8 +14,15 @@ import { collatePreference, type PreferenceExample } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
-import { LlamaModel } from "../model/llama.ts";
 import { checkTokenRange } from "../data/vocab_check.ts";
+import { LlamaModel, type SequenceScorer } from "../model/llama.ts";
+import {
+  adapterRecord,
+  loraReference,
+  referenceFingerprint,
+  trainedOutputs,
+  trainingPolicy,
+} from "./peft.ts";
 import {
   needsReference,
   type PreferenceLossOptions,
@@ -33,6 +40,7 @@ import { runPrecompute } from "./precompute.ts";
 import { assertCacheFits } from "../cache/identity.ts";
 import { cacheColumn, readCache } from "../cache/columns.ts";
 import { scorePairs } from "../model/scoring.ts";
+import { assertRunFits } from "./memory.ts";
 
 /**
  * Options of {@link runDpo} (TRL's DPOConfig names). The loss fields (lossType, a type or a
@@ -44,6 +52,13 @@ export interface DpoOptions extends PreferenceLossOptions, TrainStageOptions {
   refCache?: string;
   /** Reference model: checked against the cache, or run live when there is no cache. */
   refModel?: string;
+  /**
+   * Without `refCache` and `refModel`, cache the reference (the starting policy) first (TRL's
+   * `precompute_ref_log_probs`); false runs it live: with LoRA the policy's own base with the
+   * adapters off (or with its starting adapter, frozen), no second copy of the weights.
+   * @default true
+   */
+  precomputeRefLogProbs?: boolean;
 }
 
 /** Trains DPO; returns the metrics rows (the last is the final eval when there is one). */
@@ -89,7 +104,7 @@ export async function runDpo(
   // The reference: a cache (default), or a live model.
   let cachePath = options.refCache;
   let cache: ReferenceCache | undefined;
-  let live: LlamaModel | undefined;
+  let live: SequenceScorer | undefined;
   // Read once: fingerprinted against the cache, or loaded as the live reference.
   const refFolder = withReference && options.refModel
     ? await readModelFolder(store, options.refModel)
@@ -99,6 +114,14 @@ export async function runDpo(
     : undefined;
   if (!withReference) {
     cachePath = undefined;
+  } else if (!cachePath && !options.refModel && options.precomputeRefLogProbs === false) {
+    hooks.log?.(
+      `no --ref-cache or --ref-model and --no-precompute-ref-log-probs: the reference runs live, ${
+        options.peft
+          ? "the policy's base with its starting adapter (no second copy)"
+          : "a frozen copy of " + options.model
+      }`,
+    );
   } else if (!cachePath && !options.refModel) {
     cachePath = joinPath(options.outputDir, "ref_cache.bin");
     hooks.log?.(`no --ref-cache or --ref-model: the reference is ${options.model}; caching it`);
@@ -109,6 +132,8 @@ export async function runDpo(
       tokenOptions: options.tokenOptions,
       output: cachePath,
       force: options.force,
+      adapter: options.peft?.adapter,
+      maxMemory: options.maxMemory,
     }, hooks);
   }
   if (cachePath) {
@@ -124,19 +149,55 @@ export async function runDpo(
 
   const maxSeqLen = longestPair(prepared.sections.flatMap((s) => s.examples));
   const modelOptions = { maxBatch: 2 * loop.batchSize, maxSeqLen };
-  const model = new LlamaModel(backend, config, modelOptions);
-  model.params.writeAll(weights, { source: options.model });
-  if (!cache && refFolder) {
-    live = new LlamaModel(backend, refFolder.config, { ...modelOptions, trainable: false });
-    live.params.writeAll(refFolder.weights, { source: options.refModel });
+  const liveReference = !cache && refFolder !== undefined;
+  const { model, adapter, save } = await trainingPolicy(store, backend, {
+    config,
+    weights,
+    source: options.model,
+    peft: options.peft,
+    modelOptions: { ...modelOptions, gradientCheckpointing: loop.gradientCheckpointing },
+    seed: loop.seed,
+    log: hooks.log,
+    check: (lora) =>
+      assertRunFits(
+        backend,
+        {
+          config,
+          rows: 2 * loop.batchSize,
+          seqLen: maxSeqLen,
+          train: true,
+          liveReference,
+          gradientCheckpointing: loop.gradientCheckpointing,
+          lora,
+        },
+        options.maxMemory,
+        { rowsPerExample: 2, gradientCheckpointing: true },
+        "dpo",
+      ),
+  });
+  const policyFingerprint = await modelFingerprint(config, weights);
+  let liveFingerprint: string | undefined;
+  if (withReference && !cache && refFolder) {
+    const frozen = new LlamaModel(backend, refFolder.config, { ...modelOptions, trainable: false });
+    frozen.params.writeAll(refFolder.weights, { source: options.refModel });
+    live = frozen;
     hooks.log?.(`reference ${options.refModel} runs live (no cache)`);
+  } else if (withReference && !cache && model.lora) {
+    live = loraReference(model);
+    liveFingerprint = await referenceFingerprint(policyFingerprint, adapter?.fingerprint);
+  } else if (withReference && !cache) {
+    const frozen = new LlamaModel(backend, config, { ...modelOptions, trainable: false });
+    frozen.params.writeAll(weights, { source: options.model });
+    live = frozen;
+    liveFingerprint = policyFingerprint;
   }
   const total = totalSteps(train.examples.length, loop);
-  const optimizer = new DeviceOptimizer(backend, model.layout, {
+  const optimizer = new DeviceOptimizer(backend, model.trainable.layout, {
     ...options.optimizer,
     totalSteps: total,
   });
-  const trainer = new Trainer(model, optimizer, { kind: "preference", spec }, live);
+  const trainer = new Trainer(model, optimizer, { kind: "preference", spec }, live, loop.seed);
+  const lora = adapterRecord(adapter);
   const trainRef = cache ? cacheColumn(cache, "train") : undefined;
   const padTokenId = tokenizer.padTokenId;
 
@@ -153,16 +214,19 @@ export async function runDpo(
       loss: spec,
       loop,
       optimizer: optimizer.options,
+      ...lora.options,
     },
     inputs: {
-      policy: await modelFingerprint(config, weights),
+      policy: policyFingerprint,
+      ...lora.inputs,
+      ...(liveFingerprint ? { reference: liveFingerprint } : {}),
       train_data: train.fingerprint,
       ...(evalSplit ? { eval_data: evalSplit.fingerprint } : {}),
       ...(cache ? { reference: cache.header.reference_fingerprint } : {}),
       ...(refFingerprint ? { reference: refFingerprint } : {}),
     },
     adapter: backend.adapterName,
-    outputs: [joinPath(options.outputDir, "model.safetensors")],
+    outputs: trainedOutputs(options.outputDir, options.peft),
     force: options.force,
     outputDir: options.outputDir,
     overwrite: options.overwriteOutputDir,
@@ -172,8 +236,10 @@ export async function runDpo(
   const { manifest } = stage;
   try {
     manifest.sources = {
-      policy: options.model,
-      reference: withReference ? cache?.header.reference_source ?? options.refModel ?? "" : "",
+      policy: options.peft?.adapter ? `${options.model} + ${options.peft.adapter}` : options.model,
+      reference: withReference
+        ? cache?.header.reference_source ?? options.refModel ?? (live ? "live" : "")
+        : "",
       ...(cachePath ? { reference_cache: cachePath } : {}),
     };
     manifest.datasets = Object.fromEntries(prepared.sections.map((s) => [s.name, s.report]));
@@ -203,6 +269,7 @@ export async function runDpo(
       tokenizerFrom: options.model,
       rawConfig,
       resume: options.resume,
+      adapter: save,
       runFingerprint: manifest.stage_fingerprint,
     }, {
       microBatch: (indices) => {
@@ -241,7 +308,7 @@ export async function evaluatePairs(
   batchSize: number,
   spec: PreferenceLossSpec,
   reference?: (i: number) => [number, number],
-  live?: LlamaModel,
+  live?: SequenceScorer,
 ): Promise<Record<string, number>> {
   const policy = await scorePairs(model, examples, { batchSize, padTokenId });
   let refChosen: ArrayLike<number>, refRejected: ArrayLike<number>;

@@ -30,9 +30,17 @@ import {
 import type { FileStore } from "../io/fs.ts";
 import { dirname, joinPath } from "../io/fs.ts";
 import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
-import { LlamaModel } from "../model/llama.ts";
 import { checkTokenRange } from "../data/vocab_check.ts";
-import { ktoLossWith, ktoWeightWarning, resolveKtoSpec } from "../backend/kto_loss.ts";
+import { LlamaModel } from "../model/llama.ts";
+import { readAdapter } from "../model/lora_io.ts";
+import {
+  adapterRecord,
+  referenceFingerprint as referenceIdentity,
+  trainedOutputs,
+  trainingPolicy,
+} from "./peft.ts";
+import { ktoWeightWarning, resolveKtoSpec } from "../backend/kto_loss.ts";
+import { evaluateUnpaired } from "./kto_eval.ts";
 import { DeviceOptimizer } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
 import {
@@ -50,6 +58,7 @@ import { batchLayout, loopDefaults, runLoop, totalSteps, type TrainStageOptions 
 import { fingerprintedOptions, type StageResult } from "./manifest.ts";
 import { assertCacheFits, cacheMismatches, cacheSections } from "../cache/identity.ts";
 import { scorePairs } from "../model/scoring.ts";
+import { assertRunFits } from "./memory.ts";
 
 /** Options of {@link runKto} (TRL's KTOConfig names). */
 export interface KtoOptions extends Partial<KtoLossSpec>, TrainStageOptions {
@@ -129,12 +138,20 @@ export async function runKtoPrecompute(
     output: string;
     batchSize?: number;
     force?: boolean;
+    /** A PEFT adapter on `model`: the reference is the base plus it. */
+    adapter?: string;
+    maxMemory?: number;
   },
   hooks: StageHooks = {},
 ): Promise<{ cache: ReferenceCache; skipped: boolean }> {
   const { config, weights } = await readModelFolder(store, o.model);
   checkTokenRange(o.prepared.sections.flatMap((s) => s.examples), config.vocabSize, o.model);
-  const referenceFingerprint = await modelFingerprint(config, weights);
+  const adapter = o.adapter ? await readAdapter(store, o.adapter, config, 0) : undefined;
+  const referenceFingerprint = await referenceIdentity(
+    await modelFingerprint(config, weights),
+    adapter?.fingerprint,
+  );
+  const source = o.adapter ? `${o.model} + ${o.adapter}` : o.model;
   if (!o.force && await store.exists(o.output)) {
     const cache = await decodeCache(await store.readFile(o.output), o.output).catch(() =>
       undefined
@@ -150,13 +167,22 @@ export async function runKtoPrecompute(
   }
   const all = o.prepared.sections.flatMap((s) => mismatchedPairs(s.examples));
   const batchSize = o.batchSize ?? 16;
+  assertRunFits(
+    backend,
+    { config, rows: 2 * batchSize, seqLen: longestPair(all), train: false },
+    o.maxMemory,
+    { rowsPerExample: 2, batchFlag: "the reference batch" },
+    "kto precompute",
+  );
   const model = new LlamaModel(backend, config, {
     maxBatch: 2 * batchSize,
     maxSeqLen: longestPair(all),
     trainable: false,
+    lora: adapter?.options,
   });
   model.params.writeAll(weights, { source: o.model });
-  hooks.log?.(`scoring ${all.length} examples and their mismatched pairs with ${o.model}`);
+  if (adapter) model.lora!.params.writeAll(adapter.weights, { source: o.adapter });
+  hooks.log?.(`scoring ${all.length} examples and their mismatched pairs with ${source}`);
   const scores = await scorePairs(model, all, {
     batchSize,
     padTokenId: o.padTokenId,
@@ -164,7 +190,7 @@ export async function runKtoPrecompute(
   });
   const bytes = await encodeCache({
     reference_fingerprint: referenceFingerprint,
-    reference_source: o.model,
+    reference_source: source,
     sections: cacheSections(o.prepared),
     tokenizer_fingerprint: o.prepared.tokenizerFingerprint,
     token_options: o.prepared.tokenOptions,
@@ -172,7 +198,6 @@ export async function runKtoPrecompute(
     start: 0,
     end: all.length,
     adapter: backend.adapterName,
-    created: new Date().toISOString(),
   }, {
     completion_logp: scores.chosenLogps,
     kl_logp: scores.rejectedLogps,
@@ -239,22 +264,49 @@ export async function runKto(
     padTokenId: tokenizer.padTokenId,
     output: cachePath,
     force: options.force,
+    adapter: options.refModel ? undefined : options.peft?.adapter,
+    maxMemory: options.maxMemory,
   }, hooks);
   assertCacheFits(cache.header, prepared, cachePath);
 
   const { config, rawConfig, weights } = await readModelFolder(store, options.model);
   const pairs = prepared.sections.map((s) => mismatchedPairs(s.examples));
-  const model = new LlamaModel(backend, config, {
-    maxBatch: loop.batchSize,
-    maxSeqLen: longestPair(pairs.flat()),
+  const ktoSeqLen = longestPair(pairs.flat());
+  const { model, adapter, save } = await trainingPolicy(store, backend, {
+    config,
+    weights,
+    source: options.model,
+    peft: options.peft,
+    modelOptions: {
+      maxBatch: loop.batchSize,
+      maxSeqLen: ktoSeqLen,
+      gradientCheckpointing: loop.gradientCheckpointing,
+    },
+    seed: loop.seed,
+    log: hooks.log,
+    check: (lora) =>
+      assertRunFits(
+        backend,
+        {
+          config,
+          rows: loop.batchSize,
+          seqLen: ktoSeqLen,
+          train: true,
+          gradientCheckpointing: loop.gradientCheckpointing,
+          lora,
+        },
+        options.maxMemory,
+        { rowsPerExample: 1, gradientCheckpointing: true },
+        "kto",
+      ),
   });
-  model.params.writeAll(weights, { source: options.model });
   const total = totalSteps(train.examples.length, loop);
-  const optimizer = new DeviceOptimizer(backend, model.layout, {
+  const optimizer = new DeviceOptimizer(backend, model.trainable.layout, {
     ...options.optimizer,
     totalSteps: total,
   });
-  const trainer = new Trainer(model, optimizer, { kind: "kto", spec });
+  const trainer = new Trainer(model, optimizer, { kind: "kto", spec }, undefined, loop.seed);
+  const lora = adapterRecord(adapter);
   const trainRef = ktoColumn(cache, "train", cachePath);
   const padTokenId = tokenizer.padTokenId;
 
@@ -263,15 +315,22 @@ export async function runKto(
   const stage = await openStage(store, {
     stage: "kto",
     manifestPath,
-    options: { ...fingerprintedOptions(options), loss: spec, loop, optimizer: optimizer.options },
+    options: {
+      ...fingerprintedOptions(options),
+      ...lora.options,
+      loss: spec,
+      loop,
+      optimizer: optimizer.options,
+    },
     inputs: {
       policy: await modelFingerprint(config, weights),
+      ...lora.inputs,
       train_data: train.fingerprint,
       ...(evalSplit ? { eval_data: evalSplit.fingerprint } : {}),
       reference: cache.header.reference_fingerprint,
     },
     adapter: backend.adapterName,
-    outputs: [joinPath(options.outputDir, "model.safetensors")],
+    outputs: trainedOutputs(options.outputDir, options.peft),
     force: options.force,
     outputDir: options.outputDir,
     overwrite: options.overwriteOutputDir,
@@ -299,6 +358,7 @@ export async function runKto(
       tokenizerFrom: options.model,
       rawConfig,
       resume: options.resume,
+      adapter: save,
       runFingerprint: manifest.stage_fingerprint,
     }, {
       microBatch: (indices) => {
@@ -338,42 +398,4 @@ export async function runKto(
   } finally {
     await stage.release();
   }
-}
-
-/** KTO eval metrics on held-out examples (TRL's names without the eval_ prefix). */
-export async function evaluateUnpaired(
-  model: LlamaModel,
-  pairs: readonly PreferenceExample[],
-  examples: readonly SequenceExample[],
-  padTokenId: number,
-  batchSize: number,
-  { spec, reference }: { spec: KtoLossSpec; reference: (i: number) => [number, number] },
-): Promise<Record<string, number>> {
-  // scorePairs puts 2 × batchSize rows in a forward; the model holds batchSize.
-  const policy = await scorePairs(model, pairs, {
-    batchSize: Math.max(1, Math.floor(batchSize / 2)),
-    padTokenId,
-  });
-  const refs = examples.map((_, i) => reference(i));
-  const r = ktoLossWith(
-    spec,
-    policy.chosenLogps,
-    policy.rejectedLogps,
-    refs.map((x) => x[0]),
-    refs.map((x) => x[1]),
-    examples.map((e) => Boolean(e.label)),
-  );
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  const pick = <T>(xs: ArrayLike<T>, label: boolean) =>
-    Array.from(xs).filter((_, i) => Boolean(examples[i].label) === label);
-  const out: Record<string, number> = { loss: mean(r.losses), kl: r.kl };
-  const chosen = pick(r.rewards, true), rejected = pick(r.rewards, false);
-  if (chosen.length) out["rewards/chosen"] = mean(chosen);
-  if (rejected.length) out["rewards/rejected"] = mean(rejected);
-  if (chosen.length && rejected.length) {
-    out["rewards/margins"] = out["rewards/chosen"] - out["rewards/rejected"];
-  }
-  if (chosen.length) out["logps/chosen"] = mean(pick(policy.chosenLogps, true) as number[]);
-  if (rejected.length) out["logps/rejected"] = mean(pick(policy.chosenLogps, false) as number[]);
-  return out;
 }

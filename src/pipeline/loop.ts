@@ -13,7 +13,6 @@ import { BatchSampler } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
-import { readModelFolder, saveModel } from "../model/model_folder.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import type { DeviceOptimizer, OptimizerOptions } from "../train/optimizer.ts";
 import type { SplitSpec, TokenOptions } from "../data/prepare.ts";
@@ -22,6 +21,7 @@ import { renderReport } from "../eval/report.ts";
 import { type BatchLayout, partialBatchNote } from "../eval/batches.ts";
 import { NonFiniteError } from "../model/params.ts";
 import { checkpointFingerprint, TRAINER_STATE } from "./stage.ts";
+import { type AdapterSave, type PeftOptions, restoreTrained, saveTrained } from "./peft.ts";
 
 /** Loop options (TRL/HF TrainingArguments names). */
 export interface LoopOptions {
@@ -45,6 +45,12 @@ export interface LoopOptions {
   dropLast?: boolean;
   /** Evaluate once before the first step too (TRL's `eval_on_start`). @default false */
   evalOnStart?: boolean;
+  /**
+   * Recompute each layer's activations in the backward instead of keeping them (TRL's
+   * `gradient_checkpointing`); the result is bit-identical, the activation memory smaller.
+   * @default false
+   */
+  gradientCheckpointing?: boolean;
 }
 
 /** What every training stage (SFT, DPO, KTO) takes besides its objective's own options. */
@@ -67,6 +73,8 @@ export interface TrainStageOptions {
   loop: LoopOptions;
   /** Continue from the newest checkpoint in outputDir. */
   resume?: boolean;
+  /** LoRA adapters on the frozen base (`--use-peft`) instead of full fine-tuning. */
+  peft?: PeftOptions;
   /** Redo the stage even when its outputs are up to date. @default false */
   force?: boolean;
   /**
@@ -74,6 +82,8 @@ export interface TrainStageOptions {
    * `overwrite_output_dir`). @default false
    */
   overwriteOutputDir?: boolean;
+  /** `--max-memory`: device bytes the run may hold; the memory plan refuses more. */
+  maxMemory?: number;
 }
 
 /** Resolved loop options. */
@@ -92,6 +102,7 @@ export function loopDefaults(o: LoopOptions): ResolvedLoop {
     seed: o.seed ?? 42,
     dropLast: o.dropLast ?? false,
     evalOnStart: o.evalOnStart ?? false,
+    gradientCheckpointing: o.gradientCheckpointing ?? false,
   };
 }
 
@@ -151,6 +162,8 @@ export interface LoopContext {
   rawConfig?: Record<string, unknown>;
   /** Continue from the newest complete checkpoint in outputDir. */
   resume?: boolean;
+  /** A LoRA model saves its adapter in PEFT's layout (and the merged model when asked). */
+  adapter?: AdapterSave;
   /** Write report.html with the training curves. @default true */
   report?: boolean;
   /** What an example is called in messages and the report. @default "examples" */
@@ -281,10 +294,7 @@ export async function runLoop(
     rows.push(evalRow(await hooks.evaluate(), (step * ga) / sampler.batchesPerEpoch, step));
     hooks.onLog?.(rows.at(-1)!);
   }
-  await saveModel(store, outputDir, model, {
-    tokenizerFrom: ctx.tokenizerFrom,
-    rawConfig: ctx.rawConfig,
-  });
+  await saveTrained(store, outputDir, model, ctx);
   await writeRows();
   if (ctx.report ?? true) {
     // The training curves as a page (the pipeline's eval stage adds its table to it later).
@@ -339,9 +349,10 @@ async function saveTrainingCheckpoint(
   rows: Array<Record<string, number>>,
 ): Promise<void> {
   const dir = joinPath(ctx.outputDir, `checkpoint-${step}`);
-  await saveModel(ctx.store, dir, ctx.model, {
-    tokenizerFrom: ctx.tokenizerFrom,
-    rawConfig: ctx.rawConfig,
+  // Checkpoints hold the adapter alone (the merge is for the final model).
+  await saveTrained(ctx.store, dir, ctx.model, {
+    ...ctx,
+    adapter: ctx.adapter && { ...ctx.adapter, merge: false },
   });
   const arena = async (t: { readArena(): Promise<ArrayLike<number>> }) =>
     Float32Array.from(await t.readArena());
@@ -371,8 +382,7 @@ async function restoreTrainingState(
   model: LlamaModel,
   optimizer: DeviceOptimizer,
 ): Promise<void> {
-  const { weights } = await readModelFolder(store, dir);
-  model.params.writeAll(weights, { source: dir });
+  await restoreTrained(store, dir, model);
   const file = joinPath(dir, OPTIMIZER_FILE);
   const { tensors } = readSafetensors(await store.readFile(file), { file });
   for (

@@ -12,8 +12,8 @@ import { cacheSections } from "../cache/identity.ts";
 import type { FileStore } from "../io/fs.ts";
 import { dirname } from "../io/fs.ts";
 import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
-import { LlamaModel } from "../model/llama.ts";
 import { checkTokenRange } from "../data/vocab_check.ts";
+import { LlamaModel } from "../model/llama.ts";
 import {
   logReports,
   longestPair,
@@ -23,7 +23,10 @@ import {
 } from "../data/prepare.ts";
 import { scorePairs } from "../model/scoring.ts";
 import { fingerprintedOptions } from "./manifest.ts";
+import { readAdapter } from "../model/lora_io.ts";
+import { referenceFingerprint as referenceIdentity } from "./peft.ts";
 import { openStage, type StageHooks } from "./stage.ts";
+import { assertRunFits } from "./memory.ts";
 
 /** Options of {@link runPrecompute}. */
 export interface PrecomputeOptions {
@@ -43,6 +46,13 @@ export interface PrecomputeOptions {
   shard?: { index: number; count: number };
   /** Redo even when the cache is up to date. @default false */
   force?: boolean;
+  /**
+   * A PEFT adapter folder: the reference is `model` plus this adapter (DPO after a LoRA SFT).
+   * New adapters need none: their B is zero, so the reference is the base itself.
+   */
+  adapter?: string;
+  /** `--max-memory`: device bytes the run may hold; the memory plan refuses more. */
+  maxMemory?: number;
 }
 
 /** Runs the precompute stage and writes the cache file atomically. Returns its header fields. */
@@ -62,7 +72,14 @@ export async function runPrecompute(
   logReports(prepared.sections, hooks.log);
   const { config, weights } = await readModelFolder(store, options.model);
   checkTokenRange(prepared.sections.flatMap((s) => s.examples), config.vocabSize, options.model);
-  const referenceFingerprint = await modelFingerprint(config, weights);
+  const adapter = options.adapter
+    ? await readAdapter(store, options.adapter, config, 0)
+    : undefined;
+  const referenceFingerprint = await referenceIdentity(
+    await modelFingerprint(config, weights),
+    adapter?.fingerprint,
+  );
+  const referenceSource = options.adapter ? `${options.model} + ${options.adapter}` : options.model;
   const manifestPath = `${options.output}.manifest.json`;
   const stage = await openStage(store, {
     stage: "precompute",
@@ -90,14 +107,24 @@ export async function runPrecompute(
   }
   try {
     const batchSize = options.batchSize ?? 16;
+    const maxSeqLen = longestPair(slice.length ? slice : all);
+    assertRunFits(
+      backend,
+      { config, rows: 2 * batchSize, seqLen: maxSeqLen, train: false, lora: adapter?.options },
+      options.maxMemory,
+      { rowsPerExample: 2, batchFlag: "--batch-size" },
+      "precompute",
+    );
     const model = new LlamaModel(backend, config, {
       maxBatch: 2 * batchSize,
-      maxSeqLen: longestPair(slice.length ? slice : all),
+      maxSeqLen,
       trainable: false,
+      lora: adapter?.options,
     });
     model.params.writeAll(weights, { source: options.model });
+    if (adapter) model.lora!.params.writeAll(adapter.weights, { source: options.adapter });
     hooks.log?.(
-      `scoring ${slice.length} pairs (examples ${start}..${end} of ${total}) with ${options.model}`,
+      `scoring ${slice.length} pairs (examples ${start}..${end} of ${total}) with ${referenceSource}`,
     );
     const scores = await scorePairs(model, slice, {
       batchSize,
@@ -110,7 +137,7 @@ export async function runPrecompute(
     const bytes = await encodeCache(
       {
         reference_fingerprint: referenceFingerprint,
-        reference_source: options.model,
+        reference_source: referenceSource,
         sections: cacheSections(prepared),
         tokenizer_fingerprint: prepared.tokenizerFingerprint,
         token_options: prepared.tokenOptions,
@@ -118,7 +145,6 @@ export async function runPrecompute(
         start,
         end,
         adapter: backend.adapterName,
-        created: new Date().toISOString(),
       },
       {
         chosen_logp: scores.chosenLogps,
@@ -129,7 +155,7 @@ export async function runPrecompute(
     );
     await store.mkdirp(dirname(options.output));
     await store.writeFileAtomic(options.output, bytes);
-    manifest.sources = { reference: options.model };
+    manifest.sources = { reference: referenceSource };
     manifest.datasets = Object.fromEntries(prepared.sections.map((s) => [s.name, s.report]));
     await stage.finish({
       examples: slice.length,

@@ -160,6 +160,7 @@ export async function runPretrain(
         seed: o.seed,
         dropLast: true,
         evalOnStart: true,
+        gradientCheckpointing: false,
       },
       tokenizerFrom: o.tokenizer,
       report: false,

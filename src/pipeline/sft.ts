@@ -10,8 +10,9 @@ import { collateSft, loadTokenizer, type SequenceExample } from "../data/mod.ts"
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
-import { LlamaModel } from "../model/llama.ts";
 import { checkTokenRange } from "../data/vocab_check.ts";
+import type { LlamaModel } from "../model/llama.ts";
+import { adapterRecord, trainedOutputs, trainingPolicy } from "./peft.ts";
 import { DeviceOptimizer } from "../train/optimizer.ts";
 import { Trainer } from "../train/trainer.ts";
 import {
@@ -24,6 +25,7 @@ import {
 import { openStage, skippedTraining, type StageHooks } from "./stage.ts";
 import { batchLayout, loopDefaults, runLoop, totalSteps, type TrainStageOptions } from "./loop.ts";
 import { fingerprintedOptions, type StageResult } from "./manifest.ts";
+import { assertRunFits } from "./memory.ts";
 
 /** Options of {@link runSft}. */
 export interface SftOptions extends TrainStageOptions {
@@ -83,27 +85,60 @@ export async function runSft(
   );
   const loop = loopDefaults(options.loop);
   const maxSeqLen = longestSequence([...train.examples, ...(evalSplit?.examples ?? [])]);
-  const model = new LlamaModel(backend, config, { maxBatch: loop.batchSize, maxSeqLen });
-  model.params.writeAll(weights, { source: options.model });
-  const optimizer = new DeviceOptimizer(backend, model.layout, {
+  const { model, adapter, save } = await trainingPolicy(store, backend, {
+    config,
+    weights,
+    source: options.model,
+    peft: options.peft,
+    modelOptions: {
+      maxBatch: loop.batchSize,
+      maxSeqLen,
+      gradientCheckpointing: loop.gradientCheckpointing,
+    },
+    seed: loop.seed,
+    log: hooks.log,
+    check: (lora) =>
+      assertRunFits(
+        backend,
+        {
+          config,
+          rows: loop.batchSize,
+          seqLen: maxSeqLen,
+          train: true,
+          gradientCheckpointing: loop.gradientCheckpointing,
+          lora,
+        },
+        options.maxMemory,
+        { rowsPerExample: 1, gradientCheckpointing: true },
+        "sft",
+      ),
+  });
+  const optimizer = new DeviceOptimizer(backend, model.trainable.layout, {
     ...options.optimizer,
     totalSteps: totalSteps(train.examples.length, loop),
   });
-  const trainer = new Trainer(model, optimizer, { kind: "nll" });
+  const trainer = new Trainer(model, optimizer, { kind: "nll" }, undefined, loop.seed);
+  const lora = adapterRecord(adapter);
   const padTokenId = tokenizer.padTokenId;
   await store.mkdirp(options.outputDir);
   const manifestPath = joinPath(options.outputDir, "manifest.json");
   const stage = await openStage(store, {
     stage: "sft",
     manifestPath,
-    options: { ...fingerprintedOptions(options), loop, optimizer: optimizer.options },
+    options: {
+      ...fingerprintedOptions(options),
+      ...lora.options,
+      loop,
+      optimizer: optimizer.options,
+    },
     inputs: {
       model: await modelFingerprint(config, weights),
       train_data: train.fingerprint,
       ...(evalSplit ? { eval_data: evalSplit.fingerprint } : {}),
+      ...lora.inputs,
     },
     adapter: backend.adapterName,
-    outputs: [joinPath(options.outputDir, "model.safetensors")],
+    outputs: trainedOutputs(options.outputDir, options.peft),
     force: options.force,
     outputDir: options.outputDir,
     overwrite: options.overwriteOutputDir,
@@ -126,6 +161,7 @@ export async function runSft(
       tokenizerFrom: options.model,
       rawConfig,
       resume: options.resume,
+      adapter: save,
       runFingerprint: manifest.stage_fingerprint,
     }, {
       microBatch: (indices) => {

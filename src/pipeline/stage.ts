@@ -40,7 +40,7 @@ export class OutputDirError extends Error {
 
 /** The files and folders of a training folder that a run writes (and an overwrite clears). */
 const RUN_OUTPUT =
-  /^(manifest\.json|model.*\.safetensors(\.index\.json)?|config\.json|metrics\.jsonl|report\.html|checkpoint-\d+)$/;
+  /^(manifest\.json|(adapter_)?model.*\.safetensors(\.index\.json)?|(adapter_)?config\.json|metrics\.jsonl|report\.html|checkpoint-\d+)$/;
 
 /** The file in a checkpoint that records its step, history and run fingerprint. */
 export const TRAINER_STATE = "trainer_state.json";
@@ -178,7 +178,7 @@ async function foreignOutputs(
   if (previous && previous.stage_fingerprint !== fingerprint) {
     return `its manifest.json is of another run (stage ${previous.stage}, other options or inputs)`;
   }
-  if (!previous && names.some((n) => /^model.*\.safetensors$/.test(n))) {
+  if (!previous && names.some((n) => /^(adapter_)?model.*\.safetensors$/.test(n))) {
     return "it holds a model without a manifest.json";
   }
   for (const name of names.filter((n) => /^checkpoint-\d+$/.test(n))) {

@@ -26,6 +26,10 @@ export interface StepBenchConfig {
   vocab: number;
   pairs: number;
   seqLen: number;
+  /** The architecture: Qwen2 adds q/k/v biases. @default "llama" */
+  modelType?: "llama" | "qwen2";
+  /** Recompute layer activations in the backward (TRL's gradient_checkpointing). @default false */
+  gradientCheckpointing?: boolean;
 }
 
 /** The two configurations of the engine issue. */
@@ -54,41 +58,63 @@ export const STEP_BENCH_CONFIGS: StepBenchConfig[] = [
   },
 ];
 
-/** Larger shapes for real GPUs (`deno task bench --large`): HF models' shapes, random weights. */
+const SMOLLM2_135M = {
+  name: "SmolLM2-135M shape",
+  hidden: 576,
+  layers: 30,
+  heads: 9,
+  kvHeads: 3,
+  ffn: 1536,
+  vocab: 49152,
+};
+
+/**
+ * Larger shapes (`deno task bench --large`): HF models' shapes with random weights, tied
+ * embeddings. With `--steps 0` they are only allocated, so their memory is measured anywhere.
+ */
 export const LARGE_BENCH_CONFIGS: StepBenchConfig[] = [
+  { ...SMOLLM2_135M, pairs: 4, seqLen: 256 },
+  { ...SMOLLM2_135M, pairs: 4, seqLen: 256, gradientCheckpointing: true },
+  { ...SMOLLM2_135M, pairs: 4, seqLen: 1024, gradientCheckpointing: true },
   {
-    name: "SmolLM2-135M shape",
-    hidden: 576,
-    layers: 30,
-    heads: 9,
-    kvHeads: 3,
-    ffn: 1536,
-    vocab: 49152,
-    pairs: 4,
-    seqLen: 256,
+    name: "Qwen2.5-0.5B shape",
+    modelType: "qwen2",
+    hidden: 896,
+    layers: 24,
+    heads: 14,
+    kvHeads: 2,
+    ffn: 4864,
+    vocab: 151936,
+    pairs: 2,
+    seqLen: 1024,
+    gradientCheckpointing: true,
   },
 ];
 
-/** Result of {@link benchStep}. */
+/** Result of {@link benchStep}; the timings and counters are null when no step ran. */
 export interface StepBenchResult {
   name: string;
   params: number;
+  pairs: number;
+  seq_len: number;
   tokens_per_step: number;
-  seconds_per_step: number;
-  tokens_per_s: number;
+  gradient_checkpointing: boolean;
+  seconds_per_step: number | null;
+  tokens_per_s: number | null;
   /** 6 × parameters × tokens/s, in GFLOP/s. */
-  gflops: number;
-  dispatches_per_step: number;
-  submits_per_step: number;
-  readbacks_per_step: number;
+  gflops: number | null;
+  dispatches_per_step: number | null;
+  submits_per_step: number | null;
+  readbacks_per_step: number | null;
+  /** Bytes allocated per role, everything of the step included. */
   bytes: Record<Role, number>;
 }
 
 /** A Llama config of the benchmark's shape. */
 export function benchModelConfig(c: StepBenchConfig): ModelConfig {
   return configFromHf({
-    architectures: ["LlamaForCausalLM"],
-    model_type: "llama",
+    architectures: [c.modelType === "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"],
+    model_type: c.modelType ?? "llama",
     vocab_size: c.vocab,
     hidden_size: c.hidden,
     intermediate_size: c.ffn,
@@ -105,7 +131,8 @@ export function benchModelConfig(c: StepBenchConfig): ModelConfig {
 
 /**
  * Times `steps` DPO steps after one warm-up step (pipelines compiled, bind groups built).
- * Waits for the device only at the end, as a training loop would.
+ * Waits for the device only at the end, as a training loop would. With `steps` 0 it only
+ * allocates the model, the optimizer and the step's tensors and reports their bytes.
  */
 export async function benchStep(
   backend: Backend,
@@ -114,7 +141,12 @@ export async function benchStep(
 ): Promise<StepBenchResult> {
   const config = benchModelConfig(c);
   const B = 2 * c.pairs, T = c.seqLen;
-  const model = new LlamaModel(backend, config, { maxBatch: B, maxSeqLen: T });
+  const gradientCheckpointing = c.gradientCheckpointing ?? false;
+  const model = new LlamaModel(backend, config, {
+    maxBatch: B,
+    maxSeqLen: T,
+    gradientCheckpointing,
+  });
   model.params.writeAll(initWeights(model.layout, { seed: 0 }));
   const optimizer = new DeviceOptimizer(backend, model.layout, { lr: 1e-4 });
   // With a live reference, a frozen second model runs its forward in every step.
@@ -136,6 +168,28 @@ export async function benchStep(
     batch: { inputIds, targets, rows: B, T, tokenCounts: new Int32Array(B).fill(T - T / 4 - 1) },
     referenceLogps: liveReference ? undefined : new Float32Array(B).fill(-100),
   }];
+  const tokens = B * T;
+  const params = model.layout.count;
+  const shape = {
+    name: c.name,
+    params,
+    pairs: c.pairs,
+    seq_len: T,
+    tokens_per_step: tokens,
+    gradient_checkpointing: gradientCheckpointing,
+  };
+  if (steps === 0) {
+    return {
+      ...shape,
+      seconds_per_step: null,
+      tokens_per_s: null,
+      gflops: null,
+      dispatches_per_step: null,
+      submits_per_step: null,
+      readbacks_per_step: null,
+      bytes: backend.bytesByRole(),
+    };
+  }
   trainer.step(micro);
   await backend.read(optimizer.gradNormSq);
   const before = backend.counters();
@@ -144,12 +198,8 @@ export async function benchStep(
   await backend.read(optimizer.gradNormSq); // waits for the device
   const seconds = (performance.now() - start) / 1000 / steps;
   const after = backend.counters();
-  const tokens = B * T;
-  const params = model.layout.count;
   const result: StepBenchResult = {
-    name: c.name,
-    params,
-    tokens_per_step: tokens,
+    ...shape,
     seconds_per_step: seconds,
     tokens_per_s: tokens / seconds,
     gflops: 6 * params * tokens / seconds / 1e9,

@@ -9,7 +9,8 @@
 
 import type { Backend, KtoLossSpec, PreferenceLossSpec, Tensor } from "../backend/mod.ts";
 import { KTO_METRICS, PREFERENCE_METRICS } from "../backend/mod.ts";
-import type { LlamaModel } from "../model/llama.ts";
+import type { LlamaModel, SequenceScorer } from "../model/llama.ts";
+import { dropoutSeed } from "../model/lora_adapters.ts";
 import type { TokenBatch } from "../data/collate.ts";
 import { metricsOf } from "../backend/losses.ts";
 import type { DeviceOptimizer } from "./optimizer.ts";
@@ -78,12 +79,17 @@ export class Trainer {
    *
    * @param reference a live reference model: each micro-batch runs its forward on the device
    *   instead of reading cached log-probs (for comparison; the cache is the point of the design).
+   *   With LoRA it can be the policy's own weights with the adapters off
+   *   (`model.withAdapters("none")`): no second copy.
+   * @param seed seed of the LoRA dropout masks, a pure function of (seed, step, micro-batch) so
+   *   a resumed run draws the masks the uninterrupted run would. @default 42
    */
   constructor(
     readonly model: LlamaModel,
     readonly optimizer: DeviceOptimizer,
     readonly objective: Objective,
-    readonly reference?: LlamaModel,
+    readonly reference?: SequenceScorer,
+    readonly seed = 42,
   ) {
     const backend: Backend = model.backend;
     const maxB = model.options.maxBatch;
@@ -114,7 +120,7 @@ export class Trainer {
     );
     micro.forEach((m, i) => {
       const { rows: B } = m.batch;
-      if (i === 0) ops.fill(model.grads.arena, 0, model.layout.total);
+      if (i === 0) ops.fill(model.trainable.grads.arena, 0, model.trainable.layout.total);
       if (objective.kind === "nll") {
         backend.write(this.#weights, new Float32Array(B).fill(-1 / Math.max(1, totalTokens)));
       } else if (objective.kind === "kto") {
@@ -123,7 +129,7 @@ export class Trainer {
         this.#preparePreference(m);
       }
       model.setBatch(m.batch);
-      model.forward();
+      model.forward({ dropoutSeed: dropoutSeed(this.seed, optimizer.step, i) });
       const a = model.acts;
       if (objective.kind === "nll") {
         ops.weightedSum(this.#metrics, a.seqGrad, a.seqLogps, this.#weights, B, true);
@@ -152,7 +158,7 @@ export class Trainer {
         });
       }
       model.backward();
-      if (i === micro.length - 1) optimizer.record(model.params, model.grads);
+      if (i === micro.length - 1) optimizer.record(model.trainable.params, model.trainable.grads);
       backend.submit();
     });
     this.#stepsSinceRead++;

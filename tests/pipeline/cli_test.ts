@@ -21,6 +21,7 @@ const TASKS = [
   "pretrain",
   "preferences",
   "mutants",
+  "plan",
 ];
 
 async function run(

@@ -9,7 +9,8 @@
  */
 
 import { f32bits, type GpuContext, type GpuTensor, grid1d } from "../context.ts";
-import type { Tensor } from "../../backend/mod.ts";
+import type { DropoutArgs, Tensor } from "../../backend/mod.ts";
+import { dropoutMultiplier, dropThreshold } from "../../backend/mod.ts";
 
 /**
  * Access mode of the storage bindings a kernel only reads. wgpu (Deno) tracks usage per whole
@@ -101,6 +102,74 @@ export const FILL_WGSL = `struct Params { n: u32, value: f32 }
 ${ENTRY}
   dst[i] = u.value;
 }`;
+
+/** lowbias32 (src/cpu/elementwise.ts has the same integers). */
+const MIX32_WGSL = `fn mix32(x0: u32) -> u32 {
+  var x = x0;
+  x = x ^ (x >> 16u);
+  x = x * 0x7feb352du;
+  x = x ^ (x >> 15u);
+  x = x * 0x846ca68bu;
+  x = x ^ (x >> 16u);
+  return x;
+}`;
+
+/** dst, x: (n); seed: (1) u32. dst (+)= keep(i) ? x * mult : 0, keep = hash ≥ threshold. */
+function dropoutWgsl(accumulate: boolean): string {
+  return `struct Params { n: u32, salt: u32, threshold: u32, mult: f32 }
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<storage, ${INPUT_ACCESS}> x: array<f32>;
+@group(0) @binding(3) var<storage, ${INPUT_ACCESS}> seed: array<u32>;
+${MIX32_WGSL}
+${ENTRY}
+  let key = mix32(mix32(seed[0] ^ 0x9e3779b9u) ^ u.salt);
+  var v = 0.0;
+  if (mix32(mix32(key ^ i)) >= u.threshold) { v = x[i] * u.mult; }
+  dst[i] = ${accumulate ? "dst[i] + v" : "v"};
+}`;
+}
+
+/** dst, x: (n). dst (+)= x * mult (dropout with p = 0). */
+function scaleWgsl(accumulate: boolean): string {
+  return `struct Params { n: u32, mult: f32 }
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<storage, ${INPUT_ACCESS}> x: array<f32>;
+${ENTRY}
+  let v = x[i] * u.mult;
+  dst[i] = ${accumulate ? "dst[i] + v" : "v"};
+}`;
+}
+
+/** The dropout and scale kernels, by name (the shader catalog compiles each). */
+export const DROPOUT_KERNELS: Readonly<Record<string, string>> = {
+  dropout: dropoutWgsl(false),
+  dropout_acc: dropoutWgsl(true),
+  scale: scaleWgsl(false),
+  scale_acc: scaleWgsl(true),
+};
+
+/** LoRA's seeded dropout fused with a scale (src/backend/op_args.ts DropoutArgs). */
+export function dropout(ctx: GpuContext, a: DropoutArgs): void {
+  assertDistinct("dropout", [a.out, a.x]);
+  const mult = f32bits(dropoutMultiplier(a.p, a.scale ?? 1));
+  const acc = a.accumulate ? "_acc" : "";
+  const groups = grid1d(a.n, 256);
+  if (a.p === 0) {
+    ctx.launch(`scale${acc}`, DROPOUT_KERNELS[`scale${acc}`], [a.out, a.x], [a.n, mult], groups);
+    return;
+  }
+  if (!a.seed) throw new Error("dropout with p > 0 needs its seed tensor");
+  const uniforms = [a.n, (a.salt ?? 0) >>> 0, dropThreshold(a.p), mult];
+  ctx.launch(
+    `dropout${acc}`,
+    DROPOUT_KERNELS[`dropout${acc}`],
+    [a.out, a.x, a.seed],
+    uniforms,
+    groups,
+  );
+}
 
 function checkOverlap(op: string, out: Tensor, a: Tensor): void {
   if (!sameTensor(out, a)) assertDistinct(op, [out, a]);

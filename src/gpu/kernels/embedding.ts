@@ -6,13 +6,16 @@
  * @module
  */
 
-import { type GpuContext, grid1d } from "../context.ts";
+import { type GpuContext, type GpuTensor, grid1d } from "../context.ts";
 import type { Tensor } from "../../backend/mod.ts";
 import { assertDistinct, INPUT_ACCESS, LINEAR_INDEX } from "./elementwise.ts";
 
-// dst: (N, C); ids: (N) i32; table: (V, C). One invocation per output element. An id outside
-// [0, V) (the host validates ids; this only keeps the read in bounds) gives a zero row.
-export const EMBEDDING_FORWARD_WGSL = `struct Params { N: u32, C: u32, V: u32 }
+// dst: (N, C); ids: (N) i32; table: rows first..first+count of the (V, C) embedding. One
+// invocation per output element; a row whose id lies in another piece of the table is left to
+// that piece's dispatch. An id outside [0, V) (the host validates ids; this only keeps the read
+// in bounds) gives a zero row, written by the piece with first = 0.
+export const EMBEDDING_FORWARD_WGSL =
+  `struct Params { N: u32, C: u32, V: u32, first: u32, count: u32 }
 @group(0) @binding(0) var<uniform> u: Params;
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<storage, ${INPUT_ACCESS}> ids: array<i32>;
@@ -25,15 +28,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let c = i - n * u.C;
   let id = ids[n];
   if (id < 0 || u32(id) >= u.V) {
-    dst[i] = 0.0;
+    if (u.first == 0u) { dst[i] = 0.0; }
     return;
   }
-  dst[i] = table[u32(id) * u.C + c];
+  let row = u32(id);
+  if (row < u.first || row >= u.first + u.count) { return; }
+  dst[i] = table[(row - u.first) * u.C + c];
 }`;
 
-// dTable: (V, C) accumulated; dOut: (N, C); order: (N) i32; offsets: (V+1) i32.
-// One invocation per (v, c); ids with no position leave their row untouched.
-export const EMBEDDING_BACKWARD_WGSL = `struct Params { V: u32, C: u32 }
+// dTable: rows first..first+V of the (V_total, C) gradient, accumulated; dOut: (N, C);
+// order: (N) i32; offsets: (V_total+1) i32. One invocation per (v, c) of the piece; ids with no
+// position leave their row untouched.
+export const EMBEDDING_BACKWARD_WGSL = `struct Params { V: u32, C: u32, first: u32 }
 @group(0) @binding(0) var<uniform> u: Params;
 @group(0) @binding(1) var<storage, read_write> dTable: array<f32>;
 @group(0) @binding(2) var<storage, ${INPUT_ACCESS}> dOut: array<f32>;
@@ -45,8 +51,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= u.V * u.C) { return; }
   let v = i / u.C;
   let c = i - v * u.C;
-  let start = offsets[v];
-  let end = offsets[v + 1u];
+  let start = offsets[u.first + v];
+  let end = offsets[u.first + v + 1u];
   if (start >= end) { return; }
   var sum = dTable[i];
   for (var j = start; j < end; j++) {
@@ -55,7 +61,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   dTable[i] = sum;
 }`;
 
-/** out (N,C) = table (V,C)[ids (N)]; V is read from the size of `table`. */
+/**
+ * Rows of a (V, C) table in pieces that each fit one storage binding (one piece when it fits):
+ * [first row, row count], aligned so each piece is a bindable view.
+ */
+function tablePieces(ctx: GpuContext, V: number, C: number): Array<[number, number]> {
+  if (V * C <= ctx.maxBindingElements) return [[0, V]];
+  const unit = 64 / gcd(C % 64 || 64, 64);
+  const rows = Math.floor(Math.floor(ctx.maxBindingElements / C) / unit) * unit;
+  if (rows < 1) throw new Error(`embedding: a row of ${C} elements exceeds one binding`);
+  const pieces: Array<[number, number]> = [];
+  for (let first = 0; first < V; first += rows) pieces.push([first, Math.min(rows, V - first)]);
+  return pieces;
+}
+const gcd = (a: number, b: number): number => b === 0 ? a : gcd(b, a % b);
+
+/**
+ * out (N,C) = table (V,C)[ids (N)]; V is read from the size of `table`. A table larger than one
+ * storage binding is read in pieces of rows, one dispatch each.
+ */
 export function embeddingForward(
   ctx: GpuContext,
   out: Tensor,
@@ -66,16 +90,23 @@ export function embeddingForward(
 ): void {
   assertDistinct("embeddingForward", [out, ids, table]);
   const V = Math.floor(table.size / C);
-  ctx.launch(
-    "embedding_forward",
-    EMBEDDING_FORWARD_WGSL,
-    [out, ids, table],
-    [N, C, V],
-    grid1d(N * C, 256),
-  );
+  const pieces = tablePieces(ctx, V, C);
+  for (const [first, count] of pieces) {
+    const piece = pieces.length === 1 ? table : ctx.view(table as GpuTensor, first * C, count * C);
+    ctx.launch(
+      "embedding_forward",
+      EMBEDDING_FORWARD_WGSL,
+      [out, ids, piece],
+      [N, C, V, first, count],
+      grid1d(N * C, 256),
+    );
+  }
 }
 
-/** dTable (V,C) += per-id sums of dOut (N,C) over the token index (order, offsets). */
+/**
+ * dTable (V,C) += per-id sums of dOut (N,C) over the token index (order, offsets); in pieces of
+ * rows when dTable exceeds one storage binding.
+ */
 export function embeddingBackward(
   ctx: GpuContext,
   dTable: Tensor,
@@ -86,11 +117,17 @@ export function embeddingBackward(
   C: number,
 ): void {
   assertDistinct("embeddingBackward", [dTable, dOut, order, offsets]);
-  ctx.launch(
-    "embedding_backward",
-    EMBEDDING_BACKWARD_WGSL,
-    [dTable, dOut, order, offsets],
-    [V, C],
-    grid1d(V * C, 256),
-  );
+  const pieces = tablePieces(ctx, V, C);
+  for (const [first, count] of pieces) {
+    const piece = pieces.length === 1
+      ? dTable
+      : ctx.view(dTable as GpuTensor, first * C, count * C);
+    ctx.launch(
+      "embedding_backward",
+      EMBEDDING_BACKWARD_WGSL,
+      [piece, dOut, order, offsets],
+      [count, C, first],
+      grid1d(count * C, 256),
+    );
+  }
 }

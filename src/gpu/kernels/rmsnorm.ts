@@ -187,6 +187,15 @@ function rowGroups(N: number, maxPerDim: number): [number, number] {
   return [Math.ceil(N / y), y];
 }
 
+/**
+ * Elements of the dw-partials scratch the backward of N rows of width C allocates (0 when one
+ * chunk of rows adds straight into dw), for the memory plan.
+ */
+export function rmsnormScratchElements(N: number, C: number, maxPerDim: number): number {
+  const chunks = Math.ceil(N / Math.max(DW_CHUNK, Math.ceil(N / maxPerDim)));
+  return chunks <= 1 ? 0 : chunks * C;
+}
+
 /** Scratch for dw partials, per context, grown on demand and reused by every call after. */
 const scratch = new WeakMap<GpuContext, GpuTensor>();
 
@@ -248,6 +257,7 @@ export function rmsnormBackward(
   const maxPerDim = ctx.limits.maxComputeWorkgroupsPerDimension;
   const rows = Math.max(DW_CHUNK, Math.ceil(N / maxPerDim));
   const chunks = Math.ceil(N / rows);
+  // The partials' size is rmsnormScratchElements (the memory plan counts it from there).
   const dwGroups: [number, number] = [Math.ceil(C / 64), chunks];
   const partialName = "rmsnorm_backward_dw_partial";
   if (chunks <= 1) {

@@ -1,0 +1,198 @@
+/**
+ * Ops on tensors larger than the adapter's largest storage binding (`GpuContext.maxBindingElements`;
+ * 128 MiB on llvmpipe and by default in many browsers, while a buffer may hold 2 GiB): each is
+ * bound in pieces that fit, with results bit-identical to the unsplit op.
+ *
+ * - elementwise ops (fill, copy, add) run once per aligned slice;
+ * - a matmul is split over rows of its output (each piece the same sums), over columns of its
+ *   output when the transposed `b` is too large (the piece's columns computed into a dense scratch
+ *   and scattered back), or over k when `b` (k, n) is too large: there each piece continues the
+ *   previous piece's partial sum (`matmulContinue`), so every output still sums k in ascending
+ *   order from 0, one multiply-add per step, as the matmul kernels do. That covers the LM head
+ *   over a tied embedding of any vocabulary: logits = lnf W^T (columns), d(lnf) = dLogits W (k),
+ *   dW += dLogits^T lnf (rows);
+ * - attention runs once per sequence when (B, H, T, T) is too large for one binding.
+ *
+ * The optimizer and the gradient norm split their own dispatches (kernels/optimizer.ts), as does
+ * the embedding (kernels/embedding.ts).
+ *
+ * @module
+ */
+
+import type {
+  AttentionBackwardArgs,
+  AttentionForwardArgs,
+  MatmulOptions,
+  Tensor,
+} from "../backend/mod.ts";
+import type { GpuContext, GpuTensor } from "./context.ts";
+import * as matmulKernel from "./kernels/matmul.ts";
+import { copyBlock, matmulContinue } from "./kernels/pieces.ts";
+
+const ALIGN = 64; // elements per 256-byte binding offset
+
+const gcd = (a: number, b: number): number => b === 0 ? a : gcd(b, a % b);
+
+/**
+ * The largest count of rows of `width` elements, at most `maxRows`, whose element count is a
+ * multiple of the binding alignment for every width in `widths`, so views at its multiples bind.
+ */
+export function alignedRows(ctx: GpuContext, widths: number[], maxRows: number): number {
+  let unit = 1;
+  for (const w of widths) {
+    const u = ALIGN / gcd(w % ALIGN || ALIGN, ALIGN);
+    unit = unit * u / gcd(unit, u);
+  }
+  const limit = Math.min(
+    maxRows,
+    ...widths.map((w) => Math.floor(ctx.maxBindingElements / Math.max(1, w))),
+  );
+  const rows = Math.floor(limit / unit) * unit;
+  if (rows < 1) {
+    throw new Error(
+      `rows of [${widths}] elements cannot be split into aligned pieces of at most ` +
+        `${ctx.maxBindingElements} elements (the adapter's largest storage binding)`,
+    );
+  }
+  return rows;
+}
+
+const scratchByContext = new WeakMap<GpuContext, Map<string, GpuTensor>>();
+
+/** A scratch tensor of at least `size` elements, one per `slot`, grown when too small. */
+function scratch(ctx: GpuContext, slot: string, size: number): GpuTensor {
+  let pool = scratchByContext.get(ctx);
+  if (!pool) scratchByContext.set(ctx, pool = new Map());
+  let t = pool.get(slot);
+  if (!t || t.size < size) pool.set(slot, t = ctx.alloc("activations", size));
+  return size === t.size ? t : ctx.view(t, 0, size);
+}
+
+/** Runs `fn(offset, size)` over aligned slices of n elements that each fit one binding. */
+export function eachSlice(ctx: GpuContext, n: number, fn: (offset: number, size: number) => void) {
+  const slice = Math.floor(ctx.maxBindingElements / ALIGN) * ALIGN;
+  for (let offset = 0; offset < n; offset += slice) fn(offset, Math.min(slice, n - offset));
+}
+
+/** Whether an elementwise op over n elements of these tensors needs slices. */
+export function needsSlices(ctx: GpuContext, n: number, tensors: readonly Tensor[]): boolean {
+  return n > ctx.maxBindingElements || tensors.some((t) => t.size > ctx.maxBindingElements);
+}
+
+/** {@link matmulKernel.matmul}, binding operands larger than one binding in pieces. */
+export function matmul(
+  ctx: GpuContext,
+  out: Tensor,
+  a: Tensor,
+  b: Tensor,
+  m: number,
+  n: number,
+  k: number,
+  options: MatmulOptions = {},
+): void {
+  const max = ctx.maxBindingElements;
+  if (out.size <= max && a.size <= max && b.size <= max) {
+    return matmulKernel.matmul(ctx, out, a, b, m, n, k, options);
+  }
+  const { transA = false, transB = false, accumulate = false, bias } = options;
+  const view = (t: Tensor, offset: number, size: number) => ctx.view(t as GpuTensor, offset, size);
+  if (m * n > max || (!transA && m * k > max)) {
+    // Rows of out (and of a unless transposed): every piece computes the same sums.
+    const rows = alignedRows(ctx, transA ? [n] : [n, k], m);
+    for (let m0 = 0; m0 < m; m0 += rows) {
+      const pm = Math.min(rows, m - m0);
+      let aPiece: Tensor;
+      if (transA) {
+        // a (k, m): gather columns m0..m0+pm into a dense (k, pm).
+        aPiece = scratch(ctx, "rowsA", k * pm);
+        copyBlock(ctx, aPiece, a, k, pm, {
+          srcStride: m,
+          srcOffset: m0,
+          dstStride: pm,
+          dstOffset: 0,
+        });
+      } else aPiece = view(a, m0 * k, pm * k);
+      matmul(ctx, view(out, m0 * n, pm * n), aPiece, b, pm, n, k, options);
+    }
+    return;
+  }
+  if (transA && m * k > max) {
+    throw new Error(`matmul: a transposed (${k}, ${m}) exceeds one binding; not supported`);
+  }
+  if (transB) {
+    // b (n, k): pieces of its rows give columns of out, computed into a dense (m, pn) scratch.
+    const cols = alignedRows(ctx, bias ? [k, 1] : [k], n);
+    for (let n0 = 0; n0 < n; n0 += cols) {
+      const pn = Math.min(cols, n - n0);
+      const part = scratch(ctx, "out", m * pn);
+      const block = { srcStride: n, srcOffset: n0, dstStride: pn, dstOffset: 0 };
+      if (accumulate) copyBlock(ctx, part, out, m, pn, block);
+      matmul(ctx, part, a, view(b, n0 * k, pn * k), m, pn, k, {
+        transA,
+        transB,
+        accumulate,
+        bias: bias && view(bias, n0, pn),
+      });
+      copyBlock(ctx, out, part, m, pn, {
+        srcStride: pn,
+        srcOffset: 0,
+        dstStride: n,
+        dstOffset: n0,
+      });
+    }
+    return;
+  }
+  // b (k, n): pieces of k, each continuing the partial sums the previous one stored.
+  const depth = alignedRows(ctx, transA ? [n, m] : [n], k);
+  const partial = scratch(ctx, "partial", m * n);
+  for (let k0 = 0; k0 < k; k0 += depth) {
+    const pk = Math.min(depth, k - k0);
+    let aPiece: Tensor;
+    if (transA) aPiece = view(a, k0 * m, pk * m);
+    else {
+      aPiece = scratch(ctx, "depthA", m * pk);
+      copyBlock(ctx, aPiece, a, m, pk, {
+        srcStride: k,
+        srcOffset: k0,
+        dstStride: pk,
+        dstOffset: 0,
+      });
+    }
+    matmulContinue(ctx, out, partial, aPiece, view(b, k0 * n, pk * n), { m, n, k: pk, transA }, {
+      cont: k0 > 0,
+      last: k0 + pk >= k,
+      accumulate,
+      bias,
+    });
+  }
+}
+
+/** Runs an attention op once per sequence when its (B, H, T, T) scratch exceeds one binding. */
+export function perSequence<A extends AttentionForwardArgs | AttentionBackwardArgs>(
+  ctx: GpuContext,
+  args: A,
+  run: (args: A) => void,
+): void {
+  const { B, T, H, Hkv, D } = args;
+  const square = B * H * T * T;
+  if (square <= ctx.maxBindingElements && B * T * H * D <= ctx.maxBindingElements) {
+    return run(args);
+  }
+  const sizes: Record<string, number> = {};
+  for (const [key, value] of Object.entries(args)) {
+    if (typeof value !== "object") continue;
+    const name = key as string;
+    sizes[name] = name === "probs" || name === "dScores"
+      ? H * T * T
+      : ["q", "out", "dq", "dOut"].includes(name)
+      ? T * H * D
+      : T * Hkv * D;
+  }
+  for (let b = 0; b < B; b++) {
+    const views: Record<string, unknown> = { ...args, B: 1 };
+    for (const [name, size] of Object.entries(sizes)) {
+      views[name] = ctx.view((args as unknown as Record<string, GpuTensor>)[name], b * size, size);
+    }
+    run(views as A);
+  }
+}

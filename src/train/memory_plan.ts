@@ -1,0 +1,298 @@
+/**
+ * The memory plan of a run: the device bytes each role will hold (the same roles the backends
+ * count in `bytesByRole()` and the bench reports), computed from the model's shape, the batch
+ * and the run's options before anything is allocated, so a run that cannot fit is refused up
+ * front instead of failing mid-run.
+ *
+ * Every buffer the training path allocates is listed here with its role and size, in the order
+ * of the code that allocates it (src/model/llama.ts, src/model/activations.ts,
+ * src/train/optimizer.ts, src/train/trainer.ts); tests compare the totals with a real
+ * allocation on both backends, so the formula cannot drift from the code.
+ *
+ * LoRA (adapters r × (in + out) per target module, trainable; the base frozen) and gradient
+ * checkpointing (every layer's input kept, one layer's other tensors shared and recomputed) are
+ * counted by formula.
+ *
+ * @module
+ */
+
+import type { Role } from "../backend/mod.ts";
+import { HYPER_SLOTS, partialSlots, PREFERENCE_METRICS } from "../backend/mod.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { logitsChunkRows } from "../model/activations.ts";
+import { PARAM_ALIGN, paramLayout } from "../model/params.ts";
+
+/** The precision a frozen weight is held in on the device (2 bytes for bf16 and f16). */
+export type WeightDtype = "f32" | "bf16" | "f16";
+
+/** Bytes per element of each weight precision. */
+export const WEIGHT_DTYPE_BYTES: Record<WeightDtype, number> = { f32: 4, bf16: 2, f16: 2 };
+
+/** The linear modules of a decoder layer, by PEFT's (HF's) names, in layer order. */
+export const LINEAR_MODULES = [
+  "q_proj",
+  "k_proj",
+  "v_proj",
+  "o_proj",
+  "gate_proj",
+  "up_proj",
+  "down_proj",
+] as const;
+
+/** LoRA as the plan needs it: the rank, the wrapped modules, whether dropout keeps a mask. */
+export interface PlanLora {
+  /** Rank r of A (r, in) and B (out, r). */
+  r: number;
+  /** Wrapped modules of every layer (PEFT names: q_proj, ..., down_proj). */
+  targetModules: readonly string[];
+  /** `lora_dropout`: above 0 the dropped adapter input (N, in) is kept for the backward. */
+  dropout: number;
+}
+
+/** What a run allocates, as far as memory goes. */
+export interface PlanInput {
+  config: ModelConfig;
+  /** Sequences per micro-batch on the device (2 × pairs for DPO and KTO, examples for SFT). */
+  rows: number;
+  /** Longest sequence (prompt + completion tokens). */
+  seqLen: number;
+  /** A training run (model, gradients, optimizer, trainer) or a forward-only one (precompute). */
+  train: boolean;
+  /** A frozen second model of the same shape runs beside the policy (DPO without a cache). */
+  liveReference?: boolean;
+  /** Precision of the frozen weights on the device. @default "f32" */
+  frozenDtype?: WeightDtype;
+  /** LoRA adapters: the base is frozen, only the adapters train. */
+  lora?: PlanLora;
+  /** Gradient checkpointing: every layer's input kept, the rest of one layer recomputed. */
+  gradientCheckpointing?: boolean;
+  /** Logit elements held at once (LlamaModelOptions.logitsBudget). @default 4194304 */
+  logitsBudget?: number;
+}
+
+/** How a backend rounds an allocation, and the scratch its kernels add. */
+export interface PlanGranularity {
+  /** Every allocation is rounded up to this many bytes (256 on WebGPU, 1 on the CPU). */
+  alignment: number;
+  /** Smallest allocation in bytes (4 on WebGPU, 0 on the CPU). */
+  minBytes: number;
+  /** Bytes per f32 element (4; 8 for the CPU's f64 mode). */
+  floatBytes: number;
+  /** Extra activation elements the backward's kernels allocate for N rows of width C. */
+  backwardScratch?: (N: number, C: number) => number;
+}
+
+/** A tight byte count, as the CPU backend in f32 holds it. */
+export const EXACT_GRANULARITY: PlanGranularity = { alignment: 1, minBytes: 0, floatBytes: 4 };
+
+/** One planned allocation. */
+export interface PlannedBuffer {
+  role: Role;
+  /** What it holds, e.g. `policy parameters`, `layer activations q`. */
+  name: string;
+  bytes: number;
+}
+
+/** The plan: bytes by role, the split of the parameters, the largest buffer. */
+export interface MemoryPlan {
+  /** Device bytes by role, named as `bytesByRole()` and the bench's rows name them. */
+  bytes: Record<Role, number>;
+  /** The `parameters` role split into frozen and trainable weights. */
+  weights: { frozen: number; trainable: number };
+  /** Sum over the roles. */
+  total: number;
+  /** Sum over the roles but activations (the part that does not grow with the batch). */
+  totalWithoutActivations: number;
+  /** The largest single allocation (it must fit one buffer and one binding). */
+  largest: PlannedBuffer;
+  /** Every allocation. */
+  buffers: PlannedBuffer[];
+}
+
+/** `{ in, out }` features of a linear module of `config` (HF weight `[out, in]`). */
+export function linearShape(config: ModelConfig, module: string): { in: number; out: number } {
+  const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
+  switch (module) {
+    case "q_proj":
+      return { in: C, out: H * D };
+    case "k_proj":
+    case "v_proj":
+      return { in: C, out: Hkv * D };
+    case "o_proj":
+      return { in: H * D, out: C };
+    case "gate_proj":
+    case "up_proj":
+      return { in: C, out: F };
+    case "down_proj":
+      return { in: F, out: C };
+  }
+  throw new RangeError(
+    `unknown LoRA target module "${module}": expected some of ${LINEAR_MODULES.join(", ")}`,
+  );
+}
+
+/** Adapter arena elements: per layer and module A (r, in) then B (out, r), each slot aligned. */
+export function loraArenaElements(config: ModelConfig, lora: PlanLora): number {
+  const slot = (n: number) => Math.ceil(n / PARAM_ALIGN) * PARAM_ALIGN;
+  let total = 0;
+  for (const m of lora.targetModules) {
+    const s = linearShape(config, m);
+    total += slot(lora.r * s.in) + slot(s.out * lora.r);
+  }
+  return total * config.numLayers;
+}
+
+/** Plans the device memory of a run; pure arithmetic, nothing is allocated. */
+export function planMemory(
+  input: PlanInput,
+  granularity: PlanGranularity = EXACT_GRANULARITY,
+): MemoryPlan {
+  const { config, rows: B, seqLen: T, train } = input;
+  const { alignment, minBytes, floatBytes } = granularity;
+  const frozenBytes = input.frozenDtype === undefined || input.frozenDtype === "f32"
+    ? floatBytes
+    : WEIGHT_DTYPE_BYTES[input.frozenDtype];
+  const buffers: PlannedBuffer[] = [];
+  const add = (role: Role, name: string, elements: number, bytesPer = floatBytes) => {
+    const raw = Math.max(minBytes, elements * bytesPer);
+    buffers.push({ role, name, bytes: Math.ceil(raw / alignment) * alignment });
+  };
+  const base = paramLayout(config).total;
+  const lora = train ? input.lora : undefined;
+  const trainableElements = lora ? loraArenaElements(config, lora) : base;
+
+  // One model: LlamaModel's parameter arena, gradients, activations and rotary tables.
+  const model = (who: string, trainable: boolean) => {
+    if (trainable && !lora) add("parameters", `${who} parameters`, base);
+    else add("parameters", `${who} parameters (frozen)`, base, frozenBytes);
+    if (trainable && lora) add("parameters", `${who} LoRA adapters`, trainableElements);
+    if (trainable) add("gradients", `${who} gradients`, trainableElements);
+    activations(who, trainable);
+    const half = T * (config.headDim / 2);
+    add("activations", `${who} rope cos`, half);
+    add("activations", `${who} rope sin`, half);
+  };
+
+  // allocActivations, tensor for tensor.
+  const activations = (who: string, trainable: boolean) => {
+    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
+    const V = config.vocabSize, L = config.numLayers, N = B * T;
+    const a = (name: string, n: number) => add("activations", `${who} ${name}`, n);
+    const layer = (l: string) => {
+      for (
+        const [name, n] of [
+          ["ln1", N * C],
+          ["rstd1", N],
+          ["q", N * H * D],
+          ["k", N * Hkv * D],
+          ["v", N * Hkv * D],
+          ["probs", B * H * T * T],
+          ["attn", N * H * D],
+          ["mid", N * C],
+          ["ln2", N * C],
+          ["rstd2", N],
+          ["gate", N * F],
+          ["up", N * F],
+          ["act", N * F],
+        ] as const
+      ) a(`layer ${l} ${name}`, n);
+    };
+    const checkpointing = trainable && Boolean(input.gradientCheckpointing);
+    if (trainable && !checkpointing) {
+      for (let l = 0; l < L; l++) {
+        a(`layer ${l} input`, N * C);
+        layer(String(l));
+      }
+    } else if (checkpointing) {
+      a("layer 0 input", N * C);
+      layer("shared");
+      for (let l = 1; l < L; l++) a(`layer ${l} input`, N * C);
+    } else {
+      a("layer input", N * C);
+      layer("shared");
+      a("layer input (other)", N * C);
+    }
+    if (trainable && lora) {
+      // Per wrapped module: x A^T (N, r) for B's gradient, and the dropped input (N, in) for
+      // A's when dropout is on (without it the module's own input serves).
+      const layers = checkpointing ? 1 : L;
+      for (let l = 0; l < layers; l++) {
+        for (const m of lora.targetModules) {
+          a(`layer ${l} ${m} lora xA`, N * lora.r);
+          if (lora.dropout > 0) {
+            a(`layer ${l} ${m} lora dropped input`, N * linearShape(config, m).in);
+          }
+        }
+      }
+    }
+    const d = (name: string, n: number) => a(name, trainable ? n : 1);
+    a("final", N * C);
+    a("lnf", N * C);
+    a("rstdf", N);
+    a("logits chunk", logitsChunkRows(N, V, input.logitsBudget ?? 4 * 1024 * 1024) * V);
+    a("lse", N);
+    a("tokenLogp", N);
+    d("rowGrad", N);
+    a("seqLogps", B);
+    d("seqGrad", B);
+    add("inputs", `${who} ids`, N, 4);
+    add("inputs", `${who} targets`, N, 4);
+    add("inputs", `${who} order`, trainable ? N : 1, 4);
+    add("inputs", `${who} offsets`, trainable ? V + 1 : 1, 4);
+    for (
+      const [name, n] of [
+        ["dRes", N * C],
+        ["dLn", N * C],
+        ["dAttn", N * H * D],
+        ["dq", N * H * D],
+        ["dk", N * Hkv * D],
+        ["dv", N * Hkv * D],
+        ["dScores", B * H * T * T],
+        ["dAct", N * F],
+        ["dGate", N * F],
+        ["dUp", N * F],
+      ] as const
+    ) d(name, n);
+  };
+
+  model(train ? "policy" : "model", train);
+  // With LoRA the live reference is the base with the adapters off: no second copy (TRL).
+  if (train && input.liveReference && !lora) model("reference", false);
+  if (train) {
+    // DeviceOptimizer: two moment arenas, the hyper-parameter block, the norm and its partials.
+    add("optimizer", "first moments", trainableElements);
+    add("optimizer", "second moments", trainableElements);
+    add("optimizer", "hyper-parameters", HYPER_SLOTS);
+    add("optimizer", "gradient norm", 1);
+    add("optimizer", "norm partials", partialSlots(trainableElements));
+    // Trainer: metrics and per-row loss inputs.
+    add("activations", "trainer metrics", PREFERENCE_METRICS.length);
+    for (const [name, n] of [["weights", B], ["reference", 2 * B], ["tokens", B]] as const) {
+      add("activations", `trainer ${name}`, n);
+    }
+    add("activations", "trainer labels", B);
+    add("activations", "trainer klPolicy", B);
+    const scratch = granularity.backwardScratch?.(B * T, config.hiddenSize) ?? 0;
+    if (scratch > 0) add("activations", "backward scratch", scratch);
+  }
+
+  const bytes: Record<Role, number> = {
+    parameters: 0,
+    gradients: 0,
+    optimizer: 0,
+    activations: 0,
+    inputs: 0,
+  };
+  for (const b of buffers) bytes[b.role] += b.bytes;
+  const frozen = buffers.filter((b) => b.role === "parameters" && b.name.endsWith("(frozen)"))
+    .reduce((s, b) => s + b.bytes, 0);
+  const total = Object.values(bytes).reduce((s, v) => s + v, 0);
+  return {
+    bytes,
+    weights: { frozen, trainable: bytes.parameters - frozen },
+    total,
+    totalWithoutActivations: total - bytes.activations,
+    largest: buffers.reduce((m, b) => b.bytes > m.bytes ? b : m),
+    buffers,
+  };
+}

@@ -1,0 +1,182 @@
+/**
+ * `deno task plan`: the device memory a run would hold, by role, before anything is allocated,
+ * against the adapter's limits and `--max-memory`. Takes the training tasks' model, data, batch,
+ * LoRA and checkpointing flags, or `--shape NAME` for a built-in model shape. Exits 0 whenever it
+ * prints a plan, fitting or not; `--json` prints one object on stdout.
+ */
+
+import { parseFlags, runMain, UsageError } from "./_cli.ts";
+import { DATA_FLAGS, maxMemoryOf, MEMORY_FLAGS, splitOf, tokenOptionsOf } from "./_flags.ts";
+import { configFromHf, type ModelConfig } from "../src/model/config.ts";
+import { MODEL_SHAPES, shapeConfig } from "../src/train/model_shapes.ts";
+import { LINEAR_MODULES, type PlanInput, planMemory } from "../src/train/memory_plan.ts";
+import type { WeightDtype } from "../src/train/memory_plan.ts";
+import { checkLimits, fitSuggestions, formatBytes } from "../src/train/memory_fit.ts";
+import { describePlan, granularityOf, limitsOf } from "../src/pipeline/memory.ts";
+import { longestOfData } from "../src/pipeline/plan_data.ts";
+import { createBackend, type DeviceChoice } from "../src/pipeline/device.ts";
+import { store } from "./_stage.ts";
+import { joinPath } from "../src/io/fs.ts";
+
+const STAGES = ["sft", "dpo", "kto", "precompute"] as const;
+type Stage = typeof STAGES[number];
+
+const flags = parseFlags(
+  "plan",
+  "Plans a run's device memory by role (nothing is allocated) and says whether it fits.",
+  {
+    stage: { type: "string", default: "dpo", choices: STAGES, help: "which task's run" },
+    model: { type: "string", help: "model folder (its config.json is read)" },
+    shape: {
+      type: "string",
+      help: `a built-in model shape instead of --model: ${Object.keys(MODEL_SHAPES).join(", ")}`,
+    },
+    dtype: {
+      type: "string",
+      choices: ["bf16", "f16", "f32"],
+      help: "precision of the frozen weights (default: bf16 for --shape, the checkpoint's dtype)",
+    },
+    data: { type: "string", help: "dataset: its longest tokenized example sets the length" },
+    "per-device-train-batch-size": {
+      type: "number",
+      default: 8,
+      aliases: ["batch-size"],
+      help: "examples (pairs for dpo and precompute) per micro-batch",
+    },
+    "ref-model": { type: "string", help: "dpo: a live reference model (with no --ref-cache)" },
+    "ref-cache": { type: "string", help: "dpo: the reference cache (no reference model held)" },
+    "use-peft": { type: "boolean", default: false, help: "LoRA adapters on a frozen base" },
+    "lora-r": { type: "number", default: 16, help: "LoRA rank" },
+    "lora-alpha": { type: "number", default: 32, help: "LoRA alpha (no effect on memory)" },
+    "lora-dropout": { type: "number", default: 0.05, help: "LoRA dropout (>0 keeps its input)" },
+    "lora-target-modules": {
+      type: "string",
+      default: "q_proj,k_proj,v_proj,o_proj",
+      help: `all-linear or a comma list of ${LINEAR_MODULES.join(", ")}`,
+    },
+    "gradient-checkpointing": {
+      type: "boolean",
+      default: false,
+      help: "keep only each layer's input; recompute the rest in the backward",
+    },
+    device: {
+      type: "string",
+      default: "auto",
+      choices: ["webgpu", "cpu", "auto"],
+      help: "whose limits and allocation granularity the plan uses",
+    },
+    ...MEMORY_FLAGS,
+    ...DATA_FLAGS,
+    json: { type: "boolean", default: false, help: "print one JSON object on stdout" },
+  },
+);
+
+const frozenOf = (torchDtype: string | null): WeightDtype =>
+  torchDtype === "bfloat16" ? "bf16" : torchDtype === "float16" ? "f16" : "f32";
+
+async function modelOf(): Promise<{ name: string; config: ModelConfig; dtype: WeightDtype }> {
+  if (flags.shape && flags.model) throw new UsageError("give --shape or --model, not both");
+  if (flags.shape) {
+    try {
+      const config = shapeConfig(String(flags.shape));
+      return { name: String(flags.shape), config, dtype: (flags.dtype ?? "bf16") as WeightDtype };
+    } catch (error) {
+      throw new UsageError(`--shape: ${(error as Error).message}`);
+    }
+  }
+  if (!flags.model) throw new UsageError("--model DIR or --shape NAME is required; see --help");
+  const path = joinPath(String(flags.model), "config.json");
+  const config = configFromHf(JSON.parse(new TextDecoder().decode(await store.readFile(path))));
+  return {
+    name: String(flags.model),
+    config,
+    dtype: (flags.dtype ?? frozenOf(config.torchDtype)) as WeightDtype,
+  };
+}
+
+await runMain(async () => {
+  const stage = flags.stage as Stage;
+  const batch = flags.perDeviceTrainBatchSize as number;
+  if (!(Number.isInteger(batch) && batch > 0)) {
+    throw new UsageError(`--per-device-train-batch-size: must be a positive integer, got ${batch}`);
+  }
+  const { name, config, dtype } = await modelOf();
+  const rowsPerExample = stage === "dpo" || stage === "precompute" ? 2 : 1;
+  let seqLen = flags.maxLength as number;
+  if (flags.data) {
+    if (!flags.model) throw new UsageError("--data needs --model (its tokenizer)");
+    seqLen = await longestOfData(
+      store,
+      stage,
+      String(flags.model),
+      splitOf(flags, flags.data as string),
+      tokenOptionsOf(flags),
+    );
+  }
+  const targets = String(flags.loraTargetModules);
+  const lora = flags.usePeft
+    ? {
+      r: flags.loraR as number,
+      targetModules: targets === "all-linear" ? [...LINEAR_MODULES] : targets.split(","),
+      dropout: flags.loraDropout as number,
+    }
+    : undefined;
+  const input: PlanInput = {
+    config,
+    rows: rowsPerExample * batch,
+    seqLen,
+    train: stage !== "precompute",
+    liveReference: stage === "dpo" && Boolean(flags.refModel) && !flags.refCache,
+    frozenDtype: dtype,
+    lora,
+    gradientCheckpointing: flags.gradientCheckpointing as boolean,
+  };
+  let plan;
+  try {
+    plan = planMemory(input);
+  } catch (error) {
+    throw new UsageError(`--lora-target-modules: ${(error as Error).message}`);
+  }
+  const backend = await createBackend(flags.device as DeviceChoice, { warn: () => {} });
+  const granularity = granularityOf(backend);
+  const limits = limitsOf(backend, maxMemoryOf(flags));
+  const adapter = backend.adapterName;
+  backend.destroy();
+  plan = planMemory(input, granularity);
+  const checks = checkLimits(plan, limits);
+  const fits = checks.every((c) => c.fits);
+  const suggestions = fits ? [] : fitSuggestions(input, granularity, limits, {
+    rowsPerExample,
+    usePeft: true,
+    gradientCheckpointing: true,
+  });
+  const what = `${stage} of ${name} (frozen weights ${dtype}${lora ? `, LoRA r=${lora.r}` : ""}` +
+    `${input.gradientCheckpointing ? ", gradient checkpointing" : ""}), ${batch} ` +
+    `${rowsPerExample === 2 ? "pairs" : "examples"} x ${seqLen} tokens on ${adapter}`;
+  console.error(`plan: ${what}`);
+  for (const line of describePlan(plan, limits)) console.error(line);
+  console.error(fits ? "fits" : "does not fit");
+  for (const s of suggestions) {
+    console.error(`  would fit with ${s.flags} (${formatBytes(s.total)})`);
+  }
+  if (flags.json) {
+    console.log(JSON.stringify({
+      model: name,
+      stage,
+      adapter,
+      frozen_dtype: dtype,
+      rows: input.rows,
+      seq_len: seqLen,
+      lora: lora ?? null,
+      gradient_checkpointing: input.gradientCheckpointing,
+      bytes: plan.bytes,
+      weights: plan.weights,
+      total: plan.total,
+      total_without_activations: plan.totalWithoutActivations,
+      largest: { name: plan.largest.name, bytes: plan.largest.bytes },
+      limits: checks,
+      fits,
+      suggestions,
+    }));
+  }
+});
