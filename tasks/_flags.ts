@@ -102,7 +102,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
 };
 
 /** LoRA (TRL's ModelConfig / PEFT's LoraConfig names; defaults in src/model/lora.ts). */
-export const PEFT_FLAGS: Record<string, FlagSpec> = {
+export const LORA_FLAGS: Record<string, FlagSpec> = {
   "use-peft": {
     type: "boolean",
     default: false,
@@ -124,6 +124,11 @@ export const PEFT_FLAGS: Record<string, FlagSpec> = {
     default: LORA_DEFAULTS.targetModules.join(","),
     help: "comma list of q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj, or all-linear",
   },
+};
+
+/** {@link LORA_FLAGS} plus starting from and merging an adapter folder. */
+export const PEFT_FLAGS: Record<string, FlagSpec> = {
+  ...LORA_FLAGS,
   adapter: {
     type: "string",
     help:

@@ -6,10 +6,20 @@
  */
 
 import { parseFlags, runMain, UsageError } from "./_cli.ts";
-import { DATA_FLAGS, maxMemoryOf, MEMORY_FLAGS, splitOf, tokenOptionsOf } from "./_flags.ts";
+import {
+  DATA_FLAGS,
+  LORA_FLAGS,
+  maxMemoryOf,
+  MEMORY_FLAGS,
+  peftOf,
+  splitOf,
+  tokenOptionsOf,
+  TRAIN_FLAGS,
+} from "./_flags.ts";
 import { configFromHf, type ModelConfig } from "../src/model/config.ts";
 import { MODEL_SHAPES, shapeConfig } from "../src/train/model_shapes.ts";
-import { LINEAR_MODULES, type PlanInput, planMemory } from "../src/train/memory_plan.ts";
+import { type PlanInput, planMemory } from "../src/train/memory_plan.ts";
+import type { LoraOptions } from "../src/model/lora.ts";
 import type { WeightDtype } from "../src/train/memory_plan.ts";
 import { checkLimits, fitSuggestions, formatBytes } from "../src/train/memory_fit.ts";
 import { describePlan, granularityOf, limitsOf } from "../src/pipeline/memory.ts";
@@ -45,20 +55,8 @@ const flags = parseFlags(
     },
     "ref-model": { type: "string", help: "dpo: a live reference model (with no --ref-cache)" },
     "ref-cache": { type: "string", help: "dpo: the reference cache (no reference model held)" },
-    "use-peft": { type: "boolean", default: false, help: "LoRA adapters on a frozen base" },
-    "lora-r": { type: "number", default: 16, help: "LoRA rank" },
-    "lora-alpha": { type: "number", default: 32, help: "LoRA alpha (no effect on memory)" },
-    "lora-dropout": { type: "number", default: 0.05, help: "LoRA dropout (>0 keeps its input)" },
-    "lora-target-modules": {
-      type: "string",
-      default: "q_proj,k_proj,v_proj,o_proj",
-      help: `all-linear or a comma list of ${LINEAR_MODULES.join(", ")}`,
-    },
-    "gradient-checkpointing": {
-      type: "boolean",
-      default: false,
-      help: "keep only each layer's input; recompute the rest in the backward",
-    },
+    ...LORA_FLAGS,
+    "gradient-checkpointing": TRAIN_FLAGS["gradient-checkpointing"],
     device: {
       type: "string",
       default: "auto",
@@ -113,14 +111,8 @@ await runMain(async () => {
       tokenOptionsOf(flags),
     );
   }
-  const targets = String(flags.loraTargetModules);
-  const lora = flags.usePeft
-    ? {
-      r: flags.loraR as number,
-      targetModules: targets === "all-linear" ? [...LINEAR_MODULES] : targets.split(","),
-      dropout: flags.loraDropout as number,
-    }
-    : undefined;
+  // peftOf resolved every field (and refused bad ones) from the --lora-* flags.
+  const lora = peftOf(flags)?.lora as LoraOptions | undefined;
   const input: PlanInput = {
     config,
     rows: rowsPerExample * batch,
@@ -131,18 +123,12 @@ await runMain(async () => {
     lora,
     gradientCheckpointing: flags.gradientCheckpointing as boolean,
   };
-  let plan;
-  try {
-    plan = planMemory(input);
-  } catch (error) {
-    throw new UsageError(`--lora-target-modules: ${(error as Error).message}`);
-  }
   const backend = await createBackend(flags.device as DeviceChoice, { warn: () => {} });
   const granularity = granularityOf(backend);
   const limits = limitsOf(backend, maxMemoryOf(flags));
   const adapter = backend.adapterName;
   backend.destroy();
-  plan = planMemory(input, granularity);
+  const plan = planMemory(input, granularity);
   const checks = checkLimits(plan, limits);
   const fits = checks.every((c) => c.fits);
   const suggestions = fits ? [] : fitSuggestions(input, granularity, limits, {

@@ -20,24 +20,14 @@ import type { Role } from "../backend/mod.ts";
 import { HYPER_SLOTS, partialSlots, PREFERENCE_METRICS } from "../backend/mod.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { logitsChunkRows } from "../model/activations.ts";
-import { PARAM_ALIGN, paramLayout } from "../model/params.ts";
+import { paramLayout } from "../model/params.ts";
+import { LORA_DEFAULTS, loraLayout, moduleShape, resolveTargetModules } from "../model/lora.ts";
 
 /** The precision a frozen weight is held in on the device (2 bytes for bf16 and f16). */
 export type WeightDtype = "f32" | "bf16" | "f16";
 
 /** Bytes per element of each weight precision. */
 export const WEIGHT_DTYPE_BYTES: Record<WeightDtype, number> = { f32: 4, bf16: 2, f16: 2 };
-
-/** The linear modules of a decoder layer, by PEFT's (HF's) names, in layer order. */
-export const LINEAR_MODULES = [
-  "q_proj",
-  "k_proj",
-  "v_proj",
-  "o_proj",
-  "gate_proj",
-  "up_proj",
-  "down_proj",
-] as const;
 
 /** LoRA as the plan needs it: the rank, the wrapped modules, whether dropout keeps a mask. */
 export interface PlanLora {
@@ -109,37 +99,10 @@ export interface MemoryPlan {
   buffers: PlannedBuffer[];
 }
 
-/** `{ in, out }` features of a linear module of `config` (HF weight `[out, in]`). */
-export function linearShape(config: ModelConfig, module: string): { in: number; out: number } {
-  const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
-  switch (module) {
-    case "q_proj":
-      return { in: C, out: H * D };
-    case "k_proj":
-    case "v_proj":
-      return { in: C, out: Hkv * D };
-    case "o_proj":
-      return { in: H * D, out: C };
-    case "gate_proj":
-    case "up_proj":
-      return { in: C, out: F };
-    case "down_proj":
-      return { in: F, out: C };
-  }
-  throw new RangeError(
-    `unknown LoRA target module "${module}": expected some of ${LINEAR_MODULES.join(", ")}`,
-  );
-}
-
-/** Adapter arena elements: per layer and module A (r, in) then B (out, r), each slot aligned. */
+/** Adapter arena elements: the adapters' own layout (src/model/lora.ts), slots aligned. */
 export function loraArenaElements(config: ModelConfig, lora: PlanLora): number {
-  const slot = (n: number) => Math.ceil(n / PARAM_ALIGN) * PARAM_ALIGN;
-  let total = 0;
-  for (const m of lora.targetModules) {
-    const s = linearShape(config, m);
-    total += slot(lora.r * s.in) + slot(s.out * lora.r);
-  }
-  return total * config.numLayers;
+  const targetModules = resolveTargetModules(lora.targetModules);
+  return loraLayout(config, { ...LORA_DEFAULTS, r: lora.r, targetModules }).total;
 }
 
 /** Plans the device memory of a run; pure arithmetic, nothing is allocated. */
@@ -217,10 +180,10 @@ export function planMemory(
       // A's when dropout is on (without it the module's own input serves).
       const layers = checkpointing ? 1 : L;
       for (let l = 0; l < layers; l++) {
-        for (const m of lora.targetModules) {
+        for (const m of resolveTargetModules(lora.targetModules)) {
           a(`layer ${l} ${m} lora xA`, N * lora.r);
           if (lora.dropout > 0) {
-            a(`layer ${l} ${m} lora dropped input`, N * linearShape(config, m).in);
+            a(`layer ${l} ${m} lora dropped input`, N * moduleShape(config, m).in);
           }
         }
       }

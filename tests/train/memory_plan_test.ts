@@ -13,14 +13,10 @@ import {
   type StepBenchConfig,
 } from "../../src/train/bench.ts";
 import { LlamaModel } from "../../src/model/llama.ts";
-import {
-  EXACT_GRANULARITY,
-  linearShape,
-  type PlanInput,
-  planMemory,
-} from "../../src/train/memory_plan.ts";
+import { EXACT_GRANULARITY, type PlanInput, planMemory } from "../../src/train/memory_plan.ts";
 import { fitSuggestions, parseBytes, planFits } from "../../src/train/memory_fit.ts";
 import { granularityOf } from "../../src/pipeline/memory.ts";
+import { moduleShape } from "../../src/model/lora.ts";
 import { shapeConfig } from "../../src/train/model_shapes.ts";
 import { gpuMissing, needsTest } from "../helpers.ts";
 import { GpuBackend } from "../../src/gpu/backend.ts";
@@ -90,7 +86,7 @@ needsTest(gpuMissing, {
 
 Deno.test("LoRA trains r*(in+out) per target module; the frozen base is 2 bytes in bf16", () => {
   const config = shapeConfig("Qwen2.5-1.5B");
-  const targets = ["q_proj", "k_proj", "v_proj", "o_proj"];
+  const targets = ["q_proj", "k_proj", "v_proj", "o_proj"] as const;
   const base: PlanInput = { config, rows: 4, seqLen: 1024, train: true, frozenDtype: "bf16" };
   const lora = planMemory({ ...base, lora: { r: 16, targetModules: targets, dropout: 0 } });
   // Hand count: q (1536->1536), k, v (1536->256), o (1536->1536), 28 layers, r = 16.
@@ -99,7 +95,7 @@ Deno.test("LoRA trains r*(in+out) per target module; the frozen base is 2 bytes 
   assert.equal(lora.bytes.gradients, 4 * adapters);
   assert.equal(lora.weights.frozen, 2 * 1543714304); // Qwen2.5-1.5B's parameters, all aligned
   assert.equal(
-    targets.reduce((n, m) => n + 16 * (linearShape(config, m).in + linearShape(config, m).out), 0),
+    targets.reduce((n, m) => n + 16 * (moduleShape(config, m).in + moduleShape(config, m).out), 0),
     adapters / 28,
   );
   // Full fine-tuning holds no frozen weights and 16 bytes per parameter before activations (and
