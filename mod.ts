@@ -107,6 +107,7 @@ export { MemoryFileStore } from "./src/io/memory_fs.ts";
 export {
   readSafetensors,
   type ReadSafetensorsOptions,
+  type SafetensorsEntry,
   SafetensorsError,
   type TensorData,
   type WritableDtype,
@@ -116,7 +117,9 @@ export {
 export {
   type Checkpoint,
   CheckpointError,
+  type HeaderTensor,
   loadCheckpoint,
+  type LoadCheckpointOptions,
   saveCheckpoint,
   type SaveCheckpointOptions,
 } from "./src/io/checkpoint.ts";

@@ -20,8 +20,6 @@ export class TokenRangeError extends Error {
   }
 }
 
-type Example = PreferenceExample | SequenceExample;
-
 const FIELDS = [
   ["promptIds", "prompt_input_ids"],
   ["chosenIds", "chosen_input_ids"],
@@ -37,7 +35,7 @@ const FIELDS = [
  * @throws {TokenRangeError} naming file:line, the field, the id and the vocabulary
  */
 export function checkTokenRange(
-  examples: Iterable<Example>,
+  examples: Iterable<PreferenceExample | SequenceExample>,
   vocabSize: number,
   modelDir: string,
 ): void {

@@ -25,9 +25,11 @@ export interface TensorData {
 
 /** One tensor's entry in a safetensors header. */
 export interface SafetensorsEntry {
+  /** The tensor's name, e.g. `model.layers.0.self_attn.q_proj.weight`. */
   name: string;
   /** Safetensors dtype name as written in the file: `F32`, `F16`, `BF16`, `I64`, ... */
   dtype: string;
+  /** Dimensions, outermost first (HF weights are `[out, in]`). */
   shape: number[];
   /** Byte range `[begin, end)` within the data section. */
   dataOffsets: [number, number];
