@@ -7,6 +7,7 @@
  */
 
 import { FileNotFoundError, type FileStore, tempPathFor } from "./fs.ts";
+import { killPoint } from "./kill_point.ts";
 
 /** Maps Deno's NotFound to {@link FileNotFoundError}; other errors keep their message plus the path. */
 function rethrow(path: string, error: unknown): never {
@@ -49,6 +50,7 @@ export class DenoFileStore implements FileStore {
     const temp = tempPathFor(path);
     try {
       await Deno.writeFile(temp, bytes);
+      killPoint("atomic:before-rename");
       await Deno.rename(temp, path);
     } catch (error) {
       // Leave no half-written temporary file behind; the target is untouched.
