@@ -197,7 +197,9 @@ async function removeLeftoverTemps(store: FileStore, d: StageDeclaration): Promi
   }
   for (const path of found) await store.remove(path);
   if (found.length > 0) {
-    d.log?.(`removed ${found.length} temporary file(s) a killed run left behind: ${found.join(", ")}`);
+    d.log?.(
+      `removed ${found.length} temporary file(s) a killed run left behind: ${found.join(", ")}`,
+    );
   }
 }
 
@@ -216,6 +218,9 @@ async function foreignOutputs(
     return "it holds a model without a manifest.json";
   }
   for (const name of names.filter((n) => /^checkpoint-\d+$/.test(n))) {
+    // A checkpoint without trainer_state.json (written last) is one a killed run left half
+    // written: nobody's to resume from (resume passes over it), and this run rewrites it whole.
+    if (!await store.exists(joinPath(dir, name, TRAINER_STATE))) continue;
     if (await checkpointFingerprint(store, joinPath(dir, name)) !== fingerprint) {
       return `${name} is another run's checkpoint`;
     }
