@@ -96,3 +96,27 @@ export function winRates(prefer: readonly (readonly number[])[]): number[] {
   const K = prefer.length;
   return prefer.map((row) => row.reduce((s, p) => s + p, 0) / K);
 }
+
+/** What Online DPO does with a prompt whose two samples got the same reward. */
+export type TieRule = "drop" | "first";
+
+/**
+ * Online DPO's label of one prompt's two samples (Guo et al. 2024; TRL's OnlineDPOTrainer):
+ * the higher reward is chosen. On a tie, "drop" gives no pair (as {@link bestWorstPair}: there is
+ * no preference to learn), "first" chooses the first sample as TRL does (`mask = first >= second`).
+ *
+ * @example
+ * ```ts
+ * onlinePair(0.2, 0.7); // { chosen: 1, rejected: 0 }
+ * onlinePair(0.5, 0.5); // undefined
+ * onlinePair(0.5, 0.5, "first"); // { chosen: 0, rejected: 1 }
+ * ```
+ */
+export function onlinePair(
+  first: number,
+  second: number,
+  ties: TieRule = "drop",
+): LabelledPair | undefined {
+  if (first === second && ties === "drop") return undefined;
+  return first >= second ? { chosen: 0, rejected: 1 } : { chosen: 1, rejected: 0 };
+}
