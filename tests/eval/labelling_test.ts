@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { bestWorstPair, rankedPairs, rsoAccept, winRates } from "../../src/eval/labelling.ts";
+import {
+  bestWorstPair,
+  onlinePair,
+  rankedPairs,
+  rsoAccept,
+  winRates,
+} from "../../src/eval/labelling.ts";
 import { bradleyTerry } from "../../src/eval/reward_fn.ts";
 import { seededRandom } from "../../src/data/sampler.ts";
 
@@ -62,4 +68,13 @@ Deno.test("winRates are the mean Bradley-Terry preference over the K samples", (
   assert.ok(Math.abs(w[2] - (s(1) + s(2) + 0.5) / 3) < 1e-15);
   // Win-rates of a BT judge over all K average to 1/2.
   assert.ok(Math.abs((w[0] + w[1] + w[2]) / 3 - 0.5) < 1e-15);
+});
+
+Deno.test("onlinePair chooses the higher of two rewards; a tie is dropped or the first chosen (TRL)", () => {
+  assert.deepEqual(onlinePair(0.2, 0.7), { chosen: 1, rejected: 0 });
+  assert.deepEqual(onlinePair(0.9, -3), { chosen: 0, rejected: 1 });
+  assert.equal(onlinePair(0.5, 0.5), undefined);
+  assert.equal(onlinePair(0.5, 0.5, "drop"), undefined);
+  assert.deepEqual(onlinePair(0.5, 0.5, "first"), { chosen: 0, rejected: 1 });
+  assert.deepEqual(onlinePair(1, 2, "first"), { chosen: 1, rejected: 0 });
 });
