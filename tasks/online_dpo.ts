@@ -190,7 +190,9 @@ await runMain(async () => {
   const rows = result.rows.filter((r) => "loss" in r);
   const total = (k: string) => rows.reduce((n, r) => n + (r[k] ?? 0), 0);
   console.error(
-    `online-dpo: ${total("pairs")} pairs (${total("tied")} tied prompts dropped or kept), ` +
+    `online-dpo: ${total("pairs")} pairs (${total("tied")} prompts tied: ${
+      f.ties === "first" ? "first sample chosen" : "dropped"
+    }), ` +
       `${total("sampled_tokens")} sampled tokens, ${total("trained_tokens")} trained tokens; ` +
       `policy and metrics.jsonl in ${result.policy}`,
   );

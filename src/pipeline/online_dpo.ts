@@ -236,6 +236,7 @@ export async function runOnlineDpo(
         })),
       )).map((r, s) => ended[s] ? r : r - missingEosPenalty);
       const pairs = [], chosenRewards = [], rejectedRewards = [];
+      let tied = 0;
       for (let j = 0; j < P; j++) {
         // A module with its own judge labels the pair by it: the first is chosen when P > 1/2.
         const first = o.reward.prefer
@@ -245,6 +246,7 @@ export async function runOnlineDpo(
           }, { completion: texts[P + j], reward: rewards[P + j] })
           : rewards[j];
         const second = o.reward.prefer ? 1 - first : rewards[P + j];
+        if (first === second) tied++;
         const pair = onlinePair(first, second, ties);
         if (!pair) continue;
         const [c, r] = [pair.chosen * P + j, pair.rejected * P + j];
@@ -261,6 +263,7 @@ export async function runOnlineDpo(
         rewards,
         chosenRewards,
         rejectedRewards,
+        tied,
         containEos: ended.filter(Boolean).length / ended.length,
         sampledTokens: outs.reduce((n, g) => n + g.tokens.length, 0),
       };

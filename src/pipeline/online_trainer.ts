@@ -8,7 +8,7 @@
  * The metrics it adds to each logged row, averaged over the steps since the last row like TRL's
  * OnlineDPOTrainer logs them: `objective/scores` (mean reward of all samples), `scores/chosen`,
  * `scores/rejected` and `objective/scores_margin` (over the pairs), `val/contain_eos_token`, and
- * as sums over the window `pairs`, `tied` (prompts without a pair), `sampled_tokens`,
+ * as sums over the window `pairs`, `tied` (prompts whose two rewards tied), `sampled_tokens`,
  * `trained_tokens` (completion tokens of the pairs) and `skipped_steps`.
  *
  * @module
@@ -29,6 +29,8 @@ export interface SampledBatch {
   chosenRewards: readonly number[];
   /** The rewards of the rejected samples, one per pair. */
   rejectedRewards: readonly number[];
+  /** Prompts whose two rewards tied (dropped, or the first chosen). */
+  tied: number;
   /** Fraction of the samples that ended in EOS. */
   containEos: number;
   /** Tokens sampled (prompts not counted). */
@@ -104,7 +106,7 @@ export class OnlineTrainer extends Trainer {
     const all = steps.flat();
     const sum = (f: (b: SampledBatch) => number) => all.reduce((n, b) => n + f(b), 0);
     out.pairs = sum((b) => b.chosenRewards.length);
-    out.tied = sum((b) => b.rewards.length / 2 - b.chosenRewards.length);
+    out.tied = sum((b) => b.tied);
     out.sampled_tokens = sum((b) => b.sampledTokens);
     out.trained_tokens = sum((b) => b.micro.batch.tokenCounts.reduce((a, c) => a + c, 0));
     out.skipped_steps = this.#skipped;

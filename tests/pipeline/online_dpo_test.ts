@@ -6,6 +6,7 @@ import type { Backend } from "../../src/backend/mod.ts";
 import { type OnlineDpoOptions, runOnlineDpo } from "../../src/pipeline/online_dpo.ts";
 import { type RewardModule, WORLD_REWARD } from "../../src/eval/reward_fn.ts";
 import { gpuTest } from "../helpers.ts";
+import { loadReward } from "../../tasks/_reward.ts";
 
 const store = new DenoFileStore();
 const root = new URL("../../", import.meta.url).pathname;
@@ -52,7 +53,7 @@ async function endToEnd(backend: Backend) {
     assert.deepEqual(rows.map((r) => r.step), [1, 2, 3]);
     for (const row of rows) {
       assert.ok(Number.isFinite(row.loss), `loss of step ${row.step}`);
-      assert.equal(row.pairs + row.tied, 4);
+      assert.equal(row.pairs + row.tied, 4, "ties are dropped by default");
       if (row.pairs > 0) assert.ok(row["scores/chosen"] > row["scores/rejected"]);
       assert.ok(row.sampled_tokens > 0 && row.sampled_tokens <= 8 * 6);
     }
@@ -138,13 +139,31 @@ Deno.test("one online step labels each prompt's two samples by their rewards", a
       const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
       const row = rows[0];
       assert.equal(row.pairs, chosen.length);
-      assert.equal(row.tied, ties === "drop" ? tied : 0);
+      assert.equal(row.tied, tied);
       assert.equal(row["objective/scores"], mean(calls.map((c) => c.reward)));
       if (chosen.length > 0) {
         assert.equal(row["scores/chosen"], mean(chosen));
         assert.equal(row["scores/rejected"], mean(rejected));
         assert.equal(row["objective/scores_margin"], mean(chosen.map((c, i) => c - rejected[i])));
       }
+    }
+  } finally {
+    backend.destroy();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a reward module's own prefer() labels the pairs (the shorter preferred here)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dpo-online-prefer-" });
+  const backend = new CpuBackend("f32");
+  try {
+    // async_reward.ts: reward = prompt + completion length, prefer = the shorter completion.
+    const reward = await loadReward(`${root}tests/fixtures/rewards/async_reward.ts`);
+    const { rows } = await tinyRun(backend, `${dir}/p`, { reward }, { maxSteps: 2 });
+    const labelled = rows.filter((r) => r.pairs > 0);
+    assert.ok(labelled.length > 0);
+    for (const r of labelled) {
+      assert.ok(r["scores/chosen"] < r["scores/rejected"], `step ${r.step}`);
     }
   } finally {
     backend.destroy();
