@@ -206,7 +206,6 @@ export async function runOnlineDpo(
     const configEos = config.eosTokenId === null ? [] : [config.eosTokenId].flat();
     const tokenizerEos = tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId];
     const eosTokenIds = [...new Set([...configEos, ...tokenizerEos])];
-    const eos = new Set(eosTokenIds);
     const padTokenId = tokenizer.padTokenId;
     stage.manifest.sources = { policy: o.model, reference: `${o.model} (live)` };
     stage.manifest.results = { device_bytes: backend.bytesByRole() };

@@ -216,3 +216,19 @@ Deno.test("deno task online-dpo refuses --use-peft with exit 2 and says why", as
   assert.equal(code, 2);
   assert.match(stderr, /--use-peft: .*LoRA adapters/);
 });
+
+Deno.test("deno task online-dpo answers --help (exit 0) and refuses a bad --ties (exit 2)", async () => {
+  const help = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--unstable-webgpu", "-A", `${root}tasks/online_dpo.ts`, "--help"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(help.code, 0);
+  const text = new TextDecoder().decode(help.stdout);
+  for (const flag of ["--reward", "--ties drop|first", "--loss-type", "--resume", "--save-steps"]) {
+    assert.ok(text.includes(flag), `--help lists ${flag}`);
+  }
+  const bad = await task(["--ties", "maybe", "--model", "x"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--ties/);
+});
