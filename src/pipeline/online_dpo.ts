@@ -263,6 +263,7 @@ export async function runOnlineDpo(
         chosenRewards,
         rejectedRewards,
         tied,
+        entropy: outs.reduce((n, g) => n - g.logps.reduce((a, b) => a + b, 0), 0) / outs.length,
         containEos: ended.filter(Boolean).length / ended.length,
         sampledTokens: outs.reduce((n, g) => n + g.tokens.length, 0),
       };

@@ -7,8 +7,8 @@
  *
  * The metrics it adds to each logged row, averaged over the steps since the last row like TRL's
  * OnlineDPOTrainer logs them: `objective/scores` (mean reward of all samples), `scores/chosen`,
- * `scores/rejected` and `objective/scores_margin` (over the pairs), `val/contain_eos_token`, and
- * as sums over the window `pairs`, `tied` (prompts whose two rewards tied), `sampled_tokens`,
+ * `scores/rejected` and `objective/scores_margin` (over the pairs), `val/contain_eos_token`,
+ * `objective/entropy` (the samples' mean -Σ log π at sampling), and as sums over the window `pairs`, `tied` (prompts whose two rewards tied), `sampled_tokens`,
  * `trained_tokens` (completion tokens of the pairs) and `skipped_steps`.
  *
  * @module
@@ -33,6 +33,8 @@ export interface SampledBatch {
   tied: number;
   /** Fraction of the samples that ended in EOS. */
   containEos: number;
+  /** TRL's `objective/entropy`: the mean over the samples of -Σ log π(token), at sampling. */
+  entropy: number;
   /** Tokens sampled (prompts not counted). */
   sampledTokens: number;
 }
@@ -103,6 +105,7 @@ export class OnlineTrainer extends Trainer {
       perStep((s) => s.flatMap((b) => b.chosenRewards.map((c, i) => c - b.rejectedRewards[i]))),
     );
     put("val/contain_eos_token", perStep((s) => s.map((b) => b.containEos)));
+    put("objective/entropy", perStep((s) => s.map((b) => b.entropy)));
     const all = steps.flat();
     const sum = (f: (b: SampledBatch) => number) => all.reduce((n, b) => n + f(b), 0);
     out.pairs = sum((b) => b.chosenRewards.length);

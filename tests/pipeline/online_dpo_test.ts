@@ -56,6 +56,7 @@ async function endToEnd(backend: Backend) {
       assert.equal(row.pairs + row.tied, 4, "ties are dropped by default");
       if (row.pairs > 0) assert.ok(row["scores/chosen"] > row["scores/rejected"]);
       assert.ok(row.sampled_tokens > 0 && row.sampled_tokens <= 8 * 6);
+      assert.ok(row["objective/entropy"] > 0, "the samples' negative log-likelihood");
     }
     // Step 1 starts at policy = reference: the sigmoid loss is ln 2 on the fresh pairs.
     if (rows[0].pairs > 0) assert.ok(Math.abs(rows[0].loss - Math.LN2) < 1e-5, `${rows[0].loss}`);
@@ -206,6 +207,28 @@ Deno.test("deno task online-dpo stops with exit 1 naming the prompt whose reward
     assert.equal(code, 1, stderr);
     assert.match(stderr, /returned NaN on prompt 2\b/);
     assert.ok(!await store.exists(`${dir}/out/model.safetensors`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deno task online-dpo trains a user's model with a user's reward module", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dpo-online-user-" });
+  try {
+    const { code, stderr } = await task([
+      ...["--model", `${root}data/base`, "--prompts", `${root}data/prompts_eval.jsonl`],
+      ...["--output-dir", `${dir}/out`, "--device", "cpu", "--max-new-tokens", "6"],
+      ...["--reward", `${root}tests/fixtures/rewards/length_reward.ts`, "--loss-type", "ipo"],
+      ...["--per-device-train-batch-size", "4", "--max-steps", "2", "--logging-steps", "1"],
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /online-dpo: \d+ pairs/);
+    const rows = await readRows(`${dir}/out`);
+    assert.deepEqual(rows.map((r) => r.step), [1, 2]);
+    // IPO at policy = reference: (0 - 1/(2β))² = 25 with the default β 0.1.
+    if (rows[0].pairs > 0) assert.ok(Math.abs(rows[0].loss - 25) < 1e-3, `${rows[0].loss}`);
+    const manifest = JSON.parse(await store.readText(`${dir}/out/manifest.json`));
+    assert.match(JSON.stringify(manifest), /length_reward\.ts/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
