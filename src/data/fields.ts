@@ -163,7 +163,9 @@ export function checkWinRates(
   if (!present(row, c) && !present(row, r)) return {};
   for (const [key, other] of [[c, r], [r, c]]) {
     const value = row[key];
-    if (!present(row, key)) return problem(key, `missing (${other} is given: give both or neither)`);
+    if (!present(row, key)) {
+      return problem(key, `missing (${other} is given: give both or neither)`);
+    }
     if (typeof value !== "number") return problem(key, `expected a number, got ${typeName(value)}`);
     if (!Number.isFinite(value) || value < 0 || value > 1) {
       return problem(key, `expected a win-rate in [0, 1], got ${value}`);
