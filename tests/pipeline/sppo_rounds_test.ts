@@ -12,6 +12,7 @@ import { runRounds } from "../../src/pipeline/iterative.ts";
 import { readCache } from "../../src/cache/columns.ts";
 import { WORLD_REWARD } from "../../src/eval/reward_fn.ts";
 import { BatchSampler } from "../../src/data/sampler.ts";
+import { makeTinyWorld } from "./tiny_world.ts";
 
 const store = new DenoFileStore();
 const root = new URL("../../", import.meta.url).pathname;
@@ -97,4 +98,25 @@ Deno.test("SPPO runs 2 rounds on win-rate pairs against the last policy, bit-ide
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("dpo --loss-type sppo on pairs without win-rates is exit 2 naming the row", async () => {
+  await using w = await makeTinyWorld();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-check",
+      "-A",
+      `${root}tasks/dpo.ts`,
+      ...["--model", w.base, "--data", w.prefs, "--loss-type", "sppo"],
+      ...["--output-dir", `${w.dir}/out`, "--device", "cpu"],
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    env: { DPO_DEBUG: "" },
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 2, stderr);
+  assert.match(stderr, new RegExp(`${w.prefs}:1: loss sppo reads each pair's chosen_win_rate`));
+  assert.doesNotMatch(stderr, /^\s+at /m, "no stack trace");
 });
