@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { CpuBackend } from "../../src/cpu/backend.ts";
 import { DenoFileStore } from "../../src/io/deno_fs.ts";
 import { sha256Hex } from "../../src/io/hash.ts";
-import { runRounds } from "../../src/pipeline/iterative.ts";
+import { type RoundHooks, runRounds } from "../../src/pipeline/iterative.ts";
+import type { LoopOptions } from "../../src/pipeline/loop.ts";
 import { readCache } from "../../src/cache/columns.ts";
 import { WORLD_REWARD } from "../../src/eval/reward_fn.ts";
 import { BatchSampler } from "../../src/data/sampler.ts";
@@ -17,7 +18,10 @@ import { makeTinyWorld } from "./tiny_world.ts";
 const store = new DenoFileStore();
 const root = new URL("../../", import.meta.url).pathname;
 
-async function sppoRun(outputDir: string) {
+async function sppoRun(
+  outputDir: string,
+  more: { loop?: LoopOptions; resume?: boolean; hooks?: RoundHooks } = {},
+) {
   const backend = new CpuBackend("f32");
   const results = await runRounds(store, backend, {
     model: `${root}data/base`,
@@ -33,8 +37,9 @@ async function sppoRun(outputDir: string) {
     reward: WORLD_REWARD,
     tokenOptions: { maxLength: 64, maxPromptLength: 32 },
     optimizer: { lr: 1e-3 },
-    loop: { batchSize: 8, maxSteps: 1, loggingSteps: 1, seed: 5 },
-  }, { stage: () => ({}) });
+    loop: more.loop ?? { batchSize: 8, maxSteps: 1, loggingSteps: 1, seed: 5 },
+    resume: more.resume,
+  }, more.hooks ?? { stage: () => ({}) });
   backend.destroy();
   return results;
 }
@@ -95,6 +100,44 @@ Deno.test("SPPO runs 2 rounds on win-rate pairs against the last policy, bit-ide
     const redone = await sppoRun(`${dir}/a`);
     assert.ok(redone[0].label.skipped && !redone[1].label.skipped);
     assert.equal(await hash(redone[1].policy), await hash(a[1].policy));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SPPO killed inside round 2's training resumes at its checkpoint, bit-identically", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dpo-sppo-resume-" });
+  const loop = { batchSize: 8, maxSteps: 3, loggingSteps: 1, saveSteps: 1, seed: 5 };
+  try {
+    const whole = await sppoRun(`${dir}/whole`, { loop });
+    const killAt = (round: number, step: number): RoundHooks => ({
+      stage: (name, r) =>
+        name === "dpo" && r === round
+          ? {
+            onStep: (s) => {
+              if (s === step) throw new Error("killed");
+            },
+          }
+          : {},
+    });
+    await assert.rejects(sppoRun(`${dir}/killed`, { loop, hooks: killAt(2, 2) }), /killed/);
+    assert.ok(await store.exists(`${dir}/killed/round-2/policy/checkpoint-1/trainer_state.json`));
+    const said: string[] = [];
+    const resumed = await sppoRun(`${dir}/killed`, {
+      loop,
+      resume: true,
+      hooks: { stage: (name, r) => ({ log: (m) => said.push(`${name} ${r}: ${m}`) }) },
+    });
+    // Round 2's training continued at its step-1 checkpoint, not from the start.
+    assert.ok(
+      said.some((m) => /^dpo 2: resumed from .*checkpoint-1 at step 1/.test(m)),
+      said.join("\n"),
+    );
+    assert.ok(
+      resumed[0].label.skipped && resumed[1].label.skipped,
+      "round 1 and round 2's labels kept",
+    );
+    assert.equal(await hash(resumed[1].policy), await hash(whole[1].policy));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
