@@ -135,8 +135,11 @@ export function batchLayout(examples: number, o: ResolvedLoop, unit = "examples"
 
 /** What the loop calls back. */
 export interface LoopHooks {
-  /** Builds the micro-batch of these example indices. */
-  microBatch(indices: number[]): MicroBatch;
+  /**
+   * Builds the micro-batch of these example indices (async for a stage that makes its batches
+   * on the fly, e.g. Online DPO samples them from the current policy).
+   */
+  microBatch(indices: number[]): MicroBatch | Promise<MicroBatch>;
   /** Eval metrics (without the `eval_` prefix); absent when there is no eval set. */
   evaluate?: () => Promise<Record<string, number>>;
   /** A metrics row was logged. */
@@ -263,7 +266,7 @@ export async function runLoop(
     hooks.signal?.throwIfAborted();
     const micro: MicroBatch[] = [];
     for (let j = 0; j < ga; j++) {
-      const m = hooks.microBatch(sampler.batch(step * ga + j));
+      const m = await hooks.microBatch(sampler.batch(step * ga + j));
       tokens += m.batch.rows * m.batch.T;
       micro.push(m);
     }
