@@ -146,6 +146,16 @@ function readJsonArray(bytes: Uint8Array, file: string): RawRecord[] {
         depth--;
       } else if (c === "," && depth === 0) break;
     }
+    if (pos === start) {
+      // A stray closing bracket ("}" at the top, "]" after a comma): the array's structure is
+      // broken from here on, so the scan stops instead of looping in place (found by fuzzing).
+      records.push({
+        file,
+        line,
+        issue: { field: "row", problem: `invalid JSON (unexpected "${text[pos]}" in the array)` },
+      });
+      return records;
+    }
     const endLine = line;
     let bad = false;
     for (let l = startLine; l <= endLine; l++) bad ||= badLines.has(l);
