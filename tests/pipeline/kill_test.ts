@@ -140,7 +140,13 @@ Deno.test("conflicting runs: a live run's folder, another run's checkpoints, a l
   // Two runs into one folder: while A holds it (a long run, seen by its lock), B is refused.
   const shared = `${w.dir}/shared`;
   const a = spawn("dpo", dpoArgs(w, shared, "1e-3", "--max-steps", "100000"));
+  const deadline = Date.now() + 60_000;
   while (!await Deno.stat(`${shared}/.lock`).then(() => true, () => false)) {
+    if (Date.now() > deadline) {
+      a.kill("SIGKILL");
+      await a.output();
+      throw new Error("run A never took its lock");
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
   const second = await run("dpo", dpoArgs(w, shared));
