@@ -1,7 +1,12 @@
 /**
  * Causal grouped-query attention in WGSL, forward and backward side by side; the semantics are
  * those of `src/cpu/attention.ts` (HF eager attention: kv head `floor(h / (H/Hkv))`, scores
- * scaled by 1/sqrt(D), max-subtracted f32 softmax, exact zeros above the diagonal).
+ * scaled by 1/sqrt(D), max-subtracted f32 softmax, causal mask). This file holds the
+ * software-adapter layout; the hardware one is attention_flash.ts. Neither holds a (T, T) matrix:
+ * the forward saves each query row's score max and exp-sum (stats, (B,H,T,2)) and every kernel
+ * recomputes the scores it needs, so memory grows with T, not T^2. The software kernels recompute
+ * them by the same operations in the same order as the earlier kernels that stored them (scores,
+ * max, exp(score - max), their sum, probs = e / sum, then probs * v), so results are the same bits.
  *
  * Layout: every invocation owns whole rows, so no workgroup memory, barriers or cross-invocation
  * reductions are needed. The query rows of one kv head are numbered `qi = t * G + g` (G = H/Hkv
@@ -13,9 +18,9 @@
  * CPU cycles per lane whether or not its address is uniform across the workgroup (it is a
  * per-lane loop there, inside or outside loops), while a private-array access with a dynamic
  * index costs about 1, and a barrier about 0.4 us per workgroup. So the cost of a kernel is its
- * storage loads per lane: per key s the forward reads 2D + 5 * rows values for 2 * D * rows
- * multiply-adds, where the old one-workgroup-per-row kernel read 4D per row and spent most of
- * its time in tree reductions. Consecutive invocations take the same row block of different
+ * storage loads per lane: per key s the forward reads 4D values (k three times, v once) for
+ * 4 * D * rows multiply-adds; the dk/dv kernel keeps its key rows and each q, dOut row in private
+ * arrays, so it reads 2D per query row as before. Consecutive invocations take the same row block of different
  * (batch, kv head) pairs, so the lanes of a SIMD batch (or a GPU warp) run loops of equal length.
  *
  * Determinism: each output is one invocation's fixed-order sum (over d for dots; over s for out
@@ -29,7 +34,12 @@
  * @module
  */
 
-import { attentionBackwardWorkgroup, attentionForwardWorkgroup } from "./attention_workgroup.ts";
+import {
+  attentionBackwardFlash,
+  attentionForwardFlash,
+  FLASH_TILING,
+  type FlashTiling,
+} from "./attention_flash.ts";
 import type { Tensor } from "../../backend/mod.ts";
 import { F32_LOWEST, f32bits, type GpuContext, grid1d } from "../context.ts";
 
@@ -49,7 +59,8 @@ export const ATTENTION_TILING_CPU: AttentionTiling = { rows: 4, keys: 4 };
 
 /**
  * One row per thread: registers stay low, but it measured slower on an H200 than the
- * workgroup-per-row layout that hardware GPUs use by default; kept as a tested alternative.
+ * one-workgroup-per-row layout hardware GPUs used before the flash one; kept as a tested
+ * alternative.
  */
 export const ATTENTION_TILING_GPU: AttentionTiling = { rows: 1, keys: 1 };
 
@@ -89,7 +100,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let first = (i / pairs) * ${R}u;`;
 }
 
-// Per query row r of the block: t, head, q row base, probs row base, whether it exists.
+// Per query row r of the block: t, head, q row base, stats row, whether it exists.
 function queryRows(R: number): string {
   return `  let last = min(first + ${R}u, T * G) - 1u;
   let sEnd = last / G + 1u;
@@ -100,17 +111,34 @@ ${
   let h${r} = kvh * G + qi${r} % G;
   let ok${r} = first + ${r}u <= last;
   let q${r} = ((b * T + t${r}) * H + h${r}) * D;
-  let p${r} = ((b * H + h${r}) * T + t${r}) * T;`)
+  let row${r} = (b * H + h${r}) * T + t${r};`)
   }`;
+}
+
+// Per row r: dot{r} = q_r . k[s] (and, with `withV`, dv{r} = dOut_r . v[s]), d ascending.
+function dots(R: number, cap: number, withV: boolean, keepK: boolean): string {
+  return `    let kb = ((b * T + s) * Hkv + kvh) * D;
+${each(R, (r) => `    var dot${r} = 0.0;${withV ? `\n    var dv${r} = 0.0;` : ""}`)}
+    for (var d = 0u; d < D; d++) {
+      let kd = k[kb + d];${keepK ? "\n      kr[d] = kd;" : ""}${withV ? "\n      let vd = v[kb + d];" : ""}
+${
+    each(R, (r) =>
+      `      dot${r} += qv[${r * cap}u + d] * kd;${
+        withV ? `\n      dv${r} += go[${r * cap}u + d] * vd;` : ""
+      }`)
+  }
+    }`;
 }
 
 /**
  * Forward; invocation i -> (b, kvh) = i % (B*Hkv), query rows from (i / (B*Hkv)) * rows.
- * out, q: (B,T,H,D); k, v: (B,T,Hkv,D); probs: (B,H,T,T). Three passes over s: scores and the
- * row max; exp and the row sum; probs = e / sum and out += probs * v.
+ * out, q: (B,T,H,D); k, v: (B,T,Hkv,D); stats: (B,H,T,2). Three passes over s, each computing
+ * the scores afresh (no (T, T) buffer): the row max; the sum of exp(score - max); then
+ * probs = exp(score - max) / sum and out += probs * v. Every value is computed by the same
+ * operations in the same order as when the scores were stored, so the results are the same bits.
  */
 export function attentionForwardWgsl(cap: number, R: number): string {
-  return `${prologue(R, ["out", "probs", "q", "k", "v"])}
+  return `${prologue(R, ["out", "stats", "q", "k", "v"])}
 ${queryRows(R)}
   var qv: array<f32, ${R * cap}>;
   var acc: array<f32, ${R * cap}>;
@@ -119,93 +147,92 @@ ${each(R, (r) => `    qv[${r * cap}u + d] = q[q${r} + d];`)}
   }
 ${each(R, (r) => `  var m${r} = ${F32_LOWEST};\n  var l${r} = 0.0;`)}
   for (var s = 0u; s < sEnd; s++) {
-    let kb = ((b * T + s) * Hkv + kvh) * D;
-${each(R, (r) => `    var dot${r} = 0.0;`)}
-    for (var d = 0u; d < D; d++) {
-      let kd = k[kb + d];
-${each(R, (r) => `      dot${r} += qv[${r * cap}u + d] * kd;`)}
-    }
+${dots(R, cap, false, false)}
 ${
-    each(R, (r) =>
-      `    if (ok${r} && s <= t${r}) { let x = dot${r} * u.scale; probs[p${r} + s] = x; m${r} = max(m${r}, x); }`)
+    each(R, (r) => `    if (ok${r} && s <= t${r}) { m${r} = max(m${r}, dot${r} * u.scale); }`)
   }
   }
   for (var s = 0u; s < sEnd; s++) {
+${dots(R, cap, false, false)}
 ${
-    each(R, (r) =>
-      `    if (ok${r} && s <= t${r}) { let e = exp(probs[p${r} + s] - m${r}); probs[p${r} + s] = e; l${r} += e; }`)
+    each(R, (r) => `    if (ok${r} && s <= t${r}) { l${r} += exp(dot${r} * u.scale - m${r}); }`)
   }
   }
   for (var s = 0u; s < sEnd; s++) {
+${dots(R, cap, false, false)}
 ${
     each(R, (r) =>
       `    var pr${r} = 0.0;
-    if (ok${r} && s <= t${r}) { pr${r} = probs[p${r} + s] / l${r}; }
-    if (ok${r}) { probs[p${r} + s] = pr${r}; }`)
+    if (ok${r} && s <= t${r}) { pr${r} = exp(dot${r} * u.scale - m${r}) / l${r}; }`)
   }
-    let vb = ((b * T + s) * Hkv + kvh) * D;
     for (var d = 0u; d < D; d++) {
-      let vd = v[vb + d];
+      let vd = v[kb + d];
 ${each(R, (r) => `      acc[${r * cap}u + d] += pr${r} * vd;`)}
     }
   }
-  for (var s = sEnd; s < T; s++) {
-${each(R, (r) => `    if (ok${r}) { probs[p${r} + s] = 0.0; }`)}
-  }
 ${
     each(R, (r) =>
-      `  if (ok${r}) { for (var d = 0u; d < D; d++) { out[q${r} + d] = acc[${r * cap}u + d]; } }`)
+      `  if (ok${r}) {
+    for (var d = 0u; d < D; d++) { out[q${r} + d] = acc[${r * cap}u + d]; }
+    stats[row${r} * 2u] = m${r};
+    stats[row${r} * 2u + 1u] = l${r};
+  }`)
   }
 }
 `;
 }
 
+// probs pr{r} of row r at key s from dot{r} and the saved stats; 0 where masked.
+function recomputeProbs(R: number): string {
+  return each(R, (r) =>
+    `    var pr${r} = 0.0;
+    if (ok${r} && s <= t${r}) { pr${r} = exp(dot${r} * u.scale - m${r}) / l${r}; }`);
+}
+
 /**
- * Backward, part 1: dScores (scale folded in) and dq; rows as in the forward.
- * dq, dOut: (B,T,H,D); k, v: (B,T,Hkv,D); probs, dScores: (B,H,T,T). Pass 1 keeps
- * dProbs = dOut . v in the dScores row and sums rowDot = probs . dProbs; pass 2 turns it into
- * dScores = probs * (dProbs - rowDot) * scale and adds dScores * k into dq.
+ * Backward, part 1: dq, and rowDot = probs . dProbs per row; rows as in the forward.
+ * dq, dOut, q: (B,T,H,D); k, v: (B,T,Hkv,D); stats: (B,H,T,2); rowDot: (B,H,T). Pass 1 sums
+ * rowDot = probs . (dOut . v); pass 2 forms dScores = probs * (dProbs - rowDot) * scale and adds
+ * dScores * k into dq; both recompute probs from the scores and stats.
  */
 export function attentionBackwardRowsWgsl(cap: number, R: number): string {
-  return `${prologue(R, ["dq", "dScores", "dOut", "k", "v", "probs"])}
+  return `${prologue(R, ["dq", "rowDot", "dOut", "q", "k", "v", "stats"])}
 ${queryRows(R)}
+  var qv: array<f32, ${R * cap}>;
   var go: array<f32, ${R * cap}>;
   var acc: array<f32, ${R * cap}>;
+  var kr: array<f32, ${cap}>;
   for (var d = 0u; d < D; d++) {
-${each(R, (r) => `    go[${r * cap}u + d] = dOut[q${r} + d];`)}
+${each(R, (r) => `    qv[${r * cap}u + d] = q[q${r} + d];\n    go[${r * cap}u + d] = dOut[q${r} + d];`)}
   }
-${each(R, (r) => `  var rowDot${r} = 0.0;`)}
-  for (var s = 0u; s < sEnd; s++) {
-    let vb = ((b * T + s) * Hkv + kvh) * D;
-${each(R, (r) => `    var dot${r} = 0.0;`)}
-    for (var d = 0u; d < D; d++) {
-      let vd = v[vb + d];
-${each(R, (r) => `      dot${r} += go[${r * cap}u + d] * vd;`)}
-    }
 ${
     each(R, (r) =>
-      `    if (ok${r} && s <= t${r}) { dScores[p${r} + s] = dot${r}; rowDot${r} += probs[p${r} + s] * dot${r}; }`)
-  }
+      `  let m${r} = stats[row${r} * 2u];\n  let l${r} = stats[row${r} * 2u + 1u];\n  var rd${r} = 0.0;`)
   }
   for (var s = 0u; s < sEnd; s++) {
+${dots(R, cap, true, false)}
+${recomputeProbs(R)}
+${each(R, (r) => `    if (ok${r} && s <= t${r}) { rd${r} += pr${r} * dv${r}; }`)}
+  }
+  for (var s = 0u; s < sEnd; s++) {
+${dots(R, cap, true, true)}
+${recomputeProbs(R)}
 ${
     each(R, (r) =>
       `    var ds${r} = 0.0;
-    if (ok${r} && s <= t${r}) { ds${r} = probs[p${r} + s] * (dScores[p${r} + s] - rowDot${r}) * u.scale; }
-    if (ok${r}) { dScores[p${r} + s] = ds${r}; }`)
+    if (ok${r} && s <= t${r}) { ds${r} = pr${r} * (dv${r} - rd${r}) * u.scale; }`)
   }
-    let kb = ((b * T + s) * Hkv + kvh) * D;
     for (var d = 0u; d < D; d++) {
-      let kd = k[kb + d];
+      let kd = kr[d];
 ${each(R, (r) => `      acc[${r * cap}u + d] += ds${r} * kd;`)}
     }
   }
-  for (var s = sEnd; s < T; s++) {
-${each(R, (r) => `    if (ok${r}) { dScores[p${r} + s] = 0.0; }`)}
-  }
 ${
     each(R, (r) =>
-      `  if (ok${r}) { for (var d = 0u; d < D; d++) { dq[q${r} + d] = acc[${r * cap}u + d]; } }`)
+      `  if (ok${r}) {
+    for (var d = 0u; d < D; d++) { dq[q${r} + d] = acc[${r * cap}u + d]; }
+    rowDot[row${r}] = rd${r};
+  }`)
   }
 }
 `;
@@ -213,32 +240,58 @@ ${
 
 /**
  * Backward, part 2: dk and dv; invocation i -> (b, kvh), key rows s from (i / (B*Hkv)) * keys,
- * each summed over the group's heads, then t >= s, in that fixed order.
- * dk, dv: (B,T,Hkv,D); q, dOut: (B,T,H,D); dScores, probs: (B,H,T,T)
+ * each summed over the group's heads, then t >= s, in that fixed order; probs and dScores are
+ * recomputed per (t, s) from q, k, v, dOut, stats and rowDot.
+ * dk, dv, k, v: (B,T,Hkv,D); q, dOut: (B,T,H,D); stats: (B,H,T,2); rowDot: (B,H,T)
  */
 export function attentionBackwardKvWgsl(cap: number, R: number): string {
-  return `${prologue(R, ["dk", "dv", "dScores", "probs", "q", "dOut"])}
+  return `${prologue(R, ["dk", "dv", "rowDot", "stats", "q", "dOut", "k", "v"])}
   let last = min(first + ${R}u, T) - 1u;
 ${
     each(R, (r) =>
       `  let s${r} = min(first + ${r}u, last);
-  let ok${r} = first + ${r}u <= last;`)
+  let ok${r} = first + ${r}u <= last;
+  let kb${r} = ((b * T + s${r}) * Hkv + kvh) * D;`)
   }
+  var kr: array<f32, ${R * cap}>;
+  var vr: array<f32, ${R * cap}>;
   var gk: array<f32, ${R * cap}>;
   var gv: array<f32, ${R * cap}>;
+  var qt: array<f32, ${cap}>;
+  var ot: array<f32, ${cap}>;
+  for (var d = 0u; d < D; d++) {
+${each(R, (r) => `    kr[${r * cap}u + d] = k[kb${r} + d];\n    vr[${r * cap}u + d] = v[kb${r} + d];`)}
+  }
   for (var h = kvh * G; h < (kvh + 1u) * G; h++) {
     for (var t = first; t < T; t++) {
-      let p = ((b * H + h) * T + t) * T;
+      let row = (b * H + h) * T + t;
+      let qb = ((b * T + t) * H + h) * D;
+${each(R, (r) => `      var dot${r} = 0.0;\n      var dp${r} = 0.0;`)}
+      for (var d = 0u; d < D; d++) {
+        let qd = q[qb + d];
+        let od = dOut[qb + d];
+        qt[d] = qd;
+        ot[d] = od;
+${
+    each(R, (r) =>
+      `        dot${r} += qd * kr[${r * cap}u + d];\n        dp${r} += od * vr[${r * cap}u + d];`)
+  }
+      }
+      let m = stats[row * 2u];
+      let l = stats[row * 2u + 1u];
+      let rd = rowDot[row];
 ${
     each(R, (r) =>
       `      var ds${r} = 0.0;
       var pr${r} = 0.0;
-      if (s${r} <= t) { ds${r} = dScores[p + s${r}]; pr${r} = probs[p + s${r}]; }`)
+      if (s${r} <= t) {
+        pr${r} = exp(dot${r} * u.scale - m) / l;
+        ds${r} = pr${r} * (dp${r} - rd) * u.scale;
+      }`)
   }
-      let qb = ((b * T + t) * H + h) * D;
       for (var d = 0u; d < D; d++) {
-        let qd = q[qb + d];
-        let od = dOut[qb + d];
+        let qd = qt[d];
+        let od = ot[d];
 ${
     each(R, (r) =>
       `        gk[${r * cap}u + d] += ds${r} * qd;\n        gv[${r * cap}u + d] += pr${r} * od;`)
@@ -249,8 +302,7 @@ ${
 ${
     each(R, (r) =>
       `  if (ok${r}) {
-    let kb = ((b * T + s${r}) * Hkv + kvh) * D;
-    for (var d = 0u; d < D; d++) { dk[kb + d] = gk[${r * cap}u + d]; dv[kb + d] = gv[${
+    for (var d = 0u; d < D; d++) { dk[kb${r} + d] = gk[${r * cap}u + d]; dv[kb${r} + d] = gv[${
         r * cap
       }u + d]; }
   }`)
@@ -259,11 +311,26 @@ ${
 `;
 }
 
-/** The tiling for this context: rows per invocation only pay off on software adapters. */
-export function attentionTiling(ctx: GpuContext): AttentionTiling | "workgroup" {
-  // On hardware GPUs one workgroup per query row (attention_workgroup.ts) measured faster than
-  // rows per invocation: the SmolLM2-135M-shaped step on an H200 took 0.73 s against 1.08 s.
-  return ctx.isSoftware ? ATTENTION_TILING_CPU : "workgroup";
+/**
+ * Whether the hardware layouts are forced on every adapter (`DPO_KERNEL_LAYOUTS=hardware`), so CI
+ * tests the hardware kernels on llvmpipe. Read where the host has an environment (Deno); absent
+ * in a browser. One small function, to be folded into GpuContextOptions.layouts.
+ */
+export function hardwareLayoutsForced(): boolean {
+  const host = globalThis as { Deno?: { env?: { get(name: string): string | undefined } } };
+  try {
+    return host.Deno?.env?.get("DPO_KERNEL_LAYOUTS") === "hardware";
+  } catch {
+    return false; // no permission to read the environment: the built-in choice
+  }
+}
+
+/** An attention layout: rows per invocation (software) or the flash tiles (hardware). */
+export type AttentionLayout = AttentionTiling | FlashTiling;
+
+/** The layout for this context: rows per invocation on software adapters, flash on hardware. */
+export function attentionTiling(ctx: GpuContext): AttentionLayout {
+  return ctx.isSoftware && !hardwareLayoutsForced() ? ATTENTION_TILING_CPU : FLASH_TILING;
 }
 
 /** WGSL per kernel name (one name per distinct text: head dimension and rows are baked in). */
@@ -325,11 +392,11 @@ function checkShape(H: number, Hkv: number, D: number) {
   }
 }
 
-/** Records the forward: out (B,T,H,D) and probs (B,H,T,T) from q, k, v. */
+/** Records the forward: out (B,T,H,D) and stats (B,H,T,2) from q, k, v. */
 export function attentionForward(
   ctx: GpuContext,
   out: Tensor,
-  probs: Tensor,
+  stats: Tensor,
   q: Tensor,
   k: Tensor,
   v: Tensor,
@@ -338,55 +405,41 @@ export function attentionForward(
   H: number,
   Hkv: number,
   D: number,
-  tiling: AttentionTiling | "workgroup" = attentionTiling(ctx),
+  tiling: AttentionLayout = attentionTiling(ctx),
 ): void {
-  if (tiling === "workgroup") {
-    return attentionForwardWorkgroup(ctx, out, probs, q, k, v, B, T, H, Hkv, D);
+  if ("flash" in tiling) {
+    return attentionForwardFlash(ctx, out, stats, q, k, v, [B, T, H, Hkv, D], tiling);
   }
   checkShape(H, Hkv, D);
-  launch(ctx, "Forward", [out, probs, q, k, v], [B, T, H, Hkv, D], tiling.rows);
+  launch(ctx, "Forward", [out, stats, q, k, v], [B, T, H, Hkv, D], tiling.rows);
 }
 
-/** Records the backward: dq, dk, dv overwritten; dScores (B,H,T,T) is scratch. */
+/** Records the backward: dq, dk, dv overwritten; rowDot (B,H,T) is scratch. */
 export function attentionBackward(
   ctx: GpuContext,
   dq: Tensor,
   dk: Tensor,
   dv: Tensor,
-  dScores: Tensor,
+  rowDot: Tensor,
   dOut: Tensor,
   q: Tensor,
   k: Tensor,
   v: Tensor,
-  probs: Tensor,
+  out: Tensor,
+  stats: Tensor,
   B: number,
   T: number,
   H: number,
   Hkv: number,
   D: number,
-  tiling: AttentionTiling | "workgroup" = attentionTiling(ctx),
+  tiling: AttentionLayout = attentionTiling(ctx),
 ): void {
-  if (tiling === "workgroup") {
-    return attentionBackwardWorkgroup(
-      ctx,
-      dq,
-      dk,
-      dv,
-      dScores,
-      dOut,
-      q,
-      k,
-      v,
-      probs,
-      B,
-      T,
-      H,
-      Hkv,
-      D,
-    );
+  const shape: [number, number, number, number, number] = [B, T, H, Hkv, D];
+  if ("flash" in tiling) {
+    const saved = { dOut, q, k, v, out, stats };
+    return attentionBackwardFlash(ctx, { dq, dk, dv, rowDot }, saved, shape, tiling);
   }
   checkShape(H, Hkv, D);
-  const shape: [number, number, number, number, number] = [B, T, H, Hkv, D];
-  launch(ctx, "BackwardRows", [dq, dScores, dOut, k, v, probs], shape, tiling.rows);
-  launch(ctx, "BackwardKv", [dk, dv, dScores, probs, q, dOut], shape, tiling.keys);
+  launch(ctx, "BackwardRows", [dq, rowDot, dOut, q, k, v, stats], shape, tiling.rows);
+  launch(ctx, "BackwardKv", [dk, dv, rowDot, stats, q, dOut, k, v], shape, tiling.keys);
 }
