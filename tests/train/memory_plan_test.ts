@@ -112,7 +112,7 @@ Deno.test("gradient checkpointing keeps every layer's input and one layer's othe
   const ckpt = planMemory({ ...input, gradientCheckpointing: true }, EXACT_GRANULARITY);
   const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
   const N = 4 * 48;
-  const perLayer = 4 * (3 * N * C + 2 * N + N * H * D * 2 + 2 * N * Hkv * D + 4 * H * 48 * 48 +
+  const perLayer = 4 * (3 * N * C + 2 * N + N * H * D * 2 + 2 * N * Hkv * D + 4 * H * 48 * 2 +
     3 * N * F);
   assert.equal(full.bytes.activations - ckpt.bytes.activations, (config.numLayers - 1) * perLayer);
 });
