@@ -32,7 +32,6 @@ function heads(
   q: FloatArray,
   k: FloatArray,
   stats: FloatArray,
-  B: number,
   T: number,
   H: number,
   Hkv: number,
@@ -73,7 +72,7 @@ export function attentionForward(
   Hkv: number,
   D: number,
 ): void {
-  const { group, score, prob } = heads(q, k, stats, B, T, H, Hkv, D);
+  const { group, score, prob } = heads(q, k, stats, T, H, Hkv, D);
   const acc = new Float64Array(D);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
@@ -128,7 +127,7 @@ export function attentionBackward(
   Hkv: number,
   D: number,
 ): void {
-  const { group, scale, prob } = heads(q, k, stats, B, T, H, Hkv, D);
+  const { group, scale, prob } = heads(q, k, stats, T, H, Hkv, D);
   const dProb = (b: number, h: number, t: number, s: number) => {
     const oRow = ((b * T + t) * H + h) * D;
     const vRow = ((b * T + s) * Hkv + Math.floor(h / group)) * D;

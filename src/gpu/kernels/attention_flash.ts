@@ -55,8 +55,10 @@ export type FlashKernelKind = "Forward" | "BackwardQ" | "BackwardKv";
 const HEADER = (rows: number, keys: number, cap: number, bindings: string[]) => /* wgsl */ `
 struct Params { B: u32, T: u32, H: u32, Hkv: u32, D: u32, scale: f32 }
 @group(0) @binding(0) var<uniform> u: Params;
-${bindings.map((b, i) => `@group(0) @binding(${i + 1}) var<storage, read_write> ${b}: array<f32>;`)
-  .join("\n")}
+${
+  bindings.map((b, i) => `@group(0) @binding(${i + 1}) var<storage, read_write> ${b}: array<f32>;`)
+    .join("\n")
+}
 const BR: u32 = ${rows}u;
 const BC: u32 = ${keys}u;
 const CAP: u32 = ${cap}u;
@@ -261,7 +263,7 @@ export function flashKernel(
   return { name, wgsl, keys };
 }
 
-function check(ctx: GpuContext, B: number, T: number, H: number, Hkv: number, D: number) {
+function check(ctx: GpuContext, B: number, H: number, Hkv: number, D: number) {
   if (Hkv <= 0 || H % Hkv !== 0) {
     throw new Error(`attention: ${H} query heads do not split into ${Hkv} kv heads`);
   }
@@ -281,7 +283,7 @@ function run(
   [B, T, H, Hkv, D]: number[],
   tiling: FlashTiling,
 ): void {
-  check(ctx, B, T, H, Hkv, D);
+  check(ctx, B, H, Hkv, D);
   const { name, wgsl } = flashKernel(kind, D, tiling);
   const rows = kind === "BackwardKv" ? T : T * (H / Hkv);
   const words = [B, T, H, Hkv, D, f32bits(1 / Math.sqrt(D))];
