@@ -193,3 +193,17 @@ gpuTest(
     }
   },
 );
+
+gpuTest("DPO_KERNEL_LAYOUTS=hardware selects the flash layout on any adapter", (gpu) => {
+  const saved = Deno.env.get("DPO_KERNEL_LAYOUTS");
+  try {
+    Deno.env.set("DPO_KERNEL_LAYOUTS", "hardware");
+    assert.deepEqual(kernels.attentionTiling(gpu.ctx), FLASH_TILING);
+    Deno.env.delete("DPO_KERNEL_LAYOUTS");
+    const expected = gpu.ctx.isSoftware ? kernels.ATTENTION_TILING_CPU : FLASH_TILING;
+    assert.deepEqual(kernels.attentionTiling(gpu.ctx), expected);
+  } finally {
+    if (saved === undefined) Deno.env.delete("DPO_KERNEL_LAYOUTS");
+    else Deno.env.set("DPO_KERNEL_LAYOUTS", saved);
+  }
+});

@@ -142,3 +142,14 @@ Deno.test("parseBytes reads units and refuses what is not a byte count", () => {
   assert.throws(() => parseBytes("lots"), /not a byte count/);
   assert.throws(() => parseBytes("-1GiB"), /not a byte count/);
 });
+
+Deno.test("activations grow with T, not T^2: no attention buffer is (B, H, T, T)", () => {
+  const config = shapeConfig("SmolLM2-135M");
+  for (const gradientCheckpointing of [false, true]) {
+    const at = (seqLen: number) =>
+      planMemory({ config, rows: 8, seqLen, train: true, gradientCheckpointing }).bytes
+        .activations;
+    // Doubling T at most doubles the activations (the logits chunk and rope tables grow less).
+    assert.ok(at(1024) <= 2 * at(512), `${at(1024)} > 2 * ${at(512)}`);
+  }
+});
