@@ -147,8 +147,9 @@ export interface AttentionBackwardArgs extends AttentionShape {
 }
 
 /**
- * preferenceLoss on P pairs. policyLogps, refLogps and tokenCounts (2P, completion tokens as f32)
- * hold chosen sequences 0..P-1 then rejected P..2P-1; refLogps is ignored by reference-free losses.
+ * preferenceLoss on P pairs. policyLogps, refLogps, tokenCounts (completion tokens as f32) and
+ * winRates (2P each) hold chosen sequences 0..P-1 then rejected P..2P-1; refLogps is ignored by
+ * reference-free losses, winRates by every loss but `sppo`.
  */
 export interface PreferenceLossArgs {
   /** The resolved loss (type, beta, ...). */
@@ -163,6 +164,8 @@ export interface PreferenceLossArgs {
   refLogps: Tensor;
   /** Completion tokens of each sequence (2P, f32). */
   tokenCounts: Tensor;
+  /** SPPO's win-rate P̂(y ≻ π_t | x) of each sequence (2P, in [0, 1]); read by `sppo` only. */
+  winRates: Tensor;
   /** Pairs. */
   P: number;
   /** seqGrad = scale * d(sum of per-pair losses)/d(policyLogps); metrics get scale-weighted sums. */

@@ -155,6 +155,7 @@ export class CpuBackend implements Backend {
           f(a.policyLogps),
           f(a.refLogps),
           f(a.tokenCounts),
+          f(a.winRates),
           a.P,
           a.scale,
         )

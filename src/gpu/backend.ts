@@ -143,6 +143,7 @@ export class GpuBackend implements Backend {
           a.policyLogps,
           a.refLogps,
           a.tokenCounts,
+          a.winRates,
           a.P,
           a.scale,
         ),

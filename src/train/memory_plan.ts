@@ -235,6 +235,7 @@ export function planMemory(
     }
     add("activations", "trainer labels", B);
     add("activations", "trainer klPolicy", B);
+    add("activations", "trainer winRates", B);
     const scratch = granularity.backwardScratch?.(B * T, config.hiddenSize) ?? 0;
     if (scratch > 0) add("activations", "backward scratch", scratch);
   }
