@@ -3,6 +3,7 @@
  * and their conversion into the library's option objects.
  */
 
+import { KERNEL_FLAGS } from "./_kernels.ts";
 import type { Flags, FlagSpec } from "./_cli.ts";
 import { UsageError } from "./_cli.ts";
 import type { OptimizerOptions } from "../src/train/optimizer.ts";
@@ -30,6 +31,7 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
     help: "backend; auto falls back to the CPU with a warning",
   },
   json: { type: "boolean", default: false, help: "print machine-readable results on stdout" },
+  ...KERNEL_FLAGS,
 };
 
 /** Dataset and token options. */

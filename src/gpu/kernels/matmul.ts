@@ -36,12 +36,7 @@
 
 import { type GpuContext, type GpuTensor, grid1d } from "../context.ts";
 import type { MatmulOptions, Tensor } from "../../backend/mod.ts";
-import {
-  tiledGroups,
-  tiledKernelName,
-  tiledMatmulWgsl,
-  type TiledTiling,
-} from "./matmul_tiled.ts";
+import { tiledGroups, tiledKernelName, tiledMatmulWgsl, type TiledTiling } from "./matmul_tiled.ts";
 
 /** Shape of the register block and of the workgroup of one matmul variant. */
 export interface MatmulTiling {
