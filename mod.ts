@@ -44,6 +44,7 @@ export type {
   SampleSettings,
   Tensor,
   TokenCounts,
+  WinRates,
 } from "./src/backend/mod.ts";
 /** Metric names of the preference losses (TRL's). */
 export { PREFERENCE_METRICS } from "./src/backend/mod.ts";

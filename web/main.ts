@@ -7,10 +7,15 @@
  * @module
  */
 
-import { defaultSettings, FIELDS, parseSettings, type WebSettings } from "./params.ts";
+import {
+  defaultSettings,
+  FIELDS,
+  parseSettings,
+  WEB_LOSS_TYPES,
+  type WebSettings,
+} from "./params.ts";
 import { drawLineChart } from "./chart.ts";
 import type { CustomInputs, FromWorker, ToWorker } from "./protocol.ts";
-import { PREFERENCE_LOSS_TYPES } from "../src/backend/mod.ts";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const state = (s: string) => (document.body.dataset.state = s);
@@ -37,7 +42,7 @@ function buildForm(values: WebSettings): void {
     let input: HTMLInputElement | HTMLSelectElement;
     if (FIELDS[name] === "loss") {
       input = document.createElement("select");
-      for (const t of PREFERENCE_LOSS_TYPES) input.add(new Option(t, t));
+      for (const t of WEB_LOSS_TYPES) input.add(new Option(t, t));
     } else {
       input = document.createElement("input");
       input.type = "number";

@@ -10,6 +10,12 @@
 import { defaultPipelineSpec } from "../src/pipeline/defaults.ts";
 import { PREFERENCE_LOSS_TYPES } from "../src/backend/mod.ts";
 
+/**
+ * The losses the page offers: all but `sppo`, which reads win-rates the embedded world's pairs
+ * do not have (`deno task sppo` labels its own).
+ */
+export const WEB_LOSS_TYPES = PREFERENCE_LOSS_TYPES.filter((t) => t !== "sppo");
+
 /** The settings the page exposes, by CLI flag name. */
 export interface WebSettings {
   beta: number;
@@ -91,9 +97,9 @@ export function parseSettings(pairs: Iterable<[string, string]>): WebSettings {
     }
     if (kind === "loss") {
       // One loss type: lists with --loss-weights are the command line's.
-      if (!(PREFERENCE_LOSS_TYPES as readonly string[]).includes(value)) {
+      if (!(WEB_LOSS_TYPES as readonly string[]).includes(value)) {
         throw new SettingsError(
-          `--${name}: unknown loss "${value}"; use one of ${PREFERENCE_LOSS_TYPES.join("|")}`,
+          `--${name}: unknown loss "${value}"; use one of ${WEB_LOSS_TYPES.join("|")}`,
         );
       }
       out[name] = value;

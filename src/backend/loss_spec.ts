@@ -8,8 +8,9 @@
  */
 
 /**
- * TRL's paired preference losses (DPOConfig.loss_type) plus SimPO and ORPO; a type's index is
- * its code on the device. docs/losses.md has a row per loss.
+ * TRL's paired preference losses (DPOConfig.loss_type) plus SimPO, ORPO and SPPO's soft form
+ * (which reads each pair's win-rates); a type's index is its code on the device. docs/losses.md
+ * has a row per loss.
  */
 export const PREFERENCE_LOSS_TYPES = [
   "sigmoid",
@@ -29,6 +30,7 @@ export const PREFERENCE_LOSS_TYPES = [
   "sft",
   "simpo",
   "orpo",
+  "sppo",
 ] as const;
 
 /** A paired preference loss with a device kernel. */

@@ -140,6 +140,17 @@ export interface TokenCounts {
 }
 
 /**
+ * SPPO's estimated win-rates P̂(y ≻ π_t | x) per pair (the dataset's `chosen_win_rate` and
+ * `rejected_win_rate`), in [0, 1]; read by `sppo` only, required there.
+ */
+export interface WinRates {
+  /** Win-rate of each chosen completion. */
+  chosenWinRates?: ArrayLike<number>;
+  /** Win-rate of each rejected completion. */
+  rejectedWinRates?: ArrayLike<number>;
+}
+
+/**
  * Preference losses of a batch of pairs.
  *
  * @example
@@ -153,7 +164,7 @@ export function preferenceLoss(
   policyRejected: ArrayLike<number>,
   referenceChosen: ArrayLike<number>,
   referenceRejected: ArrayLike<number>,
-  options: PreferenceLossOptions & TokenCounts = {},
+  options: PreferenceLossOptions & TokenCounts & WinRates = {},
 ): PreferenceLossResult {
   return preferenceLossWith(
     resolveLossSpec(options),
@@ -175,9 +186,15 @@ export function preferenceLossWith(
   policyRejected: ArrayLike<number>,
   referenceChosen: ArrayLike<number>,
   referenceRejected: ArrayLike<number>,
-  counts: TokenCounts = {},
+  counts: TokenCounts & WinRates = {},
 ): PreferenceLossResult {
   const P = policyChosen.length;
+  if (spec.lossTypes.includes("sppo") && (!counts.chosenWinRates || !counts.rejectedWinRates)) {
+    throw new RangeError(
+      "loss sppo reads each pair's win-rates: give chosenWinRates and rejectedWinRates " +
+        "(the dataset's chosen_win_rate and rejected_win_rate)",
+    );
+  }
   const pairs: PairInput[] = Array.from({ length: P }, (_, i) => ({
     policyChosen: policyChosen[i],
     policyRejected: policyRejected[i],
@@ -185,6 +202,8 @@ export function preferenceLossWith(
     referenceRejected: spec.referenceFree ? 0 : referenceRejected[i],
     chosenTokens: Math.max(1, counts.chosenTokens?.[i] ?? 1),
     rejectedTokens: Math.max(1, counts.rejectedTokens?.[i] ?? 1),
+    chosenWinRate: counts.chosenWinRates?.[i],
+    rejectedWinRate: counts.rejectedWinRates?.[i],
   }));
   const partners = sortedPartners(spec, pairs);
   const perToken = usesPerTokenRewards(spec);

@@ -20,7 +20,10 @@ export function sigmoid(x: number): number {
   return e / (1 + e);
 }
 
-/** One pair's sequence log-probs (reference 0 when reference-free) and token counts (≥ 1). */
+/**
+ * One pair's sequence log-probs (reference 0 when reference-free), token counts (≥ 1) and, for
+ * `sppo`, the estimated win-rates P̂(y ≻ π_t | x) of its two completions (in [0, 1]).
+ */
 export interface PairInput {
   policyChosen: number;
   policyRejected: number;
@@ -28,6 +31,8 @@ export interface PairInput {
   referenceRejected: number;
   chosenTokens: number;
   rejectedTokens: number;
+  chosenWinRate?: number;
+  rejectedWinRate?: number;
 }
 
 /** One loss term of a pair and its gradient w.r.t. the policy's chosen and rejected log-probs. */
@@ -174,6 +179,16 @@ export function pairTerm(
     case "sppo_hard": { // Wu et al. 2024 (SPPO), eq. 4.7 with hard probabilities.
       const a = sw - 0.5 / beta, b = sl + 0.5 / beta;
       return { loss: a * a + b * b, dChosen: 2 * a * dsw, dRejected: 2 * b * dsl };
+    }
+    case "sppo": {
+      // Wu et al. 2024, eq. 4.7 with the soft win-rates P̂ of both completions, η = 1/β, as the
+      // authors' code (uclaml/SPPO, sppo/trainer.py, loss_type "sppo") writes it: the mean of the
+      // two squared terms (so win-rates (1, 0) give half of sppo_hard, TRL's sum).
+      if (x.chosenWinRate === undefined || x.rejectedWinRate === undefined) {
+        throw new RangeError("loss sppo needs the win-rates of both completions of every pair");
+      }
+      const a = sw - (x.chosenWinRate - 0.5) / beta, b = sl - (x.rejectedWinRate - 0.5) / beta;
+      return { loss: (a * a + b * b) / 2, dChosen: a * dsw, dRejected: b * dsl };
     }
     case "aot":
     case "aot_unpaired": { // Melnyk et al. 2024: DPO on the sorted (optimal-transport) margins.

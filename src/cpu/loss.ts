@@ -37,6 +37,7 @@ export function preferenceLoss(
   policy: FloatArray,
   reference: FloatArray,
   tokenCounts: FloatArray,
+  winRates: FloatArray,
   P: number,
   scale: number,
 ): void {
@@ -47,7 +48,12 @@ export function preferenceLoss(
     half(policy, P),
     half(reference, 0),
     half(reference, P),
-    { chosenTokens: half(tokenCounts, 0), rejectedTokens: half(tokenCounts, P) },
+    {
+      chosenTokens: half(tokenCounts, 0),
+      rejectedTokens: half(tokenCounts, P),
+      chosenWinRates: half(winRates, 0),
+      rejectedWinRates: half(winRates, P),
+    },
   );
   const sums = new Array(PREFERENCE_METRICS.length).fill(0);
   for (let i = 0; i < P; i++) {

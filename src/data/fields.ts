@@ -148,3 +148,28 @@ export function extractPrompt<T extends string | Message[]>(
     rejected: rejected.slice(idx) as T,
   };
 }
+
+/** SPPO's win-rate fields of a preference row: chosen then rejected. */
+export const WIN_RATE_FIELDS = ["chosen_win_rate", "rejected_win_rate"] as const;
+
+/**
+ * The row's win-rates (SPPO's P̂(y ≻ π_t | x) of each completion): both absent, or both finite
+ * numbers in [0, 1]; one without the other is a problem.
+ */
+export function checkWinRates(
+  row: Record<string, unknown>,
+): { chosenWinRate?: number; rejectedWinRate?: number } | FieldProblem {
+  const [c, r] = WIN_RATE_FIELDS;
+  if (!present(row, c) && !present(row, r)) return {};
+  for (const [key, other] of [[c, r], [r, c]]) {
+    const value = row[key];
+    if (!present(row, key)) {
+      return problem(key, `missing (${other} is given: give both or neither)`);
+    }
+    if (typeof value !== "number") return problem(key, `expected a number, got ${typeName(value)}`);
+    if (!Number.isFinite(value) || value < 0 || value > 1) {
+      return problem(key, `expected a win-rate in [0, 1], got ${value}`);
+    }
+  }
+  return { chosenWinRate: row[c] as number, rejectedWinRate: row[r] as number };
+}

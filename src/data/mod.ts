@@ -16,6 +16,7 @@ export type {
   SequenceRow,
   SftFormat,
   UnpairedFormat,
+  WinRateFields,
 } from "./types.ts";
 export { MESSAGE_ROLES } from "./types.ts";
 export {
@@ -73,6 +74,7 @@ export {
   type TokenBatch,
   type UnpairedBatch,
 } from "./collate.ts";
+export { assertWinRates, collateWinRates } from "./win_rates.ts";
 export {
   BatchSampler,
   mixSeed,

@@ -160,6 +160,9 @@ export function tokenizePreference(
       promptIds,
       chosenIds,
       rejectedIds,
+      ...(row.chosenWinRate === undefined
+        ? {}
+        : { chosenWinRate: row.chosenWinRate, rejectedWinRate: row.rejectedWinRate }),
     }),
   );
 }

@@ -59,7 +59,19 @@ export type PreferenceRow =
     | { kind: "standard"; prompt: string; chosen: string; rejected: string }
     | { kind: "conversational"; prompt: Message[]; chosen: Message[]; rejected: Message[] }
     | { kind: "tokenized"; prompt: number[]; chosen: number[]; rejected: number[] }
-  );
+  )
+  & WinRateFields;
+
+/**
+ * SPPO's estimated win-rates of a pair's two completions, P̂(y ≻ π_t | x) in [0, 1] (the
+ * dataset's `chosen_win_rate` and `rejected_win_rate`, both or neither); read by loss `sppo`.
+ */
+export interface WinRateFields {
+  /** Win-rate of the chosen completion. */
+  chosenWinRate?: number;
+  /** Win-rate of the rejected completion. */
+  rejectedWinRate?: number;
+}
 
 /**
  * A validated SFT or unpaired row. `text` rows have an empty prompt; `messages` rows have the
@@ -74,7 +86,7 @@ export type SequenceRow =
   & { label?: boolean };
 
 /** A tokenized preference pair: the shared prompt and the two completions (EOS included). */
-export interface PreferenceExample extends RowSource {
+export interface PreferenceExample extends RowSource, WinRateFields {
   /** Ids of the prompt (BOS included where the tokenizer adds it). */
   promptIds: number[];
   /** Ids of the chosen completion. */

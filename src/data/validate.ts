@@ -11,6 +11,7 @@ import {
   checkMessages,
   checkString,
   checkTokenIds,
+  checkWinRates,
   extractPrompt,
   type FieldProblem,
   isProblem,
@@ -100,8 +101,19 @@ function detectSequence(row: Row, kind: "sft" | "unpaired"): Detected {
   return conversational ? "conversational_prompt_completion" : "prompt_completion";
 }
 
-/** Checks one preference row against the dataset's format. */
+/** Checks one preference row against the dataset's format, and its optional win-rates. */
 function checkPreference(
+  row: Row,
+  format: DatasetFormat,
+  src: RowSource,
+): PreferenceRow | FieldProblem {
+  const pair = checkPair(row, format, src);
+  if (isProblem(pair)) return pair;
+  const winRates = checkWinRates(row);
+  return isProblem(winRates) ? winRates : { ...pair, ...winRates };
+}
+
+function checkPair(
   row: Row,
   format: DatasetFormat,
   src: RowSource,

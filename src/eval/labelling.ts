@@ -7,7 +7,8 @@
  * - RSO (Liu et al., ICLR 2024, Algorithm 1): statistical rejection sampling of the candidates
  *   towards the optimal policy π*(y|x) ∝ π_sft(y|x) exp(r(x,y)/β), then pairs of the accepted;
  * - SPPO (Wu et al., ICML 2024, §4): each completion's estimated win-rate against the current
- *   policy, the mean of its preference probabilities over the K samples.
+ *   policy, the mean of its preference probabilities over the K samples; the pair is the highest
+ *   win-rate against the lowest, both win-rates kept.
  *
  * @module
  */
@@ -90,9 +91,61 @@ export function rankedPairs(accepted: readonly number[], rewards: readonly numbe
 /**
  * SPPO's win-rates: `prefer[i][j]` = P(y_i ≻ y_j | x) among the K samples of one prompt; the
  * win-rate of y_i against the policy is estimated by the mean over all K samples,
- * P̂(y_i ≻ π_t | x) = (1/K) Σ_j P(y_i ≻ y_j | x) (Wu et al. 2024, §4, with P(y ≻ y) = 1/2).
+ * P̂(y_i ≻ π_t | x) = (1/K) Σ_j P(y_i ≻ y_j | x) (Wu et al. 2024, §4, with P(y ≻ y) = 1/2, as the
+ * authors' scripts/compute_prob.py averages the K×K table), or with `against: "others"` by the
+ * mean over the K−1 other samples, (1/(K−1)) Σ_{j≠i} P(y_i ≻ y_j | x): the estimate from
+ * independent draws of π_t, which the self term would shrink towards 1/2 by a factor (K−1)/K.
+ * The diagonal of `prefer` is then not read.
  */
-export function winRates(prefer: readonly (readonly number[])[]): number[] {
+export function winRates(
+  prefer: readonly (readonly number[])[],
+  options: { against?: "all" | "others" } = {},
+): number[] {
   const K = prefer.length;
+  if (options.against === "others") {
+    if (K < 2) throw new RangeError(`winRates: "others" needs K >= 2 samples, got ${K}`);
+    return prefer.map((row, i) => row.reduce((s, p, j) => (j === i ? s : s + p), 0) / (K - 1));
+  }
   return prefer.map((row) => row.reduce((s, p) => s + p, 0) / K);
+}
+
+/** What Online DPO does with a prompt whose two samples got the same reward. */
+export type TieRule = "drop" | "first";
+
+/**
+ * Online DPO's label of one prompt's two samples (Guo et al. 2024; TRL's OnlineDPOTrainer):
+ * the higher reward is chosen. On a tie, "drop" gives no pair (as {@link bestWorstPair}: there is
+ * no preference to learn), "first" chooses the first sample as TRL does (`mask = first >= second`).
+ *
+ * @example
+ * ```ts
+ * onlinePair(0.2, 0.7); // { chosen: 1, rejected: 0 }
+ * onlinePair(0.5, 0.5); // undefined
+ * onlinePair(0.5, 0.5, "first"); // { chosen: 0, rejected: 1 }
+ * ```
+ */
+export function onlinePair(
+  first: number,
+  second: number,
+  ties: TieRule = "drop",
+): LabelledPair | undefined {
+  if (first === second && ties === "drop") return undefined;
+  return first >= second ? { chosen: 0, rejected: 1 } : { chosen: 1, rejected: 0 };
+}
+
+/**
+ * SPPO's pair of one prompt (the authors' scripts/compute_prob.py): the sample of the highest
+ * win-rate against that of the lowest, with both win-rates; undefined when they tie.
+ *
+ * @example
+ * ```ts
+ * winRatePair([0.7, 0.2, 0.6]); // { chosen: 0, rejected: 1, chosenWinRate: 0.7, rejectedWinRate: 0.2 }
+ * ```
+ */
+export function winRatePair(
+  rates: readonly number[],
+): (LabelledPair & { chosenWinRate: number; rejectedWinRate: number }) | undefined {
+  const pair = bestWorstPair(rates);
+  if (!pair) return undefined;
+  return { ...pair, chosenWinRate: rates[pair.chosen], rejectedWinRate: rates[pair.rejected] };
 }

@@ -10,7 +10,12 @@
 
 import type { Backend, PreferenceLossSpec } from "../backend/mod.ts";
 import { CacheError, type ReferenceCache } from "../cache/reference_cache.ts";
-import { collatePreference, type PreferenceExample } from "../data/mod.ts";
+import {
+  assertWinRates,
+  collatePreference,
+  collateWinRates,
+  type PreferenceExample,
+} from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
@@ -86,6 +91,9 @@ export async function runDpo(
   checkTokenRange(prepared.sections.flatMap((s) => s.examples), config.vocabSize, options.model);
   // The loss is resolved here, once, and passed down whole.
   const spec = resolveLossSpec(options);
+  if (spec.lossTypes.includes("sppo")) {
+    for (const s of prepared.sections) assertWinRates(s.examples);
+  }
   const withReference = needsReference(spec);
   const { beta, labelSmoothing } = spec;
   const lossType = spec.lossTypes.length === 1 ? spec.lossTypes[0] : spec.lossTypes;
@@ -280,7 +288,7 @@ export async function runDpo(
         if (referenceLogps) {
           indices.forEach((i, j) => [referenceLogps[j], referenceLogps[P + j]] = trainRef!(i));
         }
-        return { batch, referenceLogps };
+        return { batch, referenceLogps, winRates: collateWinRates(part) };
       },
       evaluate,
       ...hooks,
@@ -328,7 +336,19 @@ export async function evaluatePairs(
     policy.rejectedLogps,
     refChosen,
     refRejected,
-    { chosenTokens: policy.chosenTokens, rejectedTokens: policy.rejectedTokens },
+    {
+      chosenTokens: policy.chosenTokens,
+      rejectedTokens: policy.rejectedTokens,
+      ...winRateColumns(examples),
+    },
   );
   return preferenceMetrics(result, policy.chosenLogps, policy.rejectedLogps, spec);
+}
+
+/** The examples' win-rates as the pure loss reads them (absent when any example has none). */
+function winRateColumns(examples: readonly PreferenceExample[]) {
+  const both = collateWinRates(examples);
+  if (!both) return {};
+  const P = examples.length;
+  return { chosenWinRates: both.subarray(0, P), rejectedWinRates: both.subarray(P) };
 }

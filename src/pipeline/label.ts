@@ -3,7 +3,10 @@
  * every prompt on the device (seeded: seed `mixSeed(seed, round)`, prompt i's k-th sample on
  * stream k·N + i), the reward scores them, and the labelling rule (src/eval/labelling.ts) makes
  * the round's preference pairs: best against worst (iterative DPO), or RSO's rejection sampling
- * towards the reward's optimal policy at β. The pairs go to `pairs.jsonl` in TRL's pre-tokenized
+ * towards the reward's optimal policy at β, or SPPO's win-rates (each sample's mean preference
+ * over the prompt's other samples, by the module's `prefer` or the Bradley-Terry probability of
+ * the rewards; highest against lowest, both win-rates written as `chosen_win_rate` and
+ * `rejected_win_rate`). The pairs go to `pairs.jsonl` in TRL's pre-tokenized
  * format (prompt_input_ids / chosen_input_ids / rejected_input_ids, the sampled ids as they are),
  * which the precompute and DPO stages then read like any dataset.
  *
@@ -21,15 +24,23 @@ import { readPrompts } from "../data/prompts.ts";
 import { mixSeed, seededRandom } from "../data/sampler.ts";
 import { encodePrompts } from "../eval/evaluate.ts";
 import { generate } from "../eval/sample.ts";
-import { type RewardModule, scoreRewards } from "../eval/reward_fn.ts";
-import { bestWorstPair, type LabelledPair, rankedPairs, rsoAccept } from "../eval/labelling.ts";
+import { preferenceProbability, type RewardModule, scoreRewards } from "../eval/reward_fn.ts";
+import {
+  bestWorstPair,
+  type LabelledPair,
+  rankedPairs,
+  rsoAccept,
+  winRatePair,
+  winRates,
+} from "../eval/labelling.ts";
 import { openStage, type StageHooks } from "./stage.ts";
 import { readManifest } from "./manifest.ts";
 
 /** How a round turns its K samples per prompt into pairs. */
 export type LabelRule =
   | { kind: "best-worst" }
-  | { kind: "rso"; beta: number; accepted: number };
+  | { kind: "rso"; beta: number; accepted: number }
+  | { kind: "win-rate" };
 
 /** Options of {@link runLabel}. */
 export interface LabelOptions {
@@ -162,9 +173,13 @@ export async function runLabel(
     let tied = 0;
     for (let i = 0; i < N; i++) {
       const r = Array.from({ length: K }, (_, k) => rewards[k * N + i]);
-      const pairs: LabelledPair[] = rule.kind === "rso"
-        ? rankedPairs(rsoAccept(r, rule.beta, rule.accepted, random), r)
-        : [bestWorstPair(r)].filter((p): p is LabelledPair => p !== undefined);
+      const samples = r.map((reward, k) => ({ reward, completion: completions[k * N + i] }));
+      const pairs: Array<LabelledPair & { chosenWinRate?: number; rejectedWinRate?: number }> =
+        rule.kind === "rso" ? rankedPairs(rsoAccept(r, rule.beta, rule.accepted, random), r) : [
+          rule.kind === "win-rate"
+            ? winRatePair(await sampleWinRates(o.reward, i, prompts[i].text, samples))
+            : bestWorstPair(r),
+        ].filter((p) => p !== undefined);
       if (pairs.length === 0) tied++;
       for (const p of pairs) {
         const chosen = outs[p.chosen * N + i].tokens, rejected = outs[p.rejected * N + i].tokens;
@@ -174,6 +189,9 @@ export async function runLabel(
           prompt_input_ids: prompts[i].ids,
           chosen_input_ids: chosen,
           rejected_input_ids: rejected,
+          ...(p.chosenWinRate === undefined
+            ? {}
+            : { chosen_win_rate: p.chosenWinRate, rejected_win_rate: p.rejectedWinRate }),
         }));
       }
     }
@@ -200,4 +218,32 @@ export async function runLabel(
   } finally {
     await stage.release();
   }
+}
+
+/**
+ * Each sample's win-rate against the prompt's other K−1 samples (SPPO's P̂(y ≻ π_t | x)): the
+ * judge is asked about every ordered pair (a, b), a ≠ b, in a fixed order, so a judge that is not
+ * symmetric is still read as it answers and a rerun asks the same questions.
+ */
+export async function sampleWinRates(
+  module: RewardModule,
+  promptIndex: number,
+  prompt: string,
+  samples: ReadonlyArray<{ completion: string; reward: number }>,
+): Promise<number[]> {
+  const K = samples.length;
+  const prefer: number[][] = Array.from({ length: K }, () => new Array(K).fill(0.5));
+  for (let a = 0; a < K; a++) {
+    for (let b = 0; b < K; b++) {
+      if (a === b) continue;
+      prefer[a][b] = await preferenceProbability(
+        module,
+        promptIndex,
+        prompt,
+        samples[a],
+        samples[b],
+      );
+    }
+  }
+  return winRates(prefer, { against: "others" });
 }

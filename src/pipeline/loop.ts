@@ -12,6 +12,7 @@
 import { BatchSampler } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
+import { killPoint } from "../io/kill_point.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import type { DeviceOptimizer, OptimizerOptions } from "../train/optimizer.ts";
@@ -134,8 +135,11 @@ export function batchLayout(examples: number, o: ResolvedLoop, unit = "examples"
 
 /** What the loop calls back. */
 export interface LoopHooks {
-  /** Builds the micro-batch of these example indices. */
-  microBatch(indices: number[]): MicroBatch;
+  /**
+   * Builds the micro-batch of these example indices (async for a stage that makes its batches
+   * on the fly, e.g. Online DPO samples them from the current policy).
+   */
+  microBatch(indices: number[]): MicroBatch | Promise<MicroBatch>;
   /** Eval metrics (without the `eval_` prefix); absent when there is no eval set. */
   evaluate?: () => Promise<Record<string, number>>;
   /** A metrics row was logged. */
@@ -262,13 +266,14 @@ export async function runLoop(
     hooks.signal?.throwIfAborted();
     const micro: MicroBatch[] = [];
     for (let j = 0; j < ga; j++) {
-      const m = hooks.microBatch(sampler.batch(step * ga + j));
+      const m = await hooks.microBatch(sampler.batch(step * ga + j));
       tokens += m.batch.rows * m.batch.T;
       micro.push(m);
     }
     trainer.step(micro);
     step++;
     hooks.onStep?.(step, total);
+    killPoint("train:after-step");
     const epoch = (step * ga) / sampler.batchesPerEpoch;
     if (step % o.loggingSteps === 0 || step === total) {
       const metrics = await trainer.readMetrics();
@@ -295,6 +300,7 @@ export async function runLoop(
     hooks.onLog?.(rows.at(-1)!);
   }
   await saveTrained(store, outputDir, model, ctx);
+  killPoint("final:after-weights");
   await writeRows();
   if (ctx.report ?? true) {
     // The training curves as a page (the pipeline's eval stage adds its table to it later).
@@ -354,6 +360,7 @@ async function saveTrainingCheckpoint(
     ...ctx,
     adapter: ctx.adapter && { ...ctx.adapter, merge: false },
   });
+  killPoint("checkpoint:mid-write");
   const arena = async (t: { readArena(): Promise<ArrayLike<number>> }) =>
     Float32Array.from(await t.readArena());
   const tensors = new Map([

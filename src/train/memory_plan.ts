@@ -149,7 +149,7 @@ export function planMemory(
           ["q", N * H * D],
           ["k", N * Hkv * D],
           ["v", N * Hkv * D],
-          ["probs", B * H * T * T],
+          ["stats", B * H * T * 2],
           ["attn", N * H * D],
           ["mid", N * C],
           ["ln2", N * C],
@@ -210,7 +210,7 @@ export function planMemory(
         ["dq", N * H * D],
         ["dk", N * Hkv * D],
         ["dv", N * Hkv * D],
-        ["dScores", B * H * T * T],
+        ["rowDot", B * H * T],
         ["dAct", N * F],
         ["dGate", N * F],
         ["dUp", N * F],
@@ -235,6 +235,7 @@ export function planMemory(
     }
     add("activations", "trainer labels", B);
     add("activations", "trainer klPolicy", B);
+    add("activations", "trainer winRates", B);
     const scratch = granularity.backwardScratch?.(B * T, config.hiddenSize) ?? 0;
     if (scratch > 0) add("activations", "backward scratch", scratch);
   }

@@ -57,6 +57,8 @@ export interface MicroBatch {
   klBatch?: TokenBatch;
   /** KTO: 1 (desirable) or 0 per example (B). */
   labels?: ArrayLike<number | boolean>;
+  /** SPPO: the win-rate of each sequence (B = 2P, chosen then rejected), for loss `sppo`. */
+  winRates?: ArrayLike<number>;
 }
 
 /** Metrics of the steps since the last read, averaged per step. */
@@ -70,6 +72,7 @@ export class Trainer {
   readonly #tokens: Tensor;
   readonly #labels: Tensor;
   readonly #klPolicy: Tensor;
+  readonly #winRates: Tensor;
   readonly #loss?: PreferenceLossSpec;
   readonly #kto?: KtoLossSpec;
   #stepsSinceRead = 0;
@@ -101,6 +104,7 @@ export class Trainer {
     this.#tokens = backend.alloc("activations", maxB);
     this.#labels = backend.alloc("activations", maxB);
     this.#klPolicy = backend.alloc("activations", maxB);
+    this.#winRates = backend.alloc("activations", maxB);
   }
 
   /** The resolved preference loss (undefined for the other objectives). */
@@ -153,6 +157,7 @@ export class Trainer {
           policyLogps: a.seqLogps,
           refLogps: this.#reference,
           tokenCounts: this.#tokens,
+          winRates: this.#winRates,
           P: B / 2,
           scale: 2 / totalSequences,
         });
@@ -168,6 +173,12 @@ export class Trainer {
     const backend = this.model.backend;
     const { rows: B } = m.batch;
     backend.write(this.#tokens, Float32Array.from(m.batch.tokenCounts));
+    if (this.#loss!.lossTypes.includes("sppo")) {
+      if (!m.winRates || m.winRates.length !== B) {
+        throw new Error(`loss sppo needs winRates (${B}: chosen then rejected) per micro-batch`);
+      }
+      backend.write(this.#winRates, Float32Array.from(m.winRates));
+    }
     if (this.#loss!.referenceFree) return;
     if (this.reference) {
       this.reference.setBatch(m.batch);

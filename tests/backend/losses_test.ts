@@ -11,6 +11,7 @@ import {
   preferenceLoss,
   type PreferenceLossOptions,
   resolveLossSpec,
+  type WinRates,
 } from "../../src/backend/losses.ts";
 import { ktoLoss, ktoWeightWarning, resolveKtoSpec } from "../../src/backend/kto_loss.ts";
 
@@ -33,7 +34,7 @@ Deno.test("the DPO loss is ln 2 with zero rewards when policy equals reference",
 // s_w = 0.1, s_l = -9.9, delta = 10. Values computed by hand from each paper's formula.
 const PAIR = [[-10], [-30], [-10.1], [-20.1]] as const;
 const TOKENS = { chosenTokens: [4], rejectedTokens: [10] };
-const HAND: Array<[PreferenceLossType, PreferenceLossOptions, number]> = [
+const HAND: Array<[PreferenceLossType, PreferenceLossOptions & WinRates, number]> = [
   ["sigmoid", {}, 0.31326169], // -log σ(1)
   ["sigmoid", { labelSmoothing: 0.1 }, 0.41326169], // -0.9 log σ(1) - 0.1 log σ(-1)
   ["robust", { labelSmoothing: 0.1 }, 0.18826169], // (0.9·0.3133 + 0.1·log σ(-1)) / 0.8
@@ -44,6 +45,12 @@ const HAND: Array<[PreferenceLossType, PreferenceLossOptions, number]> = [
   ["nca_pair", {}, 1.19521999],
   ["bco_pair", {}, 1.00412063],
   ["sppo_hard", {}, 48.02], // (0.1 - 5)^2 + (-9.9 + 5)^2
+  // SPPO's soft form, the mean of the two squares: ((0.1 - 0.3/0.1)^2 + (-9.9 + 0.2/0.1)^2) / 2.
+  ["sppo", { chosenWinRates: [0.8], rejectedWinRates: [0.3] }, 35.41],
+  // Hard win-rates (1, 0): half of sppo_hard, (4.9^2 + 4.9^2) / 2.
+  ["sppo", { chosenWinRates: [1], rejectedWinRates: [0] }, 24.01],
+  // Both completions win more than half the time: both log-ratios are pulled up.
+  ["sppo", { chosenWinRates: [0.5], rejectedWinRates: [0.75] }, 76.885], // (0.1^2 + 12.4^2) / 2
   ["apo_zero", {}, 0.76841210],
   ["apo_down", {}, 0.77144140],
   ["discopop", {}, 0.36787944], // modulation σ(20) ≈ 1: exp(-1)
@@ -71,6 +78,8 @@ const BATCH = {
   rr: [-4.6, -6.6, -3.45, -10.9, -7.7],
   chosenTokens: [3, 7, 1, 12, 4],
   rejectedTokens: [5, 6, 2, 9, 11],
+  chosenWinRates: [0.9, 0.55, 0.7, 1, 0.6],
+  rejectedWinRates: [0.1, 0.45, 0.65, 0, 0.2],
 };
 
 function meanLoss(pc: number[], pr: number[], o: PreferenceLossOptions): number {
@@ -118,6 +127,31 @@ for (
     }
   });
 }
+
+Deno.test("sppo: gradients match finite differences with f-divergences and in a list", () => {
+  checkGradient({ lossType: "sppo", beta: 0.2, fDivergenceType: "js_divergence" });
+  checkGradient({ lossType: "sppo", beta: 0.2, fDivergenceType: "forward_kl" });
+  checkGradient({ lossType: ["sigmoid", "sppo"], lossWeights: [1, 0.5], beta: 0.2 });
+});
+
+Deno.test("sppo: d/ds_w is s_w − (P̂_w − 1/2)/β over the pairs, by hand", () => {
+  // s_w = 0.1, s_l = -9.9, β 0.1, P̂ (0.8, 0.3): a = -2.9, b = -7.9; one pair, so d = a, b.
+  const r = preferenceLoss(...PAIR, {
+    lossType: "sppo",
+    beta: 0.1,
+    chosenWinRates: [0.8],
+    rejectedWinRates: [0.3],
+  });
+  assertClose([r.dChosen[0], r.dRejected[0]], [-2.9, -7.9], { atol: 1e-12 });
+});
+
+Deno.test("sppo without win-rates is refused, saying what to give", () => {
+  assert.throws(() => preferenceLoss(...PAIR, { lossType: "sppo" }), /chosenWinRates/);
+  assert.throws(
+    () => preferenceLoss(...PAIR, { lossType: ["sigmoid", "sppo"], lossWeights: [1, 1] }),
+    /win-rates/,
+  );
+});
 
 Deno.test("a weighted list of losses equals the weighted sum of each, gradients too", () => {
   const types = ["sigmoid", "sft", "ipo"] as const;

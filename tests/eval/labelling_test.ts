@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { bestWorstPair, rankedPairs, rsoAccept, winRates } from "../../src/eval/labelling.ts";
+import {
+  bestWorstPair,
+  onlinePair,
+  rankedPairs,
+  rsoAccept,
+  winRatePair,
+  winRates,
+} from "../../src/eval/labelling.ts";
 import { bradleyTerry } from "../../src/eval/reward_fn.ts";
 import { seededRandom } from "../../src/data/sampler.ts";
 
@@ -62,4 +69,38 @@ Deno.test("winRates are the mean Bradley-Terry preference over the K samples", (
   assert.ok(Math.abs(w[2] - (s(1) + s(2) + 0.5) / 3) < 1e-15);
   // Win-rates of a BT judge over all K average to 1/2.
   assert.ok(Math.abs((w[0] + w[1] + w[2]) / 3 - 0.5) < 1e-15);
+});
+
+Deno.test("onlinePair chooses the higher of two rewards; a tie is dropped or the first chosen (TRL)", () => {
+  assert.deepEqual(onlinePair(0.2, 0.7), { chosen: 1, rejected: 0 });
+  assert.deepEqual(onlinePair(0.9, -3), { chosen: 0, rejected: 1 });
+  assert.equal(onlinePair(0.5, 0.5), undefined);
+  assert.equal(onlinePair(0.5, 0.5, "drop"), undefined);
+  assert.deepEqual(onlinePair(0.5, 0.5, "first"), { chosen: 0, rejected: 1 });
+  assert.deepEqual(onlinePair(1, 2, "first"), { chosen: 1, rejected: 0 });
+});
+
+Deno.test("winRates against the others leave the diagonal out: mean over K−1, by hand", () => {
+  const r = [1, 0, 2];
+  const prefer = r.map((a) => r.map((b) => bradleyTerry(a, b)));
+  prefer[0][0] = prefer[1][1] = prefer[2][2] = 99; // never read
+  const w = winRates(prefer, { against: "others" });
+  const s = (x: number) => 1 / (1 + Math.exp(-x));
+  assert.ok(Math.abs(w[0] - (s(1) + s(-1)) / 2) < 1e-15);
+  assert.ok(Math.abs(w[1] - (s(-1) + s(-2)) / 2) < 1e-15);
+  assert.ok(Math.abs(w[2] - (s(1) + s(2)) / 2) < 1e-15);
+  // (K−1)/K · others + 1/(2K) is the all-K estimate.
+  const all = winRates(r.map((a) => r.map((b) => bradleyTerry(a, b))));
+  w.forEach((x, i) => assert.ok(Math.abs((2 / 3) * x + 1 / 6 - all[i]) < 1e-15));
+  assert.throws(() => winRates([[0.5]], { against: "others" }), /K >= 2/);
+});
+
+Deno.test("winRatePair takes the highest win-rate against the lowest, with both rates", () => {
+  assert.deepEqual(winRatePair([0.4, 0.7, 0.2, 0.7]), {
+    chosen: 1,
+    rejected: 2,
+    chosenWinRate: 0.7,
+    rejectedWinRate: 0.2,
+  });
+  assert.equal(winRatePair([0.5, 0.5, 0.5]), undefined);
 });

@@ -14,7 +14,10 @@ import {
 import type { GpuBackend } from "../../src/gpu/backend.ts";
 import { assertClose, gpuTest, randomArray, upload } from "../helpers.ts";
 
-/** P pairs: policy log-probs in [-20, -0.5], reference within ±1.5, 1..20 tokens. */
+/**
+ * P pairs: policy log-probs in [-20, -0.5], reference within ±1.5, 1..20 tokens, win-rates in
+ * [0, 1] (read by sppo only).
+ */
 function batch(P: number, seed: number) {
   const policy = Float32Array.from(randomArray(2 * P, seed, 1), (u) => -10.25 + 9.75 * u);
   const noise = randomArray(2 * P, seed + 1, 1.5);
@@ -23,14 +26,15 @@ function batch(P: number, seed: number) {
     randomArray(2 * P, seed + 2),
     (u) => 1 + Math.floor(10 * (u + 1) * 0.95),
   );
-  return { policy, reference, tokens };
+  const winRates = Float32Array.from(randomArray(2 * P, seed + 3), (u) => (u + 1) / 2);
+  return { policy, reference, tokens, winRates };
 }
 
 const INITIAL = Array.from(PREFERENCE_METRICS, (_, i) => 0.25 * i);
 
 async function compare(gpu: GpuBackend, options: PreferenceLossOptions, P: number, seed: number) {
   const spec = resolveLossSpec({ beta: 0.3, labelSmoothing: 0.1, ...options });
-  const { policy, reference, tokens } = batch(P, seed);
+  const { policy, reference, tokens, winRates } = batch(P, seed);
   const scale = 1 / P;
   const seqGrad = new Float64Array(2 * P), metrics = Float64Array.from(INITIAL);
   ref.preferenceLoss(
@@ -40,6 +44,7 @@ async function compare(gpu: GpuBackend, options: PreferenceLossOptions, P: numbe
     Float64Array.from(policy),
     Float64Array.from(reference),
     Float64Array.from(tokens),
+    Float64Array.from(winRates),
     P,
     scale,
   );
@@ -51,6 +56,7 @@ async function compare(gpu: GpuBackend, options: PreferenceLossOptions, P: numbe
     policyLogps: upload(gpu, policy),
     refLogps: upload(gpu, reference),
     tokenCounts: upload(gpu, tokens),
+    winRates: upload(gpu, winRates),
     P,
     scale,
   });
@@ -71,6 +77,7 @@ gpuTest("preferenceLoss matches the CPU reference with options and weighted list
     { lossType: ["simpo", "orpo"], lossWeights: [1, 2] },
     { lossType: ["sigmoid", "nca_pair", "apo_down"], fDivergenceType: "forward_kl" },
     { lossType: ["sigmoid", "bco_pair", "sppo_hard"], fDivergenceType: "js_divergence" },
+    { lossType: ["sppo", "sft"], lossWeights: [1, 0.1], fDivergenceType: "forward_kl" },
     {
       lossType: ["exo_pair", "discopop"],
       fDivergenceType: "alpha_divergence",

@@ -22,6 +22,7 @@ const TASKS = [
   "preferences",
   "mutants",
   "plan",
+  "sppo",
 ];
 
 async function run(

@@ -111,6 +111,9 @@ const CASES: Case[] = [
     options: { lossType: t },
     expect: { chosen: "up", rejected: "down" } as Case["expect"],
   })),
+  // SPPO's soft loss pulls each log-ratio towards (P̂ − 1/2)/β: win-rates 0.8 and 0.3 (the
+  // tiny runs' labels) raise the chosen side and lower the rejected one.
+  { name: "sppo", options: { lossType: "sppo" }, expect: { chosen: "up", rejected: "down" } },
   // APO-down lowers both sides, the rejected one further (so the margin still grows).
   {
     name: "apo_down",

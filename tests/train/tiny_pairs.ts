@@ -99,7 +99,10 @@ export async function trainPairs(
   const batch = collatePreference(pairs(9), { padTokenId: 0 });
   const { model, optimizer: opt } = setup(backend, 12, optimizer);
   const referenceLogps = await scores(model, batch);
-  const micro: MicroBatch = { batch, referenceLogps };
+  // SPPO's win-rates (read by loss sppo only): every chosen 0.8, every rejected 0.3.
+  const P = batch.rows / 2;
+  const winRates = Float64Array.from({ length: 2 * P }, (_, r) => (r < P ? 0.8 : 0.3));
+  const micro: MicroBatch = { batch, referenceLogps, winRates };
   const before = Float64Array.from(await model.params.readArena());
   const trainer = new Trainer(model, opt, objective);
   const rows = [];

@@ -41,7 +41,8 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   }
 }`;
 
-// policy, reference, tokens, seqGrad: (2P) chosen then rejected; metrics: (10) PREFERENCE_METRICS.
+// policy, reference, tokens, winRates, seqGrad: (2P) chosen then rejected; metrics: (10)
+// PREFERENCE_METRICS.
 // Loss codes are indices in PREFERENCE_LOSS_TYPES; t0..t7 / w0..w7 the listed types and weights.
 export const PREFERENCE_LOSS_WGSL = /* wgsl */ `
 struct Params {
@@ -57,6 +58,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> policy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> reference: array<f32>;
 @group(0) @binding(5) var<storage, read_write> tokens: array<f32>;
+@group(0) @binding(6) var<storage, read_write> winRates: array<f32>;
 var<workgroup> partial: array<array<f32, 10>, 64>;
 // AOT: the batch sorted in one workgroup (P <= 512).
 var<workgroup> sortedA: array<f32, 512>;
@@ -64,7 +66,9 @@ var<workgroup> sortedB: array<f32, 512>;
 var<workgroup> rankA: array<u32, 512>;
 var<workgroup> rankB: array<u32, 512>;
 
-struct Pair { pc: f32, pr: f32, rc: f32, rr: f32, nw: f32, nl: f32, dC: f32, dR: f32 }
+struct Pair {
+  pc: f32, pr: f32, rc: f32, rr: f32, nw: f32, nl: f32, dC: f32, dR: f32, ww: f32, wl: f32,
+}
 
 fn logSigmoid(x: f32) -> f32 { return min(x, 0.0) - log(1.0 + exp(-abs(x))); }
 fn sigmoid(x: f32) -> f32 {
@@ -203,6 +207,11 @@ fn term(t: u32, x: Pair) -> vec3<f32> {
       let m = marginLoss(0u, beta * v - u.gamma);
       return vec3<f32>(m.x, m.y * beta / x.nw, -m.y * beta / x.nl);
     }
+    case 17u: {
+      let a = fw.x - (x.ww - 0.5) / beta;
+      let b = fl.x - (x.wl - 0.5) / beta;
+      return vec3<f32>(0.5 * (a * a + b * b), a * fw.y, b * fl.y);
+    }
     default: { return orpo(x).xyz; }
   }
 }
@@ -245,7 +254,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   var sums: array<f32, 10>;
   for (var i = lid; i < P; i += 64u) {
     var x = Pair(policy[i], policy[P + i], refAt(i), refAt(P + i), max(tokens[i], 1.0),
-      max(tokens[P + i], 1.0), 0.0, 0.0);
+      max(tokens[P + i], 1.0), 0.0, 0.0, winRates[i], winRates[P + i]);
     if (u.aotMode != 0u) {
       x.dC = aotA(i) - sortedB[rankA[i]];
       x.dR = select(sortedA[rankB[i]] - aotB(i), x.dC, u.aotMode == 1u);
@@ -315,6 +324,7 @@ export function preferenceLoss(
   policyLogps: Tensor,
   refLogps: Tensor,
   tokenCounts: Tensor,
+  winRates: Tensor,
   P: number,
   scale: number,
 ): void {
@@ -339,7 +349,7 @@ export function preferenceLoss(
   ctx.launch(
     "preference_loss",
     PREFERENCE_LOSS_WGSL,
-    [metrics, seqGrad, policyLogps, refLogps, tokenCounts],
+    [metrics, seqGrad, policyLogps, refLogps, tokenCounts, winRates],
     [
       P,
       types.length,
