@@ -4,8 +4,7 @@
  */
 
 import { KERNEL_FLAGS } from "./_kernels.ts";
-import type { Flags, FlagSpec } from "./_cli.ts";
-import { UsageError } from "./_cli.ts";
+import { type Flags, type FlagSpec, UsageError } from "./_cli.ts";
 import type { OptimizerOptions } from "../src/train/optimizer.ts";
 import type { LoopOptions, TrainStageOptions } from "../src/pipeline/loop.ts";
 import type { SplitSpec, TokenOptions } from "../src/data/prepare.ts";
