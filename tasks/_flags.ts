@@ -3,8 +3,8 @@
  * and their conversion into the library's option objects.
  */
 
-import type { Flags, FlagSpec } from "./_cli.ts";
-import { UsageError } from "./_cli.ts";
+import { KERNEL_FLAGS } from "./_kernels.ts";
+import { type Flags, type FlagSpec, UsageError } from "./_cli.ts";
 import type { OptimizerOptions } from "../src/train/optimizer.ts";
 import type { LoopOptions, TrainStageOptions } from "../src/pipeline/loop.ts";
 import type { SplitSpec, TokenOptions } from "../src/data/prepare.ts";
@@ -30,6 +30,7 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
     help: "backend; auto falls back to the CPU with a warning",
   },
   json: { type: "boolean", default: false, help: "print machine-readable results on stdout" },
+  ...KERNEL_FLAGS,
 };
 
 /** Dataset and token options. */

@@ -66,7 +66,7 @@ await runMain(async () => {
     await runDefaultPipeline(flags);
     return;
   }
-  const backend = await openBackend(deviceOf(flags));
+  const backend = await openBackend(deviceOf(flags), flags);
   const hooks = stageHooks("dpo", [
     "loss",
     "rewards/accuracies",

@@ -117,7 +117,7 @@ await runMain(async () => {
     }
   }
 
-  const backend = await openBackend(flags.device as DeviceChoice);
+  const backend = await openBackend(flags.device as DeviceChoice, flags);
   const bars = new Map<string, Progress>();
   const start = performance.now();
   const names: [string, string] = ["reference", "model"];

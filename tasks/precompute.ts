@@ -81,7 +81,7 @@ await runMain(async () => {
     flags.evalData as string | undefined,
     flags.evalFraction as number,
   );
-  const backend = await openBackend(deviceOf(flags));
+  const backend = await openBackend(deviceOf(flags), flags);
   const hooks = stageHooks("precompute", []);
   if (flags.usePeft && !flags.adapter) {
     console.error(

@@ -43,7 +43,7 @@ const flags = parseFlags(
 
 await runMain(async () => {
   checkTrainFlags(flags);
-  const backend = await openBackend(deviceOf(flags));
+  const backend = await openBackend(deviceOf(flags), flags);
   const hooks = stageHooks("sft", ["loss", "grad_norm"]);
   const { rows } = await runStage(
     "sft",

@@ -51,8 +51,30 @@ interface Block {
   used: number;
 }
 
+/**
+ * Which kernel layouts run: `software` (laid out for llvmpipe and SwiftShader), `hardware`
+ * (workgroup-memory tiling for GPUs), or `auto`: software on software adapters, else hardware.
+ */
+export type KernelLayouts = "hardware" | "software" | "auto";
+
+/**
+ * Picks among bit-identical kernel candidates by measurement (src/gpu/matmul_tuner.ts): `choose`
+ * answers a known choice or notes the shape for the next {@link GpuContext.finish}, which calls
+ * `flush` to time what was noted.
+ */
+export interface KernelTuner {
+  /** The chosen candidate's name for a shape key, or undefined (noted for tuning). */
+  choose(ctx: GpuContext, key: string): string | undefined;
+  /** Times the candidates of the shapes noted since the last flush. */
+  flush(ctx: GpuContext): Promise<void>;
+}
+
 /** Options of {@link GpuContext}. */
 export interface GpuContextOptions {
+  /** Which layouts the kernels use. @default "auto" */
+  layouts?: KernelLayouts;
+  /** Chooses hardware candidates by measurement; without one the built-in choice runs. */
+  tuner?: KernelTuner;
   /**
    * Bytes per storage binding at most, below the adapter's own limit: tests lower it to run the
    * split paths of large tensors on small ones. @default the adapter's maxStorageBufferBindingSize
@@ -69,6 +91,12 @@ export class GpuContext {
    * workgroups as SIMD lanes, where every buffer load is a per-lane loop.
    */
   readonly isSoftware: boolean;
+  /** The layouts the kernels use, `auto` resolved by {@link isSoftware}. */
+  readonly layouts: "hardware" | "software";
+  /** The tuner of hardware candidates, if any. */
+  readonly tuner?: KernelTuner;
+  /** The device this context runs on (the tuner times candidates on a sibling context). */
+  readonly gpu: GpuDevice;
   readonly limits: GPUSupportedLimits;
   /**
    * Elements per storage binding at most: the adapter's `maxStorageBufferBindingSize` (lowered by
@@ -106,6 +134,10 @@ export class GpuContext {
     this.adapterName = gpu.adapterName;
     this.isSoftware = gpu.isFallback ||
       /llvmpipe|lavapipe|swiftshader|software/i.test(gpu.adapterName);
+    this.gpu = gpu;
+    const layouts = options.layouts ?? "auto";
+    this.layouts = layouts === "auto" ? (this.isSoftware ? "software" : "hardware") : layouts;
+    this.tuner = options.tuner;
     this.limits = gpu.limits;
     this.alignment = Math.max(256, gpu.limits.minStorageBufferOffsetAlignment);
     this.maxBindingElements = Math.floor(
@@ -345,7 +377,16 @@ export class GpuContext {
     this.submit();
     await this.device.queue.onSubmittedWorkDone();
     this.#raise();
+    if (this.tuner && !this.#tuning) {
+      this.#tuning = true;
+      try {
+        await this.tuner.flush(this);
+      } finally {
+        this.#tuning = false;
+      }
+    }
   }
+  #tuning = false;
 
   /** Frees every buffer this context created. */
   destroy(): void {

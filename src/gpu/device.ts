@@ -28,6 +28,11 @@ export interface GpuDevice {
   isFallback: boolean;
   /** The limits the device was created with (the adapter's maximums). */
   limits: GPUSupportedLimits;
+  /**
+   * The adapter's identity for tuning caches: vendor, architecture, device and driver
+   * description. @default adapterName
+   */
+  adapterKey?: string;
 }
 
 /** The limits we raise to the adapter's maximum. */
@@ -75,6 +80,12 @@ export async function requestDevice(
     device,
     adapterName: describeAdapter(adapter),
     isFallback: adapter.info.isFallbackAdapter ?? false,
+    adapterKey: [
+      adapter.info.vendor,
+      adapter.info.architecture,
+      adapter.info.device,
+      adapter.info.description,
+    ].join("|"),
     limits: device.limits,
   };
 }

@@ -45,6 +45,7 @@ import {
   type MatmulVariant,
   matmulWgsl,
 } from "./kernels/matmul.ts";
+import { TILED_CANDIDATES, tiledKernelName, tiledMatmulWgsl } from "./kernels/matmul_tiled.ts";
 import {
   ADAMW_WGSL,
   RMSPROP_WGSL,
@@ -127,7 +128,7 @@ const FIXED: Record<string, Record<string, string>> = {
 /**
  * Every matmul variant `matmul` can pick: both vec4 operands take the hardware or the software
  * tiling, any scalar-load operand the scalar tiling; each with or without transposes, a vec4
- * output and a bias.
+ * output and a bias; and each variant in every workgroup-tiled candidate (kernels/matmul_tiled.ts).
  */
 function matmulShaders(): CatalogShader[] {
   const out: CatalogShader[] = [];
@@ -147,6 +148,14 @@ function matmulShaders(): CatalogShader[] {
                   name: matmulKernelName(v, t),
                   family: "matmul",
                   wgsl: matmulWgsl(v, t),
+                });
+              }
+              // The hardware layouts: every candidate takes every variant.
+              for (const t of TILED_CANDIDATES) {
+                out.push({
+                  name: tiledKernelName(v, t),
+                  family: "matmul",
+                  wgsl: tiledMatmulWgsl(v, t),
                 });
               }
             }

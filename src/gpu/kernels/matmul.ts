@@ -36,6 +36,7 @@
 
 import { type GpuContext, type GpuTensor, grid1d } from "../context.ts";
 import type { MatmulOptions, Tensor } from "../../backend/mod.ts";
+import { tiledGroups, tiledKernelName, tiledMatmulWgsl, type TiledTiling } from "./matmul_tiled.ts";
 
 /** Shape of the register block and of the workgroup of one matmul variant. */
 export interface MatmulTiling {
@@ -266,7 +267,9 @@ const generated = new Map<string, string>();
  * Records out (m,n) (+)= op(a) @ op(b) [+ bias] for any m, n, k >= 0 and all four transpose
  * combinations; bias works with every combination. `out` must not overlap `a`, `b` or `bias`.
  * `tiling` defaults to {@link MATMUL_TILING} ({@link MATMUL_TILING_SOFTWARE} on software
- * adapters) when both operands take vec4 loads, else to {@link MATMUL_TILING_SCALAR}.
+ * adapters) when both operands take vec4 loads, else to {@link MATMUL_TILING_SCALAR}. A
+ * {@link TiledTiling} runs the workgroup-memory layout of kernels/matmul_tiled.ts instead (the
+ * hardware layouts; src/gpu/matmul_policy.ts picks one per adapter and shape).
  */
 export function matmul(
   ctx: GpuContext,
@@ -277,7 +280,7 @@ export function matmul(
   n: number,
   k: number,
   options: MatmulOptions = {},
-  tiling?: MatmulTiling,
+  tiling?: MatmulTiling | TiledTiling,
 ): void {
   const { transA = false, transB = false, accumulate = false, bias } = options;
   checkSize("out", out, m * n);
@@ -298,6 +301,14 @@ export function matmul(
     vecOut: n % 4 === 0,
     bias: bias !== undefined,
   };
+  if (tiling && "bm" in tiling) {
+    const name = tiledKernelName(variant, tiling);
+    let wgsl = generated.get(name);
+    if (!wgsl) generated.set(name, wgsl = tiledMatmulWgsl(variant, tiling));
+    const tensors = bias ? [out, a, b, bias] : [out, a, b];
+    ctx.launch(name, wgsl, tensors, [m, n, k, accumulate ? 1 : 0], tiledGroups(tiling, m, n));
+    return;
+  }
   tiling ??= !(variant.vecA && variant.vecB)
     ? MATMUL_TILING_SCALAR
     : ctx.isSoftware
