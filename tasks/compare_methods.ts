@@ -167,7 +167,7 @@ await runMain(async () => {
         `--output-dir=${out}`,
         `--max-new-tokens=${NEW_TOKENS}`,
         `--seed=${seed}`,
-        ...COMMON,
+        ...COMMON.filter((a) => !a.startsWith("--max-length")), // online-dpo: prompt length only
         device,
         "--overwrite-output-dir",
       ]);
