@@ -274,10 +274,7 @@ export async function evaluateModel(
       return r;
     });
     rewardBySeed.push(mean(rewards));
-    const texts = outs.map((o) => {
-      const ends = o.tokens.length > 0 && eos.has(o.tokens[o.tokens.length - 1]);
-      return ends ? o.tokens.slice(0, -1) : o.tokens;
-    });
+    const texts = outs.map((o) => eos.has(o.tokens.at(-1)!) ? o.tokens.slice(0, -1) : o.tokens);
     distinct1.push(distinctN(texts, 1));
     distinct2.push(distinctN(texts, 2));
     timings.sampling += (performance.now() - t0) / 1000;
@@ -354,16 +351,8 @@ export async function evaluateModel(
  */
 export function evalTable(entries: ReadonlyArray<readonly [string, ModelEvaluation]>): EvalTable {
   const withPairs = entries.some(([, e]) => e.pairs);
-  const columns = [
-    "model",
-    "reward",
-    "reward sd (seeds)",
-    "KL(π‖ref)",
-    "length",
-    "entropy/token",
-    "distinct-1",
-    "distinct-2",
-  ];
+  const columns = ["model", "reward", "reward sd (seeds)", "KL(π‖ref)", "length"];
+  columns.push("entropy/token", "distinct-1", "distinct-2");
   if (withPairs) columns.push("pref. accuracy", "logps/chosen", "logps/rejected");
   const rows = entries.map(([name, e]) => {
     const row: Record<string, string | number> = {
