@@ -145,7 +145,7 @@ export function methodsChart(runs: readonly MethodRun[], sft?: { reward: number 
     type: "nominal",
     title: "method",
     scale: { domain: order, scheme: "tableau10" },
-    legend: { orient: "right", symbolOpacity: 1 },
+    legend: { orient: "right", symbolOpacity: 1, labelLimit: 240 },
   };
   const layer: Record<string, unknown>[] = [
     {
