@@ -12,6 +12,18 @@
 
 import type { DType, Role, Tensor } from "../backend/mod.ts";
 import type { GpuDevice } from "./device.ts";
+import type { F16Mode } from "./kernels/weight_load.ts";
+import { f32BitsToBf16Bits, f32BitsToF16Bits } from "../io/half.ts";
+
+/** Device bytes per element of `dtype` (half tensors pack two elements per u32 word). */
+export function elementBytes(dtype: DType): number {
+  return dtype === "bf16" || dtype === "f16" ? 2 : 4;
+}
+
+/** Device bytes of a tensor: whole u32 words, at least one. */
+export function tensorBytes(t: { size: number; dtype: DType }): number {
+  return Math.max(4, Math.ceil(t.size * elementBytes(t.dtype) / 4) * 4);
+}
 
 /** A tensor on the device: a range of one GPU buffer. */
 export interface GpuTensor extends Tensor {
@@ -58,6 +70,12 @@ export interface GpuContextOptions {
    * split paths of large tensors on small ones. @default the adapter's maxStorageBufferBindingSize
    */
   maxBindingBytes?: number;
+  /**
+   * How f16 weights are widened: `native` (WGSL's f16, needs `shader-f16`) or `unpack`
+   * (`unpack2x16float`, core WGSL). Tests force `unpack` to run the fallback on an adapter that
+   * has the feature. @default native when the device has shader-f16, else unpack
+   */
+  f16Mode?: F16Mode;
 }
 
 /** The context shared by the WebGPU backend and its kernels. */
@@ -69,6 +87,8 @@ export class GpuContext {
    * workgroups as SIMD lanes, where every buffer load is a per-lane loop.
    */
   readonly isSoftware: boolean;
+  /** How kernels widen f16 weights (see {@link GpuContextOptions.f16Mode}). */
+  readonly f16Mode: F16Mode;
   readonly limits: GPUSupportedLimits;
   /**
    * Elements per storage binding at most: the adapter's `maxStorageBufferBindingSize` (lowered by
@@ -107,6 +127,7 @@ export class GpuContext {
     this.isSoftware = gpu.isFallback ||
       /llvmpipe|lavapipe|swiftshader|software/i.test(gpu.adapterName);
     this.limits = gpu.limits;
+    this.f16Mode = gpu.shaderF16 ? options.f16Mode ?? "native" : "unpack";
     this.alignment = Math.max(256, gpu.limits.minStorageBufferOffsetAlignment);
     this.maxBindingElements = Math.floor(
       Math.min(
@@ -146,7 +167,7 @@ export class GpuContext {
    * src/gpu/split.ts) but not the largest buffer.
    */
   alloc(role: Role, size: number, dtype: DType = "f32"): GpuTensor {
-    const bytes = Math.max(4, size * 4);
+    const bytes = tensorBytes({ size, dtype });
     if (size > this.maxTensorElements) {
       throw new Error(
         `${role} tensor of ${size} elements exceeds the adapter's largest buffer ` +
@@ -181,7 +202,7 @@ export class GpuContext {
 
   /** A sub-range of `parent`; `offset` (elements) must keep the binding alignment. */
   view(parent: GpuTensor, offset: number, size: number): GpuTensor {
-    const byteOffset = parent.offset + offset * 4;
+    const byteOffset = parent.offset + offset * elementBytes(parent.dtype);
     if (byteOffset % this.alignment !== 0) {
       throw new Error(`view offset ${offset} is not aligned to ${this.alignment} bytes`);
     }
@@ -281,7 +302,7 @@ export class GpuContext {
           { binding: 0, resource: { buffer: uniform.buffer, offset: uniform.offset, size: 256 } },
           ...views.map((t, i) => ({
             binding: i + 1,
-            resource: { buffer: t.buffer, offset: t.offset, size: Math.max(4, t.size * 4) },
+            resource: { buffer: t.buffer, offset: t.offset, size: tensorBytes(t) },
           })),
         ],
       });
@@ -297,9 +318,13 @@ export class GpuContext {
 
   /** Queues a host-to-device copy; it lands before any work submitted afterwards. */
   write(t: GpuTensor, data: ArrayBufferView, offsetElements = 0): void {
+    if (t.dtype === "bf16" || t.dtype === "f16") {
+      if (offsetElements % 2 !== 0) throw new Error("a half tensor is written at even offsets");
+      data = packHalf(data as Float32Array, t.dtype);
+    }
     this.device.queue.writeBuffer(
       t.buffer,
-      t.offset + offsetElements * 4,
+      t.offset + offsetElements * elementBytes(t.dtype),
       data.buffer,
       data.byteOffset,
       data.byteLength,
@@ -318,7 +343,7 @@ export class GpuContext {
 
   /** Submits pending work and reads `t` back (one mapAsync: keep it out of the step). */
   async read(t: GpuTensor): Promise<ArrayBuffer> {
-    const bytes = Math.max(4, t.size * 4);
+    const bytes = tensorBytes(t);
     const padded = Math.ceil(bytes / 4) * 4;
     const staging = this.device.createBuffer({
       size: padded,
@@ -369,4 +394,38 @@ export function grid1d(n: number, workgroupSize: number, maxPerDim = 65535): [nu
   if (groups <= maxPerDim) return [groups, 1];
   const y = Math.ceil(groups / maxPerDim);
   return [Math.ceil(groups / y), y];
+}
+
+/**
+ * f32 values as little-endian 16-bit words of `dtype`, two per u32. Each value must be exactly
+ * representable (a weight read from a checkpoint of that dtype is): a frozen weight is never
+ * rounded on its way to the device.
+ */
+function packHalf(values: Float32Array, dtype: "bf16" | "f16"): Uint32Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const narrow = dtype === "bf16" ? f32BitsToBf16Bits : f32BitsToF16Bits;
+  const out = new Uint32Array(Math.ceil(values.length / 2));
+  const back = new Float32Array(1);
+  const backBits = new Uint32Array(back.buffer);
+  for (let i = 0; i < values.length; i++) {
+    const h = narrow(bits[i]);
+    backBits[0] = dtype === "bf16" ? h << 16 : 0;
+    if (dtype === "f16") back[0] = halfToF32(h);
+    if (back[0] !== values[i] && !(Number.isNaN(back[0]) && Number.isNaN(values[i]))) {
+      throw new Error(
+        `value ${values[i]} at element ${i} is not exactly a ${dtype}; frozen weights are held ` +
+          `in ${dtype} only when the checkpoint stores them so (use --frozen-dtype f32)`,
+      );
+    }
+    out[i >> 1] |= h << (16 * (i & 1));
+  }
+  return out;
+}
+
+/** The f32 value of f16 bits. */
+function halfToF32(h: number): number {
+  const e = (h >> 10) & 0x1f, m = h & 0x3ff, sign = h & 0x8000 ? -1 : 1;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 31) return m ? NaN : sign * Infinity;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
 }
