@@ -50,13 +50,7 @@ export class LlamaModel {
   ) {
     this.layout = paramLayout(config);
     const { maxBatch, maxSeqLen, logitsBudget = 4 * 1024 * 1024, trainable = true } = options;
-    const frozen = !trainable || options.lora !== undefined;
-    this.params = new ParamArena(
-      backend,
-      this.layout,
-      "parameters",
-      frozenHalf(config, options, frozen),
-    );
+    this.params = new ParamArena(backend, this.layout, "parameters", frozenHalf(config, options));
     if (trainable && !options.lora) {
       this.#grads = new ParamArena(backend, this.layout, "gradients");
     }

@@ -71,13 +71,16 @@ export function halfLayouts(config: ModelConfig): { matrices: ParamLayout; vecto
 /** The precision of a model's frozen weights on the device. */
 export type FrozenDtype = "f32" | "bf16" | "f16";
 
-/** The `half` argument of {@link ParamArena} for a model's parameters: only frozen ones go half. */
+/**
+ * The `half` argument of {@link ParamArena} for a model's parameters: only frozen ones (a model
+ * with `trainable: false`, or the base under LoRA) are held in half precision.
+ */
 export function frozenHalf(
   config: ModelConfig,
-  options: { frozenDtype?: FrozenDtype },
-  frozen: boolean,
+  options: { frozenDtype?: FrozenDtype; trainable?: boolean; lora?: unknown },
 ): { dtype: "bf16" | "f16"; config: ModelConfig } | undefined {
   const dtype = options.frozenDtype;
+  const frozen = options.trainable === false || options.lora !== undefined;
   return frozen && (dtype === "bf16" || dtype === "f16") ? { dtype, config } : undefined;
 }
 
