@@ -172,6 +172,13 @@ export const MEMORY_FLAGS: Record<string, FlagSpec> = {
     type: "string",
     help: "refuse (exit 2) a run whose planned device memory exceeds this, e.g. 8GiB",
   },
+  "frozen-dtype": {
+    type: "string",
+    default: "auto",
+    choices: ["auto", "f32"],
+    help:
+      "frozen weights (LoRA base, reference) in the checkpoint's bf16/f16 (auto) or widened to f32",
+  },
 };
 
 /** `--max-memory` in bytes, or undefined. */
@@ -264,6 +271,7 @@ export function trainStageOf(f: Flags): TrainStageOptions {
     force: f.force as boolean,
     peft: f.usePeft === undefined ? undefined : peftOf(f),
     maxMemory: maxMemoryOf(f),
+    frozenDtype: f.frozenDtype as "auto" | "f32",
   };
 }
 

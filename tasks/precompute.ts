@@ -101,6 +101,7 @@ await runMain(async () => {
       force: flags.force as boolean,
       adapter: flags.adapter as string | undefined,
       maxMemory: maxMemoryOf(flags),
+      frozenDtype: flags.frozenDtype as "auto" | "f32",
     }, hooks));
   if (!result.skipped) console.error(`wrote ${output} (${result.examples} pairs)`);
   if (flags.json) console.log(JSON.stringify({ output, ...result }));
