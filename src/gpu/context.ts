@@ -168,7 +168,7 @@ export class GpuContext {
    */
   alloc(role: Role, size: number, dtype: DType = "f32"): GpuTensor {
     const bytes = tensorBytes({ size, dtype });
-    if (size > this.maxTensorElements) {
+    if (bytes > this.maxTensorElements * 4) {
       throw new Error(
         `${role} tensor of ${size} elements exceeds the adapter's largest buffer ` +
           `(${this.maxTensorElements} elements, maxBufferSize ${this.limits.maxBufferSize} ` +

@@ -19,6 +19,7 @@ import { Trainer } from "../../src/train/trainer.ts";
 import { GpuBackend } from "../../src/gpu/backend.ts";
 import { decode16, encode16 } from "../../src/io/half.ts";
 import { planMemory } from "../../src/train/memory_plan.ts";
+import { shapeConfig } from "../../src/train/model_shapes.ts";
 import { granularityOf } from "../../src/pipeline/memory.ts";
 import type { TokenBatch } from "../../src/data/mod.ts";
 
@@ -189,5 +190,38 @@ gpuTest(
       ) => [k, { shape: t.shape, data: Float32Array.from(t.data) }]),
     );
     assert.throws(() => model.params.writeAll(exact), /is not exactly a bf16/);
+  },
+);
+
+gpuTest(
+  "a LoRA model on a real shape's bf16 base allocates what the plan says (SmolLM2-135M, 4 x 256)",
+  async () => {
+    const config = shapeConfig("SmolLM2-135M");
+    const lora = {
+      r: 16,
+      alpha: 32,
+      dropout: 0,
+      targetModules: resolveTargetModules(["q_proj", "k_proj", "v_proj", "o_proj"]),
+    };
+    const rows = 4, seqLen = 256;
+    const line: Record<string, unknown> = { shape: "SmolLM2-135M", rows, seqLen };
+    for (const frozenDtype of ["bf16", "f32"] as const) {
+      const gpu = await GpuBackend.create();
+      new LlamaModel(gpu, config, { maxBatch: rows, maxSeqLen: seqLen, lora, frozenDtype });
+      const got = gpu.bytesByRole();
+      const plan = planMemory(
+        { config, rows, seqLen, train: true, lora, frozenDtype },
+        granularityOf(gpu),
+      );
+      assert.equal(got.parameters, plan.bytes.parameters, frozenDtype);
+      assert.equal(got.gradients, plan.bytes.gradients, frozenDtype);
+      line[frozenDtype] = {
+        parameters: got.parameters,
+        frozen: plan.weights.frozen,
+        adapter: gpu.adapterName,
+      };
+      gpu.destroy();
+    }
+    console.log(JSON.stringify(line));
   },
 );
