@@ -172,6 +172,10 @@ export const MEMORY_FLAGS: Record<string, FlagSpec> = {
     type: "string",
     help: "refuse (exit 2) a run whose planned device memory exceeds this, e.g. 8GiB",
   },
+};
+
+/** Frozen weights in the checkpoint's precision (sft, dpo, precompute). */
+export const FROZEN_FLAGS: Record<string, FlagSpec> = {
   "frozen-dtype": {
     type: "string",
     default: "auto",
@@ -271,7 +275,7 @@ export function trainStageOf(f: Flags): TrainStageOptions {
     force: f.force as boolean,
     peft: f.usePeft === undefined ? undefined : peftOf(f),
     maxMemory: maxMemoryOf(f),
-    frozenDtype: f.frozenDtype as "auto" | "f32",
+    frozenDtype: f.frozenDtype as "auto" | "f32" | undefined,
   };
 }
 
