@@ -6,6 +6,13 @@
 
 import { parseArgs } from "node:util";
 import { defaultRuntimeDir } from "./_driver_env.ts";
+import { killPointHandler, setKillPointHandler } from "../src/io/kill_point.ts";
+
+// The fault tests' kill points (src/io/kill_point.ts): read only when a test sets the variable.
+const killAt = Deno.env.get("DPO_TEST_KILL_AT");
+if (killAt) {
+  setKillPointHandler(killPointHandler(killAt, () => Deno.kill(Deno.pid, "SIGKILL")));
+}
 
 /** One flag: its type, default, help line and aliases (kebab-case, without dashes). */
 export interface FlagSpec {
@@ -152,7 +159,7 @@ function joinNegativeValues(
 }
 
 /** Errors that mean bad usage or bad input (exit code 2), by class name. */
-const INPUT_ERRORS = new Set([
+export const INPUT_ERRORS: ReadonlySet<string> = new Set([
   "UsageError",
   "ValidationError",
   "NonFiniteInputError",

@@ -54,8 +54,8 @@ export const MUTATIONS: Mutation[] = [
   {
     name: "CPU attention sees the next token (causal mask off by one)",
     file: "src/cpu/attention.ts",
-    find: "for (let s = 0; s <= t; s++) {",
-    replace: "for (let s = 0; s <= Math.min(t + 1, T - 1); s++) {",
+    find: "for (let s = 0; s <= t; s++)",
+    replace: "for (let s = 0; s <= Math.min(t + 1, T - 1); s++)",
     count: 5,
     tests: ["tests/cpu/attention_test.ts", "tests/model/llama_test.ts"],
   },

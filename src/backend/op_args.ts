@@ -105,14 +105,15 @@ export interface AttentionShape {
 }
 
 /**
- * attentionForward: q (B,T,H,D), k and v (B,T,Hkv,D), out (B,T,H,D); probs (B,H,T,T) keeps the
- * softmax for the backward; scores scaled by 1/sqrt(D).
+ * attentionForward: q (B,T,H,D), k and v (B,T,Hkv,D), out (B,T,H,D); stats (B,H,T,2) keeps each
+ * query row's score max and exp-sum, from which the backward recomputes the softmax (no (T, T)
+ * matrix is held); scores scaled by 1/sqrt(D).
  */
 export interface AttentionForwardArgs extends AttentionShape {
   /** Output (B, T, H, D). */
   out: Tensor;
-  /** Softmax probabilities (B, H, T, T), kept for the backward. */
-  probs: Tensor;
+  /** Per query row [score max, sum of exp(score - max)] (B, H, T, 2), kept for the backward. */
+  stats: Tensor;
   /** Queries (B, T, H, D). */
   q: Tensor;
   /** Keys (B, T, Hkv, D). */
@@ -121,7 +122,7 @@ export interface AttentionForwardArgs extends AttentionShape {
   v: Tensor;
 }
 
-/** attentionBackward: dq, dk, dv are overwritten; dScores (B,H,T,T) is scratch. */
+/** attentionBackward: dq, dk, dv are overwritten; rowDot (B,H,T) is scratch. */
 export interface AttentionBackwardArgs extends AttentionShape {
   /** Gradient of the queries (B, T, H, D). */
   dq: Tensor;
@@ -129,8 +130,8 @@ export interface AttentionBackwardArgs extends AttentionShape {
   dk: Tensor;
   /** Gradient of the values (B, T, Hkv, D). */
   dv: Tensor;
-  /** Scratch (B, H, T, T). */
-  dScores: Tensor;
+  /** Scratch (B, H, T): per query row, sum over s of probs * dProbs. */
+  rowDot: Tensor;
   /** Gradient of the output (B, T, H, D). */
   dOut: Tensor;
   /** The forward queries. */
@@ -139,8 +140,10 @@ export interface AttentionBackwardArgs extends AttentionShape {
   k: Tensor;
   /** The forward values. */
   v: Tensor;
-  /** The forward softmax probabilities (B, H, T, T). */
-  probs: Tensor;
+  /** The forward output (B, T, H, D) (the hardware layout's dOut · out). */
+  out: Tensor;
+  /** The forward's row statistics (B, H, T, 2). */
+  stats: Tensor;
 }
 
 /**

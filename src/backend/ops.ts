@@ -119,10 +119,11 @@ export interface Ops {
 
   /**
    * Causal grouped-query attention. q (B,T,H,D), k and v (B,T,Hkv,D), out (B,T,H,D),
-   * probs (B,H,T,T) keeps the softmax for the backward; scores scaled by 1/sqrt(D).
+   * stats (B,H,T,2) keeps each row's score max and exp-sum for the backward, which recomputes
+   * the softmax from them (no (T, T) buffer); scores scaled by 1/sqrt(D).
    */
   attentionForward(args: AttentionForwardArgs): void;
-  /** Gradients of {@link Ops.attentionForward}; dq, dk, dv are overwritten. dScores (B,H,T,T) is scratch. */
+  /** Gradients of {@link Ops.attentionForward}; dq, dk, dv are overwritten. rowDot (B,H,T) is scratch. */
   attentionBackward(args: AttentionBackwardArgs): void;
 
   /** out (n) = silu(gate) * up. */

@@ -183,9 +183,27 @@ export async function decodeCache(bytes: Uint8Array, source: string): Promise<Re
   } catch (error) {
     return fail(`unreadable header (${(error as Error).message})`);
   }
+  if (typeof header !== "object" || header === null || Array.isArray(header)) {
+    fail("its header is not a JSON object");
+  }
   if (header.format_version !== CACHE_FORMAT_VERSION) {
     fail(`format version ${header.format_version}, this program reads ${CACHE_FORMAT_VERSION}`);
   }
+  // The header's shape before any of it is used (a damaged file, found by fuzzing).
+  const { start, end } = header;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    fail(`header rows start ${start}, end ${end}: expected integers with 0 <= start <= end`);
+  }
+  if (
+    !Array.isArray(header.columns) ||
+    !header.columns.every((c) =>
+      typeof c === "object" && c !== null && typeof c.name === "string" &&
+      (c.dtype === "f64" || c.dtype === "u32")
+    )
+  ) {
+    fail('header "columns" must be a list of {name, dtype: "f64" | "u32"}');
+  }
+  if (typeof header.payload_sha256 !== "string") fail('header has no "payload_sha256"');
   const count = header.end - header.start;
   const payload = bytes.subarray(12 + headerLength);
   const expected = header.columns.reduce((n, c) => n + count * (c.dtype === "f64" ? 8 : 4), 0);

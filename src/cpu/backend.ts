@@ -103,7 +103,7 @@ export class CpuBackend implements Backend {
       attentionForward: count((a) =>
         attention.attentionForward(
           f(a.out),
-          f(a.probs),
+          f(a.stats),
           f(a.q),
           f(a.k),
           f(a.v),
@@ -119,12 +119,12 @@ export class CpuBackend implements Backend {
           f(a.dq),
           f(a.dk),
           f(a.dv),
-          f(a.dScores),
+          f(a.rowDot),
           f(a.dOut),
           f(a.q),
           f(a.k),
           f(a.v),
-          f(a.probs),
+          f(a.stats),
           a.B,
           a.T,
           a.H,

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { parquetReadObjects } from "hyparquet";
+import { parquetMetadata, parquetReadObjects, parquetSchema } from "hyparquet";
 
 /** One record of a dataset file: a decoded value, or the reason it could not be decoded. */
 export interface RawRecord {
@@ -146,6 +146,16 @@ function readJsonArray(bytes: Uint8Array, file: string): RawRecord[] {
         depth--;
       } else if (c === "," && depth === 0) break;
     }
+    if (pos === start) {
+      // A stray closing bracket ("}" at the top, "]" after a comma): the array's structure is
+      // broken from here on, so the scan stops instead of looping in place (found by fuzzing).
+      records.push({
+        file,
+        line,
+        issue: { field: "row", problem: `invalid JSON (unexpected "${text[pos]}" in the array)` },
+      });
+      return records;
+    }
     const endLine = line;
     let bad = false;
     for (let l = startLine; l <= endLine; l++) bad ||= badLines.has(l);
@@ -169,10 +179,32 @@ function readJsonArray(bytes: Uint8Array, file: string): RawRecord[] {
 /** Marks a Parquet string whose bytes are not UTF-8, so validation can name its field. */
 class InvalidUtf8 {}
 
+/**
+ * Every column chunk's path must be in the schema: hyparquet finds a missing one while it starts
+ * the reads of a row group's chunks, throws, and leaves the chunks already started unawaited;
+ * their errors then escaped as unhandled rejections that killed the process (found by fuzzing).
+ * @throws Error (reported as invalid Parquet) naming the column.
+ */
+function checkColumnPaths(file: ArrayBuffer): void {
+  const metadata = parquetMetadata(file);
+  const root = parquetSchema(metadata);
+  for (const group of metadata.row_groups) {
+    for (const chunk of group.columns) {
+      let node = root;
+      for (const part of chunk.meta_data?.path_in_schema ?? []) {
+        const child = node.children.find((c) => c.element.name === part);
+        if (!child) throw new Error(`column chunk of "${part}" not in the schema`);
+        node = child;
+      }
+    }
+  }
+}
+
 async function readParquet(bytes: Uint8Array, file: string): Promise<RawRecord[]> {
   const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   let rows: Record<string, unknown>[];
   try {
+    checkColumnPaths(buffer as ArrayBuffer);
     rows = await parquetReadObjects({
       file: buffer as ArrayBuffer,
       rowFormat: "object",

@@ -244,6 +244,7 @@ export async function loadTokenizer(
   if (template !== undefined && tokenizerConfig.chat_template === undefined) {
     tokenizerConfig.chat_template = template;
   }
+  checkTokenIds(tokenizerJson, joinPath(dir, "tokenizer.json"));
   try {
     return HfTokenizer.fromJson(tokenizerJson, tokenizerConfig, options);
   } catch (error) {
@@ -253,6 +254,35 @@ export async function loadTokenizer(
       `${joinPath(dir, "tokenizer.json")} (with tokenizer_config.json) is not a tokenizer this ` +
         `library can load (${message}); save it with tokenizer.save_pretrained() in Python`,
     );
+  }
+}
+
+/**
+ * Token ids in tokenizer.json must be integers a vocabulary of its size can hold: transformers.js
+ * makes an array as long as the largest id, so an id of 10^9 hangs and then runs out of memory
+ * (found by fuzzing). Ids may leave gaps, so the bound is generous: 2^20, or four times the
+ * number of tokens listed.
+ */
+function checkTokenIds(json: Record<string, unknown>, path: string): void {
+  const model = json.model as { vocab?: unknown } | undefined;
+  const entries: Array<[string, unknown]> = [];
+  const vocab = model?.vocab;
+  if (vocab && typeof vocab === "object" && !Array.isArray(vocab)) {
+    for (const [token, id] of Object.entries(vocab)) entries.push([`model.vocab["${token}"]`, id]);
+  }
+  if (Array.isArray(json.added_tokens)) {
+    json.added_tokens.forEach((t, i) => {
+      if (t && typeof t === "object" && "id" in t) entries.push([`added_tokens[${i}].id`, t.id]);
+    });
+  }
+  const limit = Math.max(2 ** 20, 4 * entries.length);
+  for (const [where, id] of entries) {
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= limit) {
+      throw new TokenizerError(
+        `${path}: ${where} is ${JSON.stringify(id)}, not a token id a vocabulary of ` +
+          `${entries.length} tokens can have (an integer 0 <= id < ${limit}); fix or re-save it`,
+      );
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * Every WGSL text the engine can generate: each kernel, each tiling (hardware, software and
- * scalar-load matmuls; rows-per-invocation and workgroup-per-row attention), each head-dimension
+ * scalar-load matmuls; rows-per-invocation and flash attention), each head-dimension
  * class. The shader tests compile the whole catalog in Deno and in Chromium, so a difference
  * between their shader compilers (naga and Tint) cannot reach users unnoticed.
  *
@@ -14,11 +14,7 @@ import {
   type AttentionKernelKind,
   MAX_HEAD_DIM,
 } from "./kernels/attention.ts";
-import {
-  ATTENTION_BACKWARD_KV_WGSL,
-  ATTENTION_BACKWARD_ROWS_WGSL,
-  ATTENTION_FORWARD_WGSL,
-} from "./kernels/attention_workgroup.ts";
+import { FLASH_CANDIDATES, flashKernel, type FlashKernelKind } from "./kernels/attention_flash.ts";
 import { decodeAttentionWgsl, KV_CACHE_WRITE_WGSL, ROPE_AT_WGSL } from "./kernels/decode.ts";
 import { SAMPLE_TOKENS_WGSL } from "./kernels/sample.ts";
 import {
@@ -104,11 +100,6 @@ const FIXED: Record<string, Record<string, string>> = {
   },
   rope: { rope: ROPE_WGSL },
   swiglu: { swiglu_forward: SWIGLU_FORWARD_WGSL, swiglu_backward: SWIGLU_BACKWARD_WGSL },
-  attention: {
-    attentionWorkgroupForward: ATTENTION_FORWARD_WGSL,
-    attentionWorkgroupBackwardRows: ATTENTION_BACKWARD_ROWS_WGSL,
-    attentionWorkgroupBackwardKv: ATTENTION_BACKWARD_KV_WGSL,
-  },
   logits: {
     logitsForward: LOGITS_FORWARD_WGSL,
     logitsBackward: LOGITS_BACKWARD_WGSL,
@@ -216,7 +207,7 @@ function halfWeightShaders(): CatalogShader[] {
   return out;
 }
 
-/** The rows-per-invocation attention kernels, per head-dimension class and tiling. */
+/** The attention kernels of both layouts, per head-dimension class and tiling. */
 function attentionShaders(): CatalogShader[] {
   const out = new Map<string, CatalogShader>();
   const kinds: [AttentionKernelKind, "rows" | "keys"][] = [
@@ -228,6 +219,12 @@ function attentionShaders(): CatalogShader[] {
     for (const tiling of [ATTENTION_TILING_CPU, ATTENTION_TILING_GPU]) {
       for (const [kind, axis] of kinds) {
         const { name, wgsl } = attentionKernel(kind, D, tiling[axis]);
+        out.set(name, { name, family: "attention", wgsl });
+      }
+    }
+    for (const tiling of FLASH_CANDIDATES) {
+      for (const kind of ["Forward", "BackwardQ", "BackwardKv"] as FlashKernelKind[]) {
+        const { name, wgsl } = flashKernel(kind, D, tiling);
         out.set(name, { name, family: "attention", wgsl });
       }
     }

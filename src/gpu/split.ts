@@ -167,23 +167,24 @@ export function matmul(
   }
 }
 
-/** Runs an attention op once per sequence when its (B, H, T, T) scratch exceeds one binding. */
+/** Runs an attention op once per sequence when one of its tensors exceeds one binding. */
 export function perSequence<A extends AttentionForwardArgs | AttentionBackwardArgs>(
   ctx: GpuContext,
   args: A,
   run: (args: A) => void,
 ): void {
   const { B, T, H, Hkv, D } = args;
-  const square = B * H * T * T;
-  if (square <= ctx.maxBindingElements && B * T * H * D <= ctx.maxBindingElements) {
+  if (B * H * T * 2 <= ctx.maxBindingElements && B * T * H * D <= ctx.maxBindingElements) {
     return run(args);
   }
   const sizes: Record<string, number> = {};
   for (const [key, value] of Object.entries(args)) {
     if (typeof value !== "object") continue;
     const name = key as string;
-    sizes[name] = name === "probs" || name === "dScores"
-      ? H * T * T
+    sizes[name] = name === "stats"
+      ? H * T * 2
+      : name === "rowDot"
+      ? H * T
       : ["q", "out", "dq", "dOut"].includes(name)
       ? T * H * D
       : T * Hkv * D;

@@ -7,6 +7,7 @@
  */
 
 import { FileNotFoundError, type FileStore, tempPathFor } from "./fs.ts";
+import { killPoint } from "./kill_point.ts";
 
 /** Maps Deno's NotFound to {@link FileNotFoundError}; other errors keep their message plus the path. */
 function rethrow(path: string, error: unknown): never {
@@ -48,7 +49,17 @@ export class DenoFileStore implements FileStore {
   async writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
     const temp = tempPathFor(path);
     try {
-      await Deno.writeFile(temp, bytes);
+      // Written, then flushed to the disk before the rename, so a crash never leaves a renamed
+      // file whose bytes are still only in the page cache.
+      const file = await Deno.open(temp, { write: true, create: true, truncate: true });
+      try {
+        let done = 0;
+        while (done < bytes.length) done += await file.write(bytes.subarray(done));
+        await file.sync();
+      } finally {
+        file.close();
+      }
+      killPoint("atomic:before-rename");
       await Deno.rename(temp, path);
     } catch (error) {
       // Leave no half-written temporary file behind; the target is untouched.

@@ -99,3 +99,14 @@ export function tempPathFor(path: string): string {
   tempCounter = (tempCounter + 1) % 0x10000;
   return joinPath(dirname(path), `.${basename(path)}.${random}${tempCounter.toString(16)}.tmp`);
 }
+
+/** Whether `name` (a file name, not a path) is a temporary file {@link tempPathFor} made for `target`. */
+export function isTempFileOf(name: string, target: string): boolean {
+  const prefix = `.${basename(target)}.`;
+  return name.startsWith(prefix) && /^[0-9a-f]{9,12}\.tmp$/.test(name.slice(prefix.length));
+}
+
+/** Whether `name` is any temporary file {@link tempPathFor} made. */
+export function isTempFile(name: string): boolean {
+  return /^\..+\.[0-9a-f]{9,12}\.tmp$/.test(name);
+}

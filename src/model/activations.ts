@@ -23,8 +23,8 @@ export interface LayerActivations {
   k: Tensor;
   /** Values (N, Hkv*D). */
   v: Tensor;
-  /** Softmax of the attention scores (B,H,T,T). */
-  probs: Tensor;
+  /** Per attention row, the score max and exp-sum (B,H,T,2): the softmax is recomputed. */
+  stats: Tensor;
   /** Attention output before o_proj (N,H*D). */
   attn: Tensor;
   /** Residual after attention (N,C). */
@@ -86,8 +86,8 @@ export interface Activations {
   dk: Tensor;
   /** Gradient of the values (N, Hkv*D). */
   dv: Tensor;
-  /** Gradient of the attention scores (B, H, T, T). */
-  dScores: Tensor;
+  /** Attention backward scratch: per row, probs · dProbs (B, H, T). */
+  rowDot: Tensor;
   /** Gradient of silu(gate) * up (N, F). */
   dAct: Tensor;
   /** Gradient of the gate projection (N, F). */
@@ -138,7 +138,7 @@ export function allocActivations(
     q: a(N * H * D),
     k: a(N * Hkv * D),
     v: a(N * Hkv * D),
-    probs: a(B * H * T * T),
+    stats: a(B * H * T * 2),
     attn: a(N * H * D),
     mid: a(N * C),
     ln2: a(N * C),
@@ -187,7 +187,7 @@ export function allocActivations(
     dq: d(N * H * D),
     dk: d(N * Hkv * D),
     dv: d(N * Hkv * D),
-    dScores: d(B * H * T * T),
+    rowDot: d(B * H * T),
     dAct: d(N * F),
     dGate: d(N * F),
     dUp: d(N * F),

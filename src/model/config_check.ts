@@ -67,7 +67,7 @@ export function checkConfigAgainstWeights(
     const match = /^model\.layers\.(\d{1,9})\./.exec(name);
     if (match) layers = Math.max(layers, Number(match[1]) + 1);
   }
-  if (config.numLayers > layers) {
+  if (config.numLayers !== layers) {
     throw new ConfigError(
       configFile,
       "num_hidden_layers",

@@ -8,6 +8,7 @@
 
 import type { Backend, Tensor } from "../backend/mod.ts";
 import { type ModelConfig, parameterShapes } from "./config.ts";
+import { CheckpointError } from "../io/checkpoint.ts";
 
 /** Offsets are multiples of 64 elements: the 256-byte alignment of a WebGPU binding. */
 
@@ -210,7 +211,7 @@ export class ParamArena {
     }
     for (const name of tensors.keys()) {
       if (!this.layout.byName.has(name) && !ignore.some((p) => name.endsWith(p))) {
-        throw new Error(
+        throw new CheckpointError(
           `${source}: unexpected tensor ${name}; this config does not use it (check ` +
             `tie_word_embeddings and attention_bias in config.json)`,
         );

@@ -11,6 +11,7 @@
 
 import { BatchSampler } from "../data/mod.ts";
 import { type FileStore, joinPath } from "../io/fs.ts";
+import { killPoint } from "../io/kill_point.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import type { DeviceOptimizer, OptimizerOptions } from "../train/optimizer.ts";
@@ -270,6 +271,7 @@ export async function runLoop(
     trainer.step(micro);
     step++;
     hooks.onStep?.(step, total);
+    killPoint("train:after-step");
     const epoch = (step * ga) / sampler.batchesPerEpoch;
     if (step % o.loggingSteps === 0 || step === total) {
       const metrics = await trainer.readMetrics();
@@ -296,6 +298,7 @@ export async function runLoop(
     hooks.onLog?.(rows.at(-1)!);
   }
   await saveTrained(store, outputDir, model, ctx);
+  killPoint("final:after-weights");
   await writeRows();
   if (ctx.report ?? true) {
     // The training curves as a page (the pipeline's eval stage adds its table to it later).
@@ -355,6 +358,7 @@ async function saveTrainingCheckpoint(
     ...ctx,
     adapter: ctx.adapter && { ...ctx.adapter, merge: false },
   });
+  killPoint("checkpoint:mid-write");
   const arena = async (t: { readArena(): Promise<ArrayLike<number>> }) =>
     Float32Array.from(await t.readArena());
   const tensors = new Map([

@@ -11,6 +11,7 @@ import { encodeCache } from "../cache/reference_cache.ts";
 import { cacheSections } from "../cache/identity.ts";
 import type { FileStore } from "../io/fs.ts";
 import { dirname } from "../io/fs.ts";
+import { killPoint } from "../io/kill_point.ts";
 import {
   type FrozenDtypeChoice,
   frozenDtypeOf,
@@ -147,6 +148,7 @@ export async function runPrecompute(
       batchSize,
       padTokenId: tokenizer.padTokenId,
       onProgress: (done) => {
+        if (done * 2 >= slice.length) killPoint("precompute:mid-cache");
         hooks.signal?.throwIfAborted();
         hooks.onProgress?.(done, slice.length);
       },

@@ -17,7 +17,7 @@
  */
 
 import type { FileStore } from "../io/fs.ts";
-import { basename, dirname, joinPath } from "../io/fs.ts";
+import { basename, dirname, isTempFile, isTempFileOf, joinPath } from "../io/fs.ts";
 import { sha256Hex } from "../io/hash.ts";
 import { acquireLock } from "../io/lock.ts";
 import {
@@ -117,6 +117,7 @@ export async function openStage(store: FileStore, d: StageDeclaration): Promise<
   await store.mkdirp(dirname(lockPath));
   const release = await acquireLock(store, lockPath, `${d.stage} output ${where}`, d.log);
   try {
+    await removeLeftoverTemps(store, d);
     return await openLocked(store, d, release);
   } catch (error) {
     await release();
@@ -167,6 +168,41 @@ async function openLocked(
   };
 }
 
+/**
+ * Removes the temporary files of atomic writes that a killed run left behind (a kill between a
+ * temporary file's write and its rename): in a training folder and its checkpoints every one, for
+ * a one-file stage those of its outputs and manifest. The caller holds the lock, so no live run of
+ * this output is writing them.
+ */
+async function removeLeftoverTemps(store: FileStore, d: StageDeclaration): Promise<void> {
+  const found: string[] = [];
+  const sweep = async (dir: string, keep: (name: string) => boolean) => {
+    if (!await store.exists(dir)) return;
+    for (const name of await store.list(dir)) {
+      if (keep(name)) found.push(joinPath(dir, name));
+    }
+  };
+  if (d.outputDir) {
+    await sweep(d.outputDir, isTempFile);
+    if (await store.exists(d.outputDir)) {
+      for (const name of await store.list(d.outputDir)) {
+        if (/^checkpoint-\d+$/.test(name)) await sweep(joinPath(d.outputDir, name), isTempFile);
+      }
+    }
+  } else {
+    const targets = [...d.outputs, d.manifestPath];
+    for (const dir of new Set(targets.map(dirname))) {
+      await sweep(dir, (name) => targets.some((t) => dirname(t) === dir && isTempFileOf(name, t)));
+    }
+  }
+  for (const path of found) await store.remove(path);
+  if (found.length > 0) {
+    d.log?.(
+      `removed ${found.length} temporary file(s) a killed run left behind: ${found.join(", ")}`,
+    );
+  }
+}
+
 /** Why `dir` holds another run's outputs, or undefined when everything there is this run's. */
 async function foreignOutputs(
   store: FileStore,
@@ -182,6 +218,9 @@ async function foreignOutputs(
     return "it holds a model without a manifest.json";
   }
   for (const name of names.filter((n) => /^checkpoint-\d+$/.test(n))) {
+    // A checkpoint without trainer_state.json (written last) is one a killed run left half
+    // written: nobody's to resume from (resume passes over it), and this run rewrites it whole.
+    if (!await store.exists(joinPath(dir, name, TRAINER_STATE))) continue;
     if (await checkpointFingerprint(store, joinPath(dir, name)) !== fingerprint) {
       return `${name} is another run's checkpoint`;
     }

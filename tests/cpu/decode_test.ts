@@ -34,7 +34,7 @@ Deno.test("decodeAttention over a filled cache equals the causal forward's row a
   const q = randomArray(B * T * H * D, 2), k = randomArray(B * T * Hkv * D, 3);
   const v = randomArray(B * T * Hkv * D, 4);
   const full = new Float32Array(B * T * H * D);
-  attentionForward(full, new Float32Array(B * H * T * T), q, k, v, B, T, H, Hkv, D);
+  attentionForward(full, new Float32Array(B * H * T * 2), q, k, v, B, T, H, Hkv, D);
   const kCache = new Float32Array(B * L * Hkv * D), vCache = new Float32Array(B * L * Hkv * D);
   const W = Hkv * D;
   for (let t = 0; t < T; t++) {

@@ -107,15 +107,16 @@ needsTest(gpuMissing, {
       };
       const q = t(B * T * H * D, 1), k = t(B * T * Hkv * D, 2), v = t(B * T * Hkv * D, 3);
       const dOut = t(B * T * H * D, 4);
-      const out = t(B * T * H * D, 0), probs = t(B * H * T * T, 0), dScores = t(B * H * T * T, 0);
+      const out = t(B * T * H * D, 0), stats = t(B * H * T * 2, 0), rowDot = t(B * H * T, 0);
       const dq = t(B * T * H * D, 0), dk = t(B * T * Hkv * D, 0), dv = t(B * T * Hkv * D, 0);
-      backend.ops.attentionForward({ out, probs, q, k, v, B, T, H, Hkv, D });
-      backend.ops.attentionBackward({ dq, dk, dv, dScores, dOut, q, k, v, probs, B, T, H, Hkv, D });
+      backend.ops.attentionForward({ out, stats, q, k, v, B, T, H, Hkv, D });
+      const saved = { dOut, q, k, v, out, stats };
+      backend.ops.attentionBackward({ dq, dk, dv, rowDot, ...saved, B, T, H, Hkv, D });
       const read = async (x: typeof q) => bits(new Float32Array(await backend.read(x)));
       return [await read(out), await read(dq), await read(dk), await read(dv)];
     };
     const whole = await GpuBackend.create();
-    // 1,024 elements: one sequence's scores (H*T*T) and queries (T*H*D) fit, three do not.
+    // 1,024 elements: one sequence's queries (T*H*D) fit, three do not.
     const pieces = await GpuBackend.create({ maxBindingBytes: 1024 * 4 });
     try {
       const before = pieces.counters().dispatches;

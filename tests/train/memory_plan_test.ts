@@ -118,7 +118,7 @@ Deno.test("gradient checkpointing keeps every layer's input and one layer's othe
   const ckpt = planMemory({ ...input, gradientCheckpointing: true }, EXACT_GRANULARITY);
   const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
   const N = 4 * 48;
-  const perLayer = 4 * (3 * N * C + 2 * N + N * H * D * 2 + 2 * N * Hkv * D + 4 * H * 48 * 48 +
+  const perLayer = 4 * (3 * N * C + 2 * N + N * H * D * 2 + 2 * N * Hkv * D + 4 * H * 48 * 2 +
     3 * N * F);
   assert.equal(full.bytes.activations - ckpt.bytes.activations, (config.numLayers - 1) * perLayer);
 });
@@ -147,4 +147,15 @@ Deno.test("parseBytes reads units and refuses what is not a byte count", () => {
   assert.equal(parseBytes("1000"), 1000);
   assert.throws(() => parseBytes("lots"), /not a byte count/);
   assert.throws(() => parseBytes("-1GiB"), /not a byte count/);
+});
+
+Deno.test("activations grow with T, not T^2: no attention buffer is (B, H, T, T)", () => {
+  const config = shapeConfig("SmolLM2-135M");
+  for (const gradientCheckpointing of [false, true]) {
+    const at = (seqLen: number) =>
+      planMemory({ config, rows: 8, seqLen, train: true, gradientCheckpointing }).bytes
+        .activations;
+    // Doubling T at most doubles the activations (the logits chunk and rope tables grow less).
+    assert.ok(at(1024) <= 2 * at(512), `${at(1024)} > 2 * ${at(512)}`);
+  }
 });

@@ -1,7 +1,12 @@
 /**
  * Causal grouped-query attention in WGSL, forward and backward side by side; the semantics are
  * those of `src/cpu/attention.ts` (HF eager attention: kv head `floor(h / (H/Hkv))`, scores
- * scaled by 1/sqrt(D), max-subtracted f32 softmax, exact zeros above the diagonal).
+ * scaled by 1/sqrt(D), max-subtracted f32 softmax, causal mask). This file holds the
+ * software-adapter layout; the hardware one is attention_flash.ts. Neither holds a (T, T) matrix:
+ * the forward saves each query row's score max and exp-sum (stats, (B,H,T,2)) and every kernel
+ * recomputes the scores it needs, so memory grows with T, not T^2. The software kernels recompute
+ * them by the same operations in the same order as the earlier kernels that stored them (scores,
+ * max, exp(score - max), their sum, probs = e / sum, then probs * v), so results are the same bits.
  *
  * Layout: every invocation owns whole rows, so no workgroup memory, barriers or cross-invocation
  * reductions are needed. The query rows of one kv head are numbered `qi = t * G + g` (G = H/Hkv
@@ -13,9 +18,9 @@
  * CPU cycles per lane whether or not its address is uniform across the workgroup (it is a
  * per-lane loop there, inside or outside loops), while a private-array access with a dynamic
  * index costs about 1, and a barrier about 0.4 us per workgroup. So the cost of a kernel is its
- * storage loads per lane: per key s the forward reads 2D + 5 * rows values for 2 * D * rows
- * multiply-adds, where the old one-workgroup-per-row kernel read 4D per row and spent most of
- * its time in tree reductions. Consecutive invocations take the same row block of different
+ * storage loads per lane: per key s the forward reads 4D values (k three times, v once) for
+ * 4 * D * rows multiply-adds; the dk/dv kernel keeps its key rows and each q, dOut row in private
+ * arrays, so it reads 2D per query row as before. Consecutive invocations take the same row block of different
  * (batch, kv head) pairs, so the lanes of a SIMD batch (or a GPU warp) run loops of equal length.
  *
  * Determinism: each output is one invocation's fixed-order sum (over d for dots; over s for out
@@ -29,9 +34,20 @@
  * @module
  */
 
-import { attentionBackwardWorkgroup, attentionForwardWorkgroup } from "./attention_workgroup.ts";
+import {
+  attentionBackwardFlash,
+  attentionForwardFlash,
+  FLASH_TILING,
+  type FlashTiling,
+} from "./attention_flash.ts";
+import {
+  attentionBackwardKvWgsl,
+  attentionBackwardRowsWgsl,
+  attentionForwardWgsl,
+  WG,
+} from "./attention_rows.ts";
 import type { Tensor } from "../../backend/mod.ts";
-import { F32_LOWEST, f32bits, type GpuContext, grid1d } from "../context.ts";
+import { f32bits, type GpuContext, grid1d } from "../context.ts";
 
 /** Rows per invocation of the attention kernels. */
 export interface AttentionTiling {
@@ -49,7 +65,8 @@ export const ATTENTION_TILING_CPU: AttentionTiling = { rows: 4, keys: 4 };
 
 /**
  * One row per thread: registers stay low, but it measured slower on an H200 than the
- * workgroup-per-row layout that hardware GPUs use by default; kept as a tested alternative.
+ * one-workgroup-per-row layout hardware GPUs used before the flash one; kept as a tested
+ * alternative.
  */
 export const ATTENTION_TILING_GPU: AttentionTiling = { rows: 1, keys: 1 };
 
@@ -57,213 +74,27 @@ export const ATTENTION_TILING_GPU: AttentionTiling = { rows: 1, keys: 1 };
 export const MAX_HEAD_DIM = 256;
 /** Floats per private array, at most, where the head dimension allows (see {@link launch}). */
 const PRIVATE_FLOATS = 128;
-const WG = 64;
-
-/** `f(r)` for r in 0..n, joined by newlines: the per-row statements, unrolled. */
-const each = (n: number, f: (r: number) => string) =>
-  Array.from({ length: n }, (_, r) => f(r)).join("\n");
-
-// Shared prologue: invocation -> (b, kvh, first row), and per row r its t, head, bases, validity.
-function prologue(R: number, bindings: string[]): string {
-  return /* wgsl */ `struct Params { B: u32, T: u32, H: u32, Hkv: u32, blocks: u32, scale: f32, D: u32 }
-@group(0) @binding(0) var<uniform> u: Params;
-${
-    bindings.map((b, i) =>
-      `@group(0) @binding(${i + 1}) var<storage, read_write> ${b}: array<f32>;`
-    )
-      .join("\n")
-  }
-
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * ${WG}u;
-  let pairs = u.B * u.Hkv;
-  if (i >= pairs * u.blocks) { return; }
-  let T = u.T;
-  let H = u.H;
-  let Hkv = u.Hkv;
-  let G = H / Hkv;
-  let D = u.D;
-  let b = (i % pairs) / Hkv;
-  let kvh = i % Hkv;
-  let first = (i / pairs) * ${R}u;`;
-}
-
-// Per query row r of the block: t, head, q row base, probs row base, whether it exists.
-function queryRows(R: number): string {
-  return `  let last = min(first + ${R}u, T * G) - 1u;
-  let sEnd = last / G + 1u;
-${
-    each(R, (r) =>
-      `  let qi${r} = min(first + ${r}u, last);
-  let t${r} = qi${r} / G;
-  let h${r} = kvh * G + qi${r} % G;
-  let ok${r} = first + ${r}u <= last;
-  let q${r} = ((b * T + t${r}) * H + h${r}) * D;
-  let p${r} = ((b * H + h${r}) * T + t${r}) * T;`)
-  }`;
-}
 
 /**
- * Forward; invocation i -> (b, kvh) = i % (B*Hkv), query rows from (i / (B*Hkv)) * rows.
- * out, q: (B,T,H,D); k, v: (B,T,Hkv,D); probs: (B,H,T,T). Three passes over s: scores and the
- * row max; exp and the row sum; probs = e / sum and out += probs * v.
+ * Whether the hardware layouts are forced on every adapter (`DPO_KERNEL_LAYOUTS=hardware`), so CI
+ * tests the hardware kernels on llvmpipe. Read where the host has an environment (Deno); absent
+ * in a browser. One small function, to be folded into GpuContextOptions.layouts.
  */
-export function attentionForwardWgsl(cap: number, R: number): string {
-  return `${prologue(R, ["out", "probs", "q", "k", "v"])}
-${queryRows(R)}
-  var qv: array<f32, ${R * cap}>;
-  var acc: array<f32, ${R * cap}>;
-  for (var d = 0u; d < D; d++) {
-${each(R, (r) => `    qv[${r * cap}u + d] = q[q${r} + d];`)}
+export function hardwareLayoutsForced(): boolean {
+  const host = globalThis as { Deno?: { env?: { get(name: string): string | undefined } } };
+  try {
+    return host.Deno?.env?.get("DPO_KERNEL_LAYOUTS") === "hardware";
+  } catch {
+    return false; // no permission to read the environment: the built-in choice
   }
-${each(R, (r) => `  var m${r} = ${F32_LOWEST};\n  var l${r} = 0.0;`)}
-  for (var s = 0u; s < sEnd; s++) {
-    let kb = ((b * T + s) * Hkv + kvh) * D;
-${each(R, (r) => `    var dot${r} = 0.0;`)}
-    for (var d = 0u; d < D; d++) {
-      let kd = k[kb + d];
-${each(R, (r) => `      dot${r} += qv[${r * cap}u + d] * kd;`)}
-    }
-${
-    each(R, (r) =>
-      `    if (ok${r} && s <= t${r}) { let x = dot${r} * u.scale; probs[p${r} + s] = x; m${r} = max(m${r}, x); }`)
-  }
-  }
-  for (var s = 0u; s < sEnd; s++) {
-${
-    each(R, (r) =>
-      `    if (ok${r} && s <= t${r}) { let e = exp(probs[p${r} + s] - m${r}); probs[p${r} + s] = e; l${r} += e; }`)
-  }
-  }
-  for (var s = 0u; s < sEnd; s++) {
-${
-    each(R, (r) =>
-      `    var pr${r} = 0.0;
-    if (ok${r} && s <= t${r}) { pr${r} = probs[p${r} + s] / l${r}; }
-    if (ok${r}) { probs[p${r} + s] = pr${r}; }`)
-  }
-    let vb = ((b * T + s) * Hkv + kvh) * D;
-    for (var d = 0u; d < D; d++) {
-      let vd = v[vb + d];
-${each(R, (r) => `      acc[${r * cap}u + d] += pr${r} * vd;`)}
-    }
-  }
-  for (var s = sEnd; s < T; s++) {
-${each(R, (r) => `    if (ok${r}) { probs[p${r} + s] = 0.0; }`)}
-  }
-${
-    each(R, (r) =>
-      `  if (ok${r}) { for (var d = 0u; d < D; d++) { out[q${r} + d] = acc[${r * cap}u + d]; } }`)
-  }
-}
-`;
 }
 
-/**
- * Backward, part 1: dScores (scale folded in) and dq; rows as in the forward.
- * dq, dOut: (B,T,H,D); k, v: (B,T,Hkv,D); probs, dScores: (B,H,T,T). Pass 1 keeps
- * dProbs = dOut . v in the dScores row and sums rowDot = probs . dProbs; pass 2 turns it into
- * dScores = probs * (dProbs - rowDot) * scale and adds dScores * k into dq.
- */
-export function attentionBackwardRowsWgsl(cap: number, R: number): string {
-  return `${prologue(R, ["dq", "dScores", "dOut", "k", "v", "probs"])}
-${queryRows(R)}
-  var go: array<f32, ${R * cap}>;
-  var acc: array<f32, ${R * cap}>;
-  for (var d = 0u; d < D; d++) {
-${each(R, (r) => `    go[${r * cap}u + d] = dOut[q${r} + d];`)}
-  }
-${each(R, (r) => `  var rowDot${r} = 0.0;`)}
-  for (var s = 0u; s < sEnd; s++) {
-    let vb = ((b * T + s) * Hkv + kvh) * D;
-${each(R, (r) => `    var dot${r} = 0.0;`)}
-    for (var d = 0u; d < D; d++) {
-      let vd = v[vb + d];
-${each(R, (r) => `      dot${r} += go[${r * cap}u + d] * vd;`)}
-    }
-${
-    each(R, (r) =>
-      `    if (ok${r} && s <= t${r}) { dScores[p${r} + s] = dot${r}; rowDot${r} += probs[p${r} + s] * dot${r}; }`)
-  }
-  }
-  for (var s = 0u; s < sEnd; s++) {
-${
-    each(R, (r) =>
-      `    var ds${r} = 0.0;
-    if (ok${r} && s <= t${r}) { ds${r} = probs[p${r} + s] * (dScores[p${r} + s] - rowDot${r}) * u.scale; }
-    if (ok${r}) { dScores[p${r} + s] = ds${r}; }`)
-  }
-    let kb = ((b * T + s) * Hkv + kvh) * D;
-    for (var d = 0u; d < D; d++) {
-      let kd = k[kb + d];
-${each(R, (r) => `      acc[${r * cap}u + d] += ds${r} * kd;`)}
-    }
-  }
-  for (var s = sEnd; s < T; s++) {
-${each(R, (r) => `    if (ok${r}) { dScores[p${r} + s] = 0.0; }`)}
-  }
-${
-    each(R, (r) =>
-      `  if (ok${r}) { for (var d = 0u; d < D; d++) { dq[q${r} + d] = acc[${r * cap}u + d]; } }`)
-  }
-}
-`;
-}
+/** An attention layout: rows per invocation (software) or the flash tiles (hardware). */
+export type AttentionLayout = AttentionTiling | FlashTiling;
 
-/**
- * Backward, part 2: dk and dv; invocation i -> (b, kvh), key rows s from (i / (B*Hkv)) * keys,
- * each summed over the group's heads, then t >= s, in that fixed order.
- * dk, dv: (B,T,Hkv,D); q, dOut: (B,T,H,D); dScores, probs: (B,H,T,T)
- */
-export function attentionBackwardKvWgsl(cap: number, R: number): string {
-  return `${prologue(R, ["dk", "dv", "dScores", "probs", "q", "dOut"])}
-  let last = min(first + ${R}u, T) - 1u;
-${
-    each(R, (r) =>
-      `  let s${r} = min(first + ${r}u, last);
-  let ok${r} = first + ${r}u <= last;`)
-  }
-  var gk: array<f32, ${R * cap}>;
-  var gv: array<f32, ${R * cap}>;
-  for (var h = kvh * G; h < (kvh + 1u) * G; h++) {
-    for (var t = first; t < T; t++) {
-      let p = ((b * H + h) * T + t) * T;
-${
-    each(R, (r) =>
-      `      var ds${r} = 0.0;
-      var pr${r} = 0.0;
-      if (s${r} <= t) { ds${r} = dScores[p + s${r}]; pr${r} = probs[p + s${r}]; }`)
-  }
-      let qb = ((b * T + t) * H + h) * D;
-      for (var d = 0u; d < D; d++) {
-        let qd = q[qb + d];
-        let od = dOut[qb + d];
-${
-    each(R, (r) =>
-      `        gk[${r * cap}u + d] += ds${r} * qd;\n        gv[${r * cap}u + d] += pr${r} * od;`)
-  }
-      }
-    }
-  }
-${
-    each(R, (r) =>
-      `  if (ok${r}) {
-    let kb = ((b * T + s${r}) * Hkv + kvh) * D;
-    for (var d = 0u; d < D; d++) { dk[kb + d] = gk[${r * cap}u + d]; dv[kb + d] = gv[${
-        r * cap
-      }u + d]; }
-  }`)
-  }
-}
-`;
-}
-
-/** The tiling for this context: rows per invocation only pay off on software adapters. */
-export function attentionTiling(ctx: GpuContext): AttentionTiling | "workgroup" {
-  // On hardware GPUs one workgroup per query row (attention_workgroup.ts) measured faster than
-  // rows per invocation: the SmolLM2-135M-shaped step on an H200 took 0.73 s against 1.08 s.
-  return ctx.isSoftware ? ATTENTION_TILING_CPU : "workgroup";
+/** The layout for this context: rows per invocation on software adapters, flash on hardware. */
+export function attentionTiling(ctx: GpuContext): AttentionLayout {
+  return ctx.isSoftware && !hardwareLayoutsForced() ? ATTENTION_TILING_CPU : FLASH_TILING;
 }
 
 /** WGSL per kernel name (one name per distinct text: head dimension and rows are baked in). */
@@ -325,11 +156,11 @@ function checkShape(H: number, Hkv: number, D: number) {
   }
 }
 
-/** Records the forward: out (B,T,H,D) and probs (B,H,T,T) from q, k, v. */
+/** Records the forward: out (B,T,H,D) and stats (B,H,T,2) from q, k, v. */
 export function attentionForward(
   ctx: GpuContext,
   out: Tensor,
-  probs: Tensor,
+  stats: Tensor,
   q: Tensor,
   k: Tensor,
   v: Tensor,
@@ -338,55 +169,41 @@ export function attentionForward(
   H: number,
   Hkv: number,
   D: number,
-  tiling: AttentionTiling | "workgroup" = attentionTiling(ctx),
+  tiling: AttentionLayout = attentionTiling(ctx),
 ): void {
-  if (tiling === "workgroup") {
-    return attentionForwardWorkgroup(ctx, out, probs, q, k, v, B, T, H, Hkv, D);
+  if ("flash" in tiling) {
+    return attentionForwardFlash(ctx, out, stats, q, k, v, [B, T, H, Hkv, D], tiling);
   }
   checkShape(H, Hkv, D);
-  launch(ctx, "Forward", [out, probs, q, k, v], [B, T, H, Hkv, D], tiling.rows);
+  launch(ctx, "Forward", [out, stats, q, k, v], [B, T, H, Hkv, D], tiling.rows);
 }
 
-/** Records the backward: dq, dk, dv overwritten; dScores (B,H,T,T) is scratch. */
+/** Records the backward: dq, dk, dv overwritten; rowDot (B,H,T) is scratch. */
 export function attentionBackward(
   ctx: GpuContext,
   dq: Tensor,
   dk: Tensor,
   dv: Tensor,
-  dScores: Tensor,
+  rowDot: Tensor,
   dOut: Tensor,
   q: Tensor,
   k: Tensor,
   v: Tensor,
-  probs: Tensor,
+  out: Tensor,
+  stats: Tensor,
   B: number,
   T: number,
   H: number,
   Hkv: number,
   D: number,
-  tiling: AttentionTiling | "workgroup" = attentionTiling(ctx),
+  tiling: AttentionLayout = attentionTiling(ctx),
 ): void {
-  if (tiling === "workgroup") {
-    return attentionBackwardWorkgroup(
-      ctx,
-      dq,
-      dk,
-      dv,
-      dScores,
-      dOut,
-      q,
-      k,
-      v,
-      probs,
-      B,
-      T,
-      H,
-      Hkv,
-      D,
-    );
+  const shape: [number, number, number, number, number] = [B, T, H, Hkv, D];
+  if ("flash" in tiling) {
+    const saved = { dOut, q, k, v, out, stats };
+    return attentionBackwardFlash(ctx, { dq, dk, dv, rowDot }, saved, shape, tiling);
   }
   checkShape(H, Hkv, D);
-  const shape: [number, number, number, number, number] = [B, T, H, Hkv, D];
-  launch(ctx, "BackwardRows", [dq, dScores, dOut, k, v, probs], shape, tiling.rows);
-  launch(ctx, "BackwardKv", [dk, dv, dScores, probs, q, dOut], shape, tiling.keys);
+  launch(ctx, "BackwardRows", [dq, rowDot, dOut, q, k, v, stats], shape, tiling.rows);
+  launch(ctx, "BackwardKv", [dk, dv, rowDot, stats, q, dOut, k, v], shape, tiling.keys);
 }
