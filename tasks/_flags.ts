@@ -175,6 +175,17 @@ export const MEMORY_FLAGS: Record<string, FlagSpec> = {
   },
 };
 
+/** Frozen weights in the checkpoint's precision (sft, dpo, precompute). */
+export const FROZEN_FLAGS: Record<string, FlagSpec> = {
+  "frozen-dtype": {
+    type: "string",
+    default: "auto",
+    choices: ["auto", "f32"],
+    help:
+      "frozen weights (LoRA base, reference) in the checkpoint's bf16/f16 (auto) or widened to f32",
+  },
+};
+
 /** `--max-memory` in bytes, or undefined. */
 export function maxMemoryOf(f: Flags): number | undefined {
   if (f.maxMemory === undefined) return undefined;
@@ -265,6 +276,7 @@ export function trainStageOf(f: Flags): TrainStageOptions {
     force: f.force as boolean,
     peft: f.usePeft === undefined ? undefined : peftOf(f),
     maxMemory: maxMemoryOf(f),
+    frozenDtype: f.frozenDtype as "auto" | "f32" | undefined,
   };
 }
 

@@ -12,6 +12,12 @@
 
 import type { DType, Role, Tensor } from "../backend/mod.ts";
 import type { GpuDevice } from "./device.ts";
+import type { F16Mode } from "./kernels/weight_load.ts";
+import { elementBytes, packHalf, tensorBytes } from "./half_pack.ts";
+
+export { elementBytes, tensorBytes };
+export type { GpuContextOptions, KernelLayouts, KernelTuner } from "./context_options.ts";
+import type { GpuContextOptions, KernelTuner } from "./context_options.ts";
 
 /** A tensor on the device: a range of one GPU buffer. */
 export interface GpuTensor extends Tensor {
@@ -51,37 +57,6 @@ interface Block {
   used: number;
 }
 
-/**
- * Which kernel layouts run: `software` (laid out for llvmpipe and SwiftShader), `hardware`
- * (workgroup-memory tiling for GPUs), or `auto`: software on software adapters, else hardware.
- */
-export type KernelLayouts = "hardware" | "software" | "auto";
-
-/**
- * Picks among bit-identical kernel candidates by measurement (src/gpu/matmul_tuner.ts): `choose`
- * answers a known choice or notes the shape for the next {@link GpuContext.finish}, which calls
- * `flush` to time what was noted.
- */
-export interface KernelTuner {
-  /** The chosen candidate's name for a shape key, or undefined (noted for tuning). */
-  choose(ctx: GpuContext, key: string): string | undefined;
-  /** Times the candidates of the shapes noted since the last flush. */
-  flush(ctx: GpuContext): Promise<void>;
-}
-
-/** Options of {@link GpuContext}. */
-export interface GpuContextOptions {
-  /** Which layouts the kernels use. @default "auto" */
-  layouts?: KernelLayouts;
-  /** Chooses hardware candidates by measurement; without one the built-in choice runs. */
-  tuner?: KernelTuner;
-  /**
-   * Bytes per storage binding at most, below the adapter's own limit: tests lower it to run the
-   * split paths of large tensors on small ones. @default the adapter's maxStorageBufferBindingSize
-   */
-  maxBindingBytes?: number;
-}
-
 /** The context shared by the WebGPU backend and its kernels. */
 export class GpuContext {
   readonly device: GPUDevice;
@@ -97,6 +72,8 @@ export class GpuContext {
   readonly tuner?: KernelTuner;
   /** The device this context runs on (the tuner times candidates on a sibling context). */
   readonly gpu: GpuDevice;
+  /** How kernels widen f16 weights (see {@link GpuContextOptions.f16Mode}). */
+  readonly f16Mode: F16Mode;
   readonly limits: GPUSupportedLimits;
   /**
    * Elements per storage binding at most: the adapter's `maxStorageBufferBindingSize` (lowered by
@@ -139,6 +116,7 @@ export class GpuContext {
     this.layouts = layouts === "auto" ? (this.isSoftware ? "software" : "hardware") : layouts;
     this.tuner = options.tuner;
     this.limits = gpu.limits;
+    this.f16Mode = gpu.shaderF16 ? options.f16Mode ?? "native" : "unpack";
     this.alignment = Math.max(256, gpu.limits.minStorageBufferOffsetAlignment);
     this.maxBindingElements = Math.floor(
       Math.min(
@@ -178,8 +156,8 @@ export class GpuContext {
    * src/gpu/split.ts) but not the largest buffer.
    */
   alloc(role: Role, size: number, dtype: DType = "f32"): GpuTensor {
-    const bytes = Math.max(4, size * 4);
-    if (size > this.maxTensorElements) {
+    const bytes = tensorBytes({ size, dtype });
+    if (bytes > this.maxTensorElements * 4) {
       throw new Error(
         `${role} tensor of ${size} elements exceeds the adapter's largest buffer ` +
           `(${this.maxTensorElements} elements, maxBufferSize ${this.limits.maxBufferSize} ` +
@@ -213,7 +191,7 @@ export class GpuContext {
 
   /** A sub-range of `parent`; `offset` (elements) must keep the binding alignment. */
   view(parent: GpuTensor, offset: number, size: number): GpuTensor {
-    const byteOffset = parent.offset + offset * 4;
+    const byteOffset = parent.offset + offset * elementBytes(parent.dtype);
     if (byteOffset % this.alignment !== 0) {
       throw new Error(`view offset ${offset} is not aligned to ${this.alignment} bytes`);
     }
@@ -313,7 +291,7 @@ export class GpuContext {
           { binding: 0, resource: { buffer: uniform.buffer, offset: uniform.offset, size: 256 } },
           ...views.map((t, i) => ({
             binding: i + 1,
-            resource: { buffer: t.buffer, offset: t.offset, size: Math.max(4, t.size * 4) },
+            resource: { buffer: t.buffer, offset: t.offset, size: tensorBytes(t) },
           })),
         ],
       });
@@ -329,9 +307,13 @@ export class GpuContext {
 
   /** Queues a host-to-device copy; it lands before any work submitted afterwards. */
   write(t: GpuTensor, data: ArrayBufferView, offsetElements = 0): void {
+    if (t.dtype === "bf16" || t.dtype === "f16") {
+      if (offsetElements % 2 !== 0) throw new Error("a half tensor is written at even offsets");
+      data = packHalf(data as Float32Array, t.dtype);
+    }
     this.device.queue.writeBuffer(
       t.buffer,
-      t.offset + offsetElements * 4,
+      t.offset + offsetElements * elementBytes(t.dtype),
       data.buffer,
       data.byteOffset,
       data.byteLength,
@@ -350,7 +332,7 @@ export class GpuContext {
 
   /** Submits pending work and reads `t` back (one mapAsync: keep it out of the step). */
   async read(t: GpuTensor): Promise<ArrayBuffer> {
-    const bytes = Math.max(4, t.size * 4);
+    const bytes = tensorBytes(t);
     const padded = Math.ceil(bytes / 4) * 4;
     const staging = this.device.createBuffer({
       size: padded,

@@ -13,7 +13,7 @@ import type { TokenBatch } from "../data/collate.ts";
 import { type Backend, type Tensor, tokenIndex } from "../backend/mod.ts";
 import type { ModelConfig } from "./config.ts";
 import { type Activations, allocActivations } from "./activations.ts";
-import { ParamArena, type ParamLayout, paramLayout } from "./params.ts";
+import { frozenHalf, ParamArena, type ParamLayout, paramLayout } from "./params.ts";
 import { ropeTables } from "./rope_tables.ts";
 import { type AdapterChoice, LoraAdapters } from "./lora_adapters.ts";
 import type {
@@ -49,8 +49,8 @@ export class LlamaModel {
     readonly options: LlamaModelOptions,
   ) {
     this.layout = paramLayout(config);
-    this.params = new ParamArena(backend, this.layout, "parameters");
     const { maxBatch, maxSeqLen, logitsBudget = 4 * 1024 * 1024, trainable = true } = options;
+    this.params = new ParamArena(backend, this.layout, "parameters", frozenHalf(config, options));
     if (trainable && !options.lora) {
       this.#grads = new ParamArena(backend, this.layout, "gradients");
     }

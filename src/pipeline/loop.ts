@@ -10,8 +10,7 @@
  */
 
 import { BatchSampler } from "../data/mod.ts";
-import type { FileStore } from "../io/fs.ts";
-import { joinPath } from "../io/fs.ts";
+import { type FileStore, joinPath } from "../io/fs.ts";
 import { killPoint } from "../io/kill_point.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import type { LlamaModel } from "../model/llama.ts";
@@ -78,13 +77,12 @@ export interface TrainStageOptions {
   peft?: PeftOptions;
   /** Redo the stage even when its outputs are up to date. @default false */
   force?: boolean;
-  /**
-   * Clear another run's outputs from outputDir instead of refusing to start (TRL's
-   * `overwrite_output_dir`). @default false
-   */
+  /** Clear another run's outputs from outputDir instead of refusing (`overwrite_output_dir`). */
   overwriteOutputDir?: boolean;
   /** `--max-memory`: device bytes the run may hold; the memory plan refuses more. */
   maxMemory?: number;
+  /** `--frozen-dtype`: frozen weights in the checkpoint's dtype (auto) or f32; same results. */
+  frozenDtype?: "auto" | "f32";
 }
 
 /** Resolved loop options. */
