@@ -1,7 +1,6 @@
 /**
- * The Llama family (Llama, Qwen2, SmolLM2) as Hugging Face transformers computes it, written once
- * against the {@link Backend} interface: forward to per-sequence completion log-probs, and the
- * backward from their gradients, layers in reverse order of the forward (llm.c's layout).
+ * The Llama family (Llama, Qwen2, SmolLM2) as HF transformers computes it, on {@link Backend}: the
+ * forward to completion log-probs, the backward from their gradients in reverse (llm.c's layout).
  *
  * Shapes: B sequences of T tokens, N = B*T rows, C hidden, H query heads and Hkv key/value heads
  * of D dims, F MLP width, V vocabulary.
