@@ -117,7 +117,10 @@ export function attentionKernel(
   const cap = Math.max(32, 2 ** Math.ceil(Math.log2(D)));
   // llvmpipe's compile time grows steeply with private-array size (a 512-float array alone takes
   // about 8 s), so the rows per invocation shrink as D grows: R * cap <= PRIVATE_FLOATS.
-  const rows = Math.max(1, Math.min(R, Math.floor(PRIVATE_FLOATS / cap)));
+  // The dk/dv kernel gets twice that: its recomputed scores cost private-array work per query row
+  // that more key rows per invocation share.
+  const floats = kind === "BackwardKv" ? 2 * PRIVATE_FLOATS : PRIVATE_FLOATS;
+  const rows = Math.max(1, Math.min(R, Math.floor(floats / cap)));
   const name = `attention${kind}_d${cap}_r${rows}`;
   let wgsl = generated.get(name);
   if (!wgsl) {
