@@ -84,6 +84,15 @@ ${
  */
 export function attentionForwardWgsl(cap: number, R: number): string {
   const SC = scoreSlots(R);
+  const sumExp = (r: number) => `    if (ok${r} && s <= t${r}) { l${r} += exp(x${r} - m${r}); }`;
+  const probs = (r: number) =>
+    `    var pr${r} = 0.0;
+    if (ok${r} && s <= t${r}) { pr${r} = exp(x${r} - m${r}) / l${r}; }`;
+  const addPv = `    let vb = ((b * T + s) * Hkv + kvh) * D;
+    for (var d = 0u; d < D; d++) {
+      let vd = v[vb + d];
+${each(R, (r) => `      acc[${r * cap}u + d] += pr${r} * vd;`)}
+    }`;
   return `${prologue(R, ["out", "stats", "q", "k", "v"])}
 ${queryRows(R)}
   var qv: array<f32, ${R * cap}>;
@@ -103,18 +112,8 @@ ${
     if (ok${r} && s <= t${r}) { m${r} = max(m${r}, x${r}); }`)
   }
   }
-${
-    scorePasses(R, cap, SC, (r) => `    if (ok${r} && s <= t${r}) { l${r} += exp(x${r} - m${r}); }`)
-  }
-${
-    scorePasses(R, cap, SC, (r) =>
-      `    var pr${r} = 0.0;
-    if (ok${r} && s <= t${r}) { pr${r} = exp(x${r} - m${r}) / l${r}; }`, `    let vb = ((b * T + s) * Hkv + kvh) * D;
-    for (var d = 0u; d < D; d++) {
-      let vd = v[vb + d];
-${each(R, (r) => `      acc[${r * cap}u + d] += pr${r} * vd;`)}
-    }`)
-  }
+${scorePasses(R, cap, SC, sumExp)}
+${scorePasses(R, cap, SC, probs, addPv)}
 ${
     each(R, (r) =>
       `  if (ok${r}) {
