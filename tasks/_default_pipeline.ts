@@ -44,7 +44,7 @@ export async function runDefaultPipeline(flags: Flags): Promise<void> {
         "`deno task world && deno task pretrain`, or pass --model and --data",
     );
   }
-  const backend = await openBackend(deviceOf(flags));
+  const backend = await openBackend(deviceOf(flags), flags);
   console.error(`default pipeline on ${DEFAULT_WORLD} -> ${spec.runDir}`);
   const bars = new Map<string, ReturnType<typeof stageHooks>>();
   const keys = {

@@ -3,14 +3,12 @@
  * and their conversion into the library's option objects.
  */
 
-import type { Flags, FlagSpec } from "./_cli.ts";
-import { UsageError } from "./_cli.ts";
+import { KERNEL_FLAGS } from "./_kernels.ts";
+import { type Flags, type FlagSpec, UsageError } from "./_cli.ts";
 import type { OptimizerOptions } from "../src/train/optimizer.ts";
 import type { LoopOptions, TrainStageOptions } from "../src/pipeline/loop.ts";
 import type { SplitSpec, TokenOptions } from "../src/data/prepare.ts";
 import type { DeviceChoice } from "../src/pipeline/device.ts";
-import type { PeftOptions } from "../src/pipeline/peft.ts";
-import { checkLoraOptions, LORA_DEFAULTS, resolveTargetModules } from "../src/model/lora.ts";
 import { parseBytes } from "../src/train/memory_fit.ts";
 import {
   type FDivergenceType,
@@ -30,6 +28,7 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
     help: "backend; auto falls back to the CPU with a warning",
   },
   json: { type: "boolean", default: false, help: "print machine-readable results on stdout" },
+  ...KERNEL_FLAGS,
 };
 
 /** Dataset and token options. */
@@ -101,76 +100,25 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   },
 };
 
-/** LoRA (TRL's ModelConfig / PEFT's LoraConfig names; defaults in src/model/lora.ts). */
-export const LORA_FLAGS: Record<string, FlagSpec> = {
-  "use-peft": {
-    type: "boolean",
-    default: false,
-    help: "train LoRA adapters on the frozen base instead of every weight",
-  },
-  "lora-r": { type: "number", default: LORA_DEFAULTS.r, help: "LoRA rank r" },
-  "lora-alpha": {
-    type: "number",
-    default: LORA_DEFAULTS.alpha,
-    help: "LoRA alpha (the update is scaled by alpha / r)",
-  },
-  "lora-dropout": {
-    type: "number",
-    default: LORA_DEFAULTS.dropout,
-    help: "dropout on the adapters' input (seeded by --seed)",
-  },
-  "lora-target-modules": {
-    type: "string",
-    default: LORA_DEFAULTS.targetModules.join(","),
-    help: "comma list of q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj, or all-linear",
-  },
-};
-
-/** {@link LORA_FLAGS} plus starting from and merging an adapter folder. */
-export const PEFT_FLAGS: Record<string, FlagSpec> = {
-  ...LORA_FLAGS,
-  adapter: {
-    type: "string",
-    help:
-      "start from this PEFT adapter folder (its r, alpha and target modules); implies --use-peft",
-  },
-  "merge-adapter": {
-    type: "boolean",
-    default: false,
-    help: "also write the merged full model (config.json + model.safetensors) beside the adapter",
-  },
-};
-
-/** The LoRA options of {@link PEFT_FLAGS}, or undefined without --use-peft / --adapter. */
-export function peftOf(f: Flags): PeftOptions | undefined {
-  if (!f.usePeft && !f.adapter) {
-    const given = ["mergeAdapter"].filter((k) => f[k]);
-    if (given.length) throw new UsageError("--merge-adapter needs --use-peft or --adapter");
-    return undefined;
-  }
-  try {
-    const lora = {
-      r: num(f, "loraR"),
-      alpha: num(f, "loraAlpha"),
-      dropout: num(f, "loraDropout"),
-      targetModules: resolveTargetModules(String(f.loraTargetModules)),
-    };
-    checkLoraOptions(lora);
-    return {
-      lora,
-      adapter: f.adapter as string | undefined,
-      mergeAdapter: f.mergeAdapter as boolean,
-    };
-  } catch (error) {
-    throw new UsageError(`LoRA options (--lora-*): ${(error as Error).message}`);
-  }
-}
+import { peftOf } from "./_peft_flags.ts";
+export { LORA_FLAGS, PEFT_FLAGS, peftOf } from "./_peft_flags.ts";
 
 /** The memory plan's limit (every training task plans its memory before allocating). */
 export const MEMORY_FLAGS: Record<string, FlagSpec> = {
   "max-memory": {
     type: "string",
     help: "refuse (exit 2) a run whose planned device memory exceeds this, e.g. 8GiB",
+  },
+};
+
+/** Frozen weights in the checkpoint's precision (sft, dpo, precompute). */
+export const FROZEN_FLAGS: Record<string, FlagSpec> = {
+  "frozen-dtype": {
+    type: "string",
+    default: "auto",
+    choices: ["auto", "f32"],
+    help:
+      "frozen weights (LoRA base, reference) in the checkpoint's bf16/f16 (auto) or widened to f32",
   },
 };
 
@@ -264,6 +212,7 @@ export function trainStageOf(f: Flags): TrainStageOptions {
     force: f.force as boolean,
     peft: f.usePeft === undefined ? undefined : peftOf(f),
     maxMemory: maxMemoryOf(f),
+    frozenDtype: f.frozenDtype as "auto" | "f32" | undefined,
   };
 }
 

@@ -76,7 +76,7 @@ export async function mainRounds(
   }
   if (!await store.exists(prompts)) throw new UsageError(`--prompts: ${prompts}: no such file`);
   const reward = await loadReward(f.reward as string | undefined);
-  const backend = await openBackend(deviceOf(f));
+  const backend = await openBackend(deviceOf(f), f);
   const start = performance.now();
   const keys = ["loss", "rewards/accuracies", "rewards/margins"];
   const bars: Array<{ finish(): void }> = [];

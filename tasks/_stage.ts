@@ -5,13 +5,22 @@ import type { Backend } from "../src/backend/mod.ts";
 import { DenoFileStore } from "../src/io/deno_fs.ts";
 import type { StageHooks } from "../src/pipeline/stage.ts";
 import { Progress } from "./_cli.ts";
+import { kernelOptions } from "./_kernels.ts";
 
 /** The Deno file store. */
 export const store = new DenoFileStore();
 
-/** Opens the backend of `--device`, telling which adapter runs. */
-export async function openBackend(device: DeviceChoice): Promise<Backend> {
-  const backend = await createBackend(device);
+/**
+ * Opens the backend of `--device` with the kernel flags' layouts and tuner (tasks/_kernels.ts),
+ * telling which adapter runs.
+ */
+export async function openBackend(
+  device: DeviceChoice,
+  flags: Record<string, unknown> = {},
+): Promise<Backend> {
+  const backend = await createBackend(device, {
+    gpu: device === "cpu" ? undefined : await kernelOptions(flags),
+  });
   console.error(`device: ${backend.kind} (${backend.adapterName})`);
   return backend;
 }

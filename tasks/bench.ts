@@ -16,6 +16,8 @@ import {
 } from "../src/train/bench.ts";
 import type { Backend } from "../src/backend/mod.ts";
 import { hasWebGpu } from "../src/gpu/device.ts";
+import { chosenMatmulName } from "../src/gpu/matmul_policy.ts";
+import { KERNEL_FLAGS, kernelOptions } from "./_kernels.ts";
 
 const flags = parseFlags("bench", "Measures matmul and training-step throughput.", {
   device: { type: "string", default: "webgpu", choices: ["webgpu", "cpu"], help: "backend" },
@@ -24,7 +26,11 @@ const flags = parseFlags("bench", "Measures matmul and training-step throughput.
     default: 2,
     help: "timed training steps per config (after 1 warm-up); 0 allocates only and reports bytes",
   },
-  sizes: { type: "string", default: "256,512,1024", help: "square matmul sizes" },
+  sizes: {
+    type: "string",
+    default: "",
+    help: "square matmul sizes (default 1024; 1024,2048,4096 on hardware layouts)",
+  },
   large: {
     type: "boolean",
     default: false,
@@ -37,6 +43,7 @@ const flags = parseFlags("bench", "Measures matmul and training-step throughput.
       "recompute layer activations in the backward in the default rows (large rows set their own)",
   },
   json: { type: "boolean", default: false, help: "print one JSON object on stdout" },
+  ...KERNEL_FLAGS,
 });
 
 const log = (s: string) => console.error(s);
@@ -49,16 +56,21 @@ async function newBackend(): Promise<Backend> {
       "no WebGPU adapter: install mesa-vulkan-drivers (software) or a GPU driver, or pass --device cpu",
     );
   }
-  return await GpuBackend.create();
+  return await GpuBackend.create(await kernelOptions(flags));
 }
 
 await runMain(async () => {
-  const sizes = String(flags.sizes).split(",").map(Number);
-  if (sizes.some((s) => !(s > 0))) throw new UsageError(`--sizes: bad list "${flags.sizes}"`);
   const probe = await newBackend();
+  const hardware = probe instanceof GpuBackend && probe.ctx.layouts === "hardware";
+  const sizes = String(flags.sizes || (hardware ? "1024,2048,4096" : "1024")).split(",").map(
+    Number,
+  );
+  if (sizes.some((s) => !(s > 0))) throw new UsageError(`--sizes: bad list "${flags.sizes}"`);
   const adapter = probe.adapterName;
   log(`adapter: ${adapter}`);
-  const matmul: Array<{ m: number; n: number; k: number; variant: string; gflops: number }> = [];
+  const matmul: Array<
+    { m: number; n: number; k: number; variant: string; gflops: number; tiling: string }
+  > = [];
   if (probe instanceof GpuBackend) {
     for (const s of sizes) {
       for (
@@ -70,8 +82,9 @@ await runMain(async () => {
       ) {
         const iterations = Math.max(2, Math.round(2e9 / (2 * s ** 3)));
         const gflops = await measureMatmul(probe.ctx, s, s, s, { transA, transB, iterations });
-        matmul.push({ m: s, n: s, k: s, variant, gflops });
-        log(`matmul ${variant} ${s}³: ${gflops.toFixed(2)} GFLOP/s`);
+        const tiling = chosenMatmulName(probe.ctx, s, s, s, transA, transB);
+        matmul.push({ m: s, n: s, k: s, variant, gflops, tiling });
+        log(`matmul ${variant} ${s}³ (${tiling}): ${gflops.toFixed(2)} GFLOP/s`);
       }
     }
   }
@@ -118,11 +131,12 @@ await runMain(async () => {
     console.log(JSON.stringify({
       adapter,
       device: flags.device,
-      matmul: matmul.filter((m) => m.variant === "NT").map(({ m, n, k, gflops }) => ({
+      matmul: matmul.filter((m) => m.variant === "NT").map(({ m, n, k, gflops, tiling }) => ({
         m,
         n,
         k,
         gflops,
+        tiling,
       })),
       matmul_variants: matmul,
       train: train.map(({ name, params, tokens_per_s, gflops }) => ({

@@ -10,6 +10,7 @@ import {
   COMMON_FLAGS,
   DATA_FLAGS,
   deviceOf,
+  FROZEN_FLAGS,
   LOSS_FLAGS,
   lossOptionsOf,
   MEMORY_FLAGS,
@@ -53,6 +54,7 @@ const flags = parseFlags(
     ...TRAIN_FLAGS,
     ...PEFT_FLAGS,
     ...MEMORY_FLAGS,
+    ...FROZEN_FLAGS,
     "learning-rate": { ...TRAIN_FLAGS["learning-rate"], default: 5e-6 },
     ...DATA_FLAGS,
     ...COMMON_FLAGS,
@@ -66,7 +68,7 @@ await runMain(async () => {
     await runDefaultPipeline(flags);
     return;
   }
-  const backend = await openBackend(deviceOf(flags));
+  const backend = await openBackend(deviceOf(flags), flags);
   const hooks = stageHooks("dpo", [
     "loss",
     "rewards/accuracies",

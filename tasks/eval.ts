@@ -1,7 +1,8 @@
 /**
  * `deno task eval --model DIR --ref-model DIR --data FILE`: samples the held-out prompts at
  * temperature 1 with the reference and with the model (same seeds), and compares their mean
- * ground-truth reward (± spread over seeds), sequence KL(model ‖ reference), completion length
+ * ground-truth reward (± spread over seeds), sequence KL(model ‖ reference), completion length,
+ * per-token entropy and distinct-1/2 of the samples (src/eval/diversity.ts)
  * and, with `--pairs`, the implicit-reward accuracy and the log-probs of held-out chosen and
  * rejected completions (src/eval/evaluate.ts). A table and a few samples side by side go to
  * stderr; `--json` prints one JSON object on stdout.
@@ -67,7 +68,7 @@ const num = (v: number, digits = 3) => (Number.isFinite(v) ? v.toFixed(digits) :
 /** The comparison table as aligned text. */
 function textTable(c: Comparison, names: [string, string]): string {
   const withPairs = c.reference.pairs !== undefined;
-  const head = ["model", "reward ± sd", "KL(π‖ref)", "length", "eos"];
+  const head = ["model", "reward ± sd", "KL(π‖ref)", "length", "eos", "entropy", "distinct-2"];
   if (withPairs) head.push("accuracy", "logps/chosen", "logps/rejected");
   const row = (name: string, e: ModelEvaluation) => {
     const cells = [
@@ -76,6 +77,8 @@ function textTable(c: Comparison, names: [string, string]): string {
       num(e.kl),
       num(e.length, 1),
       num(e.eosFraction, 2),
+      num(e.entropy),
+      num(e.distinct2),
     ];
     if (e.pairs) {
       cells.push(
@@ -117,7 +120,7 @@ await runMain(async () => {
     }
   }
 
-  const backend = await openBackend(flags.device as DeviceChoice);
+  const backend = await openBackend(flags.device as DeviceChoice, flags);
   const bars = new Map<string, Progress>();
   const start = performance.now();
   const names: [string, string] = ["reference", "model"];

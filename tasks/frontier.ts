@@ -66,7 +66,7 @@ await runMain(async () => {
   if (flags.learningRate !== undefined && !((flags.learningRate as number) > 0)) {
     throw new UsageError(`--learning-rate: expected a number > 0, got ${flags.learningRate}`);
   }
-  const backend = await openBackend(deviceOf(flags));
+  const backend = await openBackend(deviceOf(flags), flags);
   const paths = runPaths(spec.runDir);
   await runSftAndReference(store, backend, spec, {
     stage: (name) => stageHooks(name, ["loss"]),

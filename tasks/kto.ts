@@ -70,7 +70,7 @@ await runMain(async () => {
       throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: must be > 0`);
     }
   }
-  const backend = await openBackend(deviceOf(flags));
+  const backend = await openBackend(deviceOf(flags), flags);
   const hooks = stageHooks("kto", ["loss", "kl", "rewards/chosen", "rewards/rejected"]);
   const { rows } = await runStage(
     "kto",

@@ -138,7 +138,7 @@ await runMain(async () => {
     );
   }
   let backend: Backend | undefined;
-  const open = async () => backend ??= await openBackend(deviceOf(flags));
+  const open = async () => backend ??= await openBackend(deviceOf(flags), flags);
   const f = flags.model ? flags : await worldDefaults(flags, open);
   if (flags.model && !flags.prompts) throw new UsageError("--prompts is required with --model");
   if (flags.model && !flags.outputDir) {

@@ -9,6 +9,7 @@ import {
   COMMON_FLAGS,
   DATA_FLAGS,
   deviceOf,
+  FROZEN_FLAGS,
   maxMemoryOf,
   MEMORY_FLAGS,
   required,
@@ -52,6 +53,7 @@ const flags = parseFlags(
     },
     ...DATA_FLAGS,
     ...MEMORY_FLAGS,
+    ...FROZEN_FLAGS,
     ...COMMON_FLAGS,
   },
   Deno.args,
@@ -81,7 +83,7 @@ await runMain(async () => {
     flags.evalData as string | undefined,
     flags.evalFraction as number,
   );
-  const backend = await openBackend(deviceOf(flags));
+  const backend = await openBackend(deviceOf(flags), flags);
   const hooks = stageHooks("precompute", []);
   if (flags.usePeft && !flags.adapter) {
     console.error(
@@ -101,6 +103,7 @@ await runMain(async () => {
       force: flags.force as boolean,
       adapter: flags.adapter as string | undefined,
       maxMemory: maxMemoryOf(flags),
+      frozenDtype: flags.frozenDtype as "auto" | "f32",
     }, hooks));
   if (!result.skipped) console.error(`wrote ${output} (${result.examples} pairs)`);
   if (flags.json) console.log(JSON.stringify({ output, ...result }));

@@ -38,7 +38,7 @@ await runMain(async () => {
   if (!await store.exists(joinPath(spec.baseModel, "model.safetensors"))) {
     throw new UsageError(`${spec.baseModel} has no model: run \`deno task pretrain\` first`);
   }
-  const backend = await openBackend(deviceOf(flags));
+  const backend = await openBackend(deviceOf(flags), flags);
   const sftDir = joinPath(spec.runDir, "sft");
   const sftHooks = stageHooks("sft", ["loss"]);
   await runStage("sft", sftDir, sftHooks, () =>

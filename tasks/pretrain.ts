@@ -79,7 +79,7 @@ await runMain(async () => {
     force: flags.force as boolean,
     overwriteOutputDir: flags.overwriteOutputDir as boolean,
   };
-  const backend = await openBackend(flags.device as DeviceChoice);
+  const backend = await openBackend(flags.device as DeviceChoice, flags);
   const hooks = stageHooks("pretrain", ["loss", "grad_norm"]);
   const { skipped, results } = await runStage(
     "pretrain",

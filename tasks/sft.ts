@@ -6,6 +6,7 @@ import {
   COMMON_FLAGS,
   DATA_FLAGS,
   deviceOf,
+  FROZEN_FLAGS,
   MEMORY_FLAGS,
   PEFT_FLAGS,
   required,
@@ -36,6 +37,7 @@ const flags = parseFlags(
     ...TRAIN_FLAGS,
     ...PEFT_FLAGS,
     ...MEMORY_FLAGS,
+    ...FROZEN_FLAGS,
     ...DATA_FLAGS,
     ...COMMON_FLAGS,
   },
@@ -43,7 +45,7 @@ const flags = parseFlags(
 
 await runMain(async () => {
   checkTrainFlags(flags);
-  const backend = await openBackend(deviceOf(flags));
+  const backend = await openBackend(deviceOf(flags), flags);
   const hooks = stageHooks("sft", ["loss", "grad_norm"]);
   const { rows } = await runStage(
     "sft",

@@ -31,8 +31,13 @@ import type {
 } from "./op_args.ts";
 import type { OptimizerHyper } from "./hyper.ts";
 
-/** Element type of a tensor. Token ids, targets and index lists are `i32`. */
-export type DType = "f32" | "i32";
+/**
+ * Element type of a tensor. Token ids, targets and index lists are `i32`. `bf16` and `f16` are
+ * frozen weights held in their checkpoint's precision (2 bytes per element on the device, widened
+ * to f32 inside the kernels that read them; a backend may widen them up front instead). Host data
+ * written into them must be exactly representable; reads return it widened to f32.
+ */
+export type DType = "f32" | "i32" | "bf16" | "f16";
 
 /** Which arena a tensor lives in; device bytes are reported by role. */
 export type Role = "parameters" | "gradients" | "optimizer" | "activations" | "inputs";

@@ -242,6 +242,7 @@ export class CpuBackend implements Backend {
     return `cpu (${this.precision})`;
   }
 
+  /** Half-precision frozen weights (bf16, f16) are widened up front: held as f32 (or f64). */
   alloc(role: Role, size: number, dtype: DType = "f32"): Tensor {
     const data = dtype === "i32"
       ? new Int32Array(size)

@@ -263,3 +263,18 @@ function normalizeParquet(value: unknown, path: string, bad: string[]): unknown 
   }
   return value;
 }
+
+/** A Parquet file's key-value metadata (keys without a value are left out); {} when unreadable. */
+export function parquetKeyValues(bytes: Uint8Array): Record<string, string> {
+  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  try {
+    const metadata = parquetMetadata(buffer as ArrayBuffer);
+    return Object.fromEntries(
+      (metadata.key_value_metadata ?? [])
+        .filter((kv) => kv.value !== undefined)
+        .map((kv) => [kv.key, kv.value as string]),
+    );
+  } catch {
+    return {};
+  }
+}

@@ -25,6 +25,7 @@ import {
 } from "../backend/mod.ts";
 import { generate } from "./sample.ts";
 import { sequenceKl } from "./kl.ts";
+import { distinctN } from "./diversity.ts";
 import type { EvalTable, ReportSample } from "./report.ts";
 
 /** A held-out prompt: its text (for the reward) and its ids (for sampling). */
@@ -133,6 +134,14 @@ export interface ModelEvaluation {
   logRatio: number;
   /** Mean completion length in tokens (EOS counted). */
   length: number;
+  /** Mean over sampled tokens of the policy's next-token entropy −Σ p log p (nats). */
+  entropy: number;
+  /** The entropy of each seed. */
+  entropyBySeed: number[];
+  /** Unique token unigrams / all unigrams of a seed's completions (EOS left out), mean of seeds. */
+  distinct1: number;
+  /** The same for bigrams (./diversity.ts). */
+  distinct2: number;
   /** Fraction of completions that ended with EOS. */
   eosFraction: number;
   /** Present when pairs were given. */
@@ -237,6 +246,7 @@ export async function evaluateModel(
 
   const rewardBySeed: number[] = [], klBySeed: number[] = [], logRatios: number[] = [];
   const lengths: number[] = [];
+  const entropyBySeed: number[] = [], distinct1: number[] = [], distinct2: number[] = [];
   let ended = 0;
   const samples: EvalSample[] = [];
   const timings = { sampling: 0, kl: 0, pairs: 0 };
@@ -264,12 +274,10 @@ export async function evaluateModel(
       return r;
     });
     rewardBySeed.push(mean(rewards));
+    const texts = outs.map((o) => eos.has(o.tokens.at(-1)!) ? o.tokens.slice(0, -1) : o.tokens);
+    distinct1.push(distinctN(texts, 1));
+    distinct2.push(distinctN(texts, 2));
     timings.sampling += (performance.now() - t0) / 1000;
-    if (isReference) {
-      klBySeed.push(0);
-      logRatios.push(...outs.map(() => 0));
-      continue;
-    }
     t0 = performance.now();
     onProgress?.(`KL (seed ${seed})`, 0, outs.length);
     const kl = await sequenceKl(
@@ -278,8 +286,13 @@ export async function evaluateModel(
       outs.map((o, i) => ({ promptIds: prompts[i].ids, completionIds: o.tokens })),
       { batchSize, onProgress: (done, total) => onProgress?.(`KL (seed ${seed})`, done, total) },
     );
-    klBySeed.push(mean(kl.kl));
-    logRatios.push(...kl.policyLogps.map((lp, i) => lp - kl.referenceLogps[i]));
+    const tokens = outs.reduce((n, o) => n + o.tokens.length, 0);
+    entropyBySeed.push(tokens ? kl.entropy.reduce((a, b) => a + b, 0) / tokens : 0);
+    // The reference's own KL is exactly 0 (the same logits twice); its entropy is still measured.
+    klBySeed.push(isReference ? 0 : mean(kl.kl));
+    logRatios.push(
+      ...kl.policyLogps.map((lp, i) => isReference ? 0 : lp - kl.referenceLogps[i]),
+    );
     timings.kl += (performance.now() - t0) / 1000;
   }
 
@@ -318,6 +331,10 @@ export async function evaluateModel(
     klBySeed,
     logRatio: mean(logRatios),
     length: mean(lengths),
+    entropy: mean(entropyBySeed),
+    entropyBySeed,
+    distinct1: mean(distinct1),
+    distinct2: mean(distinct2),
     eosFraction: ended / lengths.length,
     ...(pairs ? { pairs } : {}),
     samples,
@@ -335,6 +352,7 @@ export async function evaluateModel(
 export function evalTable(entries: ReadonlyArray<readonly [string, ModelEvaluation]>): EvalTable {
   const withPairs = entries.some(([, e]) => e.pairs);
   const columns = ["model", "reward", "reward sd (seeds)", "KL(π‖ref)", "length"];
+  columns.push("entropy/token", "distinct-1", "distinct-2");
   if (withPairs) columns.push("pref. accuracy", "logps/chosen", "logps/rejected");
   const rows = entries.map(([name, e]) => {
     const row: Record<string, string | number> = {
@@ -343,6 +361,9 @@ export function evalTable(entries: ReadonlyArray<readonly [string, ModelEvaluati
       "reward sd (seeds)": e.rewardStd,
       "KL(π‖ref)": e.kl,
       length: e.length,
+      "entropy/token": e.entropy,
+      "distinct-1": e.distinct1,
+      "distinct-2": e.distinct2,
     };
     if (withPairs) {
       row["pref. accuracy"] = e.pairs && !e.isReference ? e.pairs.accuracy : "—";

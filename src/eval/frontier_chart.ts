@@ -20,6 +20,10 @@ export interface FrontierPoint {
   reward: number;
   /** Mean length of the policy's samples (completion tokens), when measured. */
   length?: number;
+  /** Mean per-token entropy of the policy along its samples (nats), when measured. */
+  entropy?: number;
+  /** distinct-2 of the policy's samples, when measured. */
+  distinct2?: number;
 }
 
 /** Series label of a frontier point: the method, with β when there is one. */

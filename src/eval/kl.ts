@@ -13,7 +13,8 @@
  * targets marking the completion positions; then, per chunk of rows, each model's final-normed
  * hidden states (acts.lnf) go through its own LM head into a chunk buffer of this module, the
  * `klRows` op reduces each pair of rows to its KL (fixed-order reduction, masked rows 0), and
- * `sequenceSum` adds each sequence's rows. One submit and three small readbacks per batch.
+ * `sequenceSum` adds each sequence's rows; the same kernel against zero logits gives the policy's
+ * entropy (./diversity.ts). One submit and four small readbacks per batch.
  *
  * @module
  */
@@ -21,6 +22,7 @@
 import type { Backend, Tensor } from "../backend/mod.ts";
 import { logitsChunkRows } from "../model/activations.ts";
 import type { LlamaModel } from "../model/llama.ts";
+import { entropyFromUniformKl } from "./diversity.ts";
 
 /** A prompt and a completion of it, as token ids. */
 export interface CompletionSequence {
@@ -38,6 +40,8 @@ export interface SequenceKlResult {
   policyLogps: Float64Array;
   /** log ref(y|x) of each completion. */
   referenceLogps: Float64Array;
+  /** Σ over completion positions of the policy's next-token entropy −Σ p log p (./diversity.ts). */
+  entropy: Float64Array;
 }
 
 /** Capacity of a {@link SequenceKl}. */
@@ -69,6 +73,8 @@ export class SequenceKl {
   readonly #referenceLogits: Tensor;
   readonly #rowKl: Tensor;
   readonly #seqKl: Tensor;
+  readonly #rowUniformKl: Tensor;
+  readonly #seqUniformKl: Tensor;
 
   constructor(
     readonly policy: LlamaModel,
@@ -96,6 +102,8 @@ export class SequenceKl {
     this.#referenceLogits = f(this.#chunkRows * V);
     this.#rowKl = f(N);
     this.#seqKl = f(this.batchSize);
+    this.#rowUniformKl = f(N);
+    this.#seqUniformKl = f(this.batchSize);
   }
 
   /**
@@ -111,11 +119,16 @@ export class SequenceKl {
       kl: new Float64Array(n),
       policyLogps: new Float64Array(n),
       referenceLogps: new Float64Array(n),
+      entropy: new Float64Array(n),
     };
     sequences.forEach((s, i) => this.#validate(s, i));
     for (let start = 0; start < n; start += this.batchSize) {
       const part = sequences.slice(start, start + this.batchSize);
-      const [kl, policyLogps, referenceLogps] = await this.#batch(part);
+      const [kl, policyLogps, referenceLogps, uniformKl] = await this.#batch(part);
+      const V = this.policy.config.vocabSize;
+      part.forEach((s, i) => {
+        out.entropy[start + i] = entropyFromUniformKl(uniformKl[i], s.completionIds.length, V);
+      });
       out.kl.set(kl, start);
       out.policyLogps.set(policyLogps, start);
       out.referenceLogps.set(referenceLogps, start);
@@ -177,13 +190,20 @@ export class SequenceKl {
       }
       const rowTargets = view(policy.acts.targets, r0, R);
       ops.klRows(view(this.#rowKl, r0, R), pLogits, qLogits, rowTargets, R, V);
+      // The policy's entropy: KL against zero logits (uniform), H = log V − KL(p ‖ u).
+      ops.fill(qLogits, 0, R * V);
+      ops.klRows(view(this.#rowUniformKl, r0, R), pLogits, qLogits, rowTargets, R, V);
     }
     ops.sequenceSum(this.#seqKl, this.#rowKl, B, T);
+    ops.sequenceSum(this.#seqUniformKl, this.#rowUniformKl, B, T);
     backend.submit();
     const kl = await backend.read(this.#seqKl);
     const policyLogps = await backend.read(policy.acts.seqLogps);
     const referenceLogps = await backend.read(reference.acts.seqLogps);
-    return [kl, policyLogps, referenceLogps].map((x) => Float64Array.from(x.subarray(0, B)));
+    const uniformKl = await backend.read(this.#seqUniformKl);
+    return [kl, policyLogps, referenceLogps, uniformKl].map((x) =>
+      Float64Array.from(x.subarray(0, B))
+    );
   }
 }
 

@@ -9,6 +9,7 @@ import type { Backend, DType, OptimizerHyper, Role, Tensor } from "../backend/mo
 import { packHyper } from "../backend/mod.ts";
 import { GpuContext, type GpuContextOptions, type GpuTensor } from "./context.ts";
 import { type GpuDevice, requestDevice } from "./device.ts";
+import { decode16 } from "../io/half.ts";
 import * as matmul from "./kernels/matmul.ts";
 import * as elementwise from "./kernels/elementwise.ts";
 import * as embedding from "./kernels/embedding.ts";
@@ -223,6 +224,9 @@ export class GpuBackend implements Backend {
 
   async read(t: Tensor): Promise<Float32Array | Int32Array> {
     const bytes = await this.ctx.read(t as GpuTensor);
+    if (t.dtype === "bf16" || t.dtype === "f16") {
+      return decode16(new Uint8Array(bytes), 0, t.size, t.dtype === "bf16" ? "BF16" : "F16");
+    }
     return t.dtype === "i32" ? new Int32Array(bytes) : new Float32Array(bytes);
   }
 

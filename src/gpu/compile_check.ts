@@ -13,6 +13,8 @@ export interface CompileResult {
   problems: string[];
   moduleMs: number;
   pipelineMs: number;
+  /** Not compiled: it needs `shader-f16` (`enable f16;`) and the adapter lacks the feature. */
+  skipped?: boolean;
 }
 
 /**
@@ -28,9 +30,17 @@ export async function compileShaders(
 ): Promise<{ adapter: string; results: CompileResult[] }> {
   const adapter = await navigator.gpu.requestAdapter();
   if (!adapter) throw new Error("no WebGPU adapter");
-  const device = await adapter.requestDevice();
+  // shader-f16 where offered, as the engine's device does (src/gpu/device.ts).
+  const f16 = adapter.features.has("shader-f16");
+  const device = await adapter.requestDevice(
+    f16 ? { requiredFeatures: ["shader-f16" as GPUFeatureName] } : {},
+  );
   const results: CompileResult[] = [];
   for (const { name, wgsl } of shaders) {
+    if (!f16 && wgsl.startsWith("enable f16;")) {
+      results.push({ name, problems: [], moduleMs: 0, pipelineMs: 0, skipped: true });
+      continue;
+    }
     const problems: string[] = [];
     let t = performance.now();
     device.pushErrorScope("validation");

@@ -12,6 +12,12 @@
 
 import type { DType, Role, Tensor } from "../backend/mod.ts";
 import type { GpuDevice } from "./device.ts";
+import type { F16Mode } from "./kernels/weight_load.ts";
+import { elementBytes, packHalf, tensorBytes } from "./half_pack.ts";
+
+export { elementBytes, tensorBytes };
+export type { GpuContextOptions, KernelLayouts, KernelTuner } from "./context_options.ts";
+import type { GpuContextOptions, KernelTuner } from "./context_options.ts";
 
 /** A tensor on the device: a range of one GPU buffer. */
 export interface GpuTensor extends Tensor {
@@ -51,15 +57,6 @@ interface Block {
   used: number;
 }
 
-/** Options of {@link GpuContext}. */
-export interface GpuContextOptions {
-  /**
-   * Bytes per storage binding at most, below the adapter's own limit: tests lower it to run the
-   * split paths of large tensors on small ones. @default the adapter's maxStorageBufferBindingSize
-   */
-  maxBindingBytes?: number;
-}
-
 /** The context shared by the WebGPU backend and its kernels. */
 export class GpuContext {
   readonly device: GPUDevice;
@@ -69,6 +66,14 @@ export class GpuContext {
    * workgroups as SIMD lanes, where every buffer load is a per-lane loop.
    */
   readonly isSoftware: boolean;
+  /** The layouts the kernels use, `auto` resolved by {@link isSoftware}. */
+  readonly layouts: "hardware" | "software";
+  /** The tuner of hardware candidates, if any. */
+  readonly tuner?: KernelTuner;
+  /** The device this context runs on (the tuner times candidates on a sibling context). */
+  readonly gpu: GpuDevice;
+  /** How kernels widen f16 weights (see {@link GpuContextOptions.f16Mode}). */
+  readonly f16Mode: F16Mode;
   readonly limits: GPUSupportedLimits;
   /**
    * Elements per storage binding at most: the adapter's `maxStorageBufferBindingSize` (lowered by
@@ -106,7 +111,12 @@ export class GpuContext {
     this.adapterName = gpu.adapterName;
     this.isSoftware = gpu.isFallback ||
       /llvmpipe|lavapipe|swiftshader|software/i.test(gpu.adapterName);
+    this.gpu = gpu;
+    const layouts = options.layouts ?? "auto";
+    this.layouts = layouts === "auto" ? (this.isSoftware ? "software" : "hardware") : layouts;
+    this.tuner = options.tuner;
     this.limits = gpu.limits;
+    this.f16Mode = gpu.shaderF16 ? options.f16Mode ?? "native" : "unpack";
     this.alignment = Math.max(256, gpu.limits.minStorageBufferOffsetAlignment);
     this.maxBindingElements = Math.floor(
       Math.min(
@@ -146,8 +156,8 @@ export class GpuContext {
    * src/gpu/split.ts) but not the largest buffer.
    */
   alloc(role: Role, size: number, dtype: DType = "f32"): GpuTensor {
-    const bytes = Math.max(4, size * 4);
-    if (size > this.maxTensorElements) {
+    const bytes = tensorBytes({ size, dtype });
+    if (bytes > this.maxTensorElements * 4) {
       throw new Error(
         `${role} tensor of ${size} elements exceeds the adapter's largest buffer ` +
           `(${this.maxTensorElements} elements, maxBufferSize ${this.limits.maxBufferSize} ` +
@@ -181,7 +191,7 @@ export class GpuContext {
 
   /** A sub-range of `parent`; `offset` (elements) must keep the binding alignment. */
   view(parent: GpuTensor, offset: number, size: number): GpuTensor {
-    const byteOffset = parent.offset + offset * 4;
+    const byteOffset = parent.offset + offset * elementBytes(parent.dtype);
     if (byteOffset % this.alignment !== 0) {
       throw new Error(`view offset ${offset} is not aligned to ${this.alignment} bytes`);
     }
@@ -281,7 +291,7 @@ export class GpuContext {
           { binding: 0, resource: { buffer: uniform.buffer, offset: uniform.offset, size: 256 } },
           ...views.map((t, i) => ({
             binding: i + 1,
-            resource: { buffer: t.buffer, offset: t.offset, size: Math.max(4, t.size * 4) },
+            resource: { buffer: t.buffer, offset: t.offset, size: tensorBytes(t) },
           })),
         ],
       });
@@ -297,9 +307,13 @@ export class GpuContext {
 
   /** Queues a host-to-device copy; it lands before any work submitted afterwards. */
   write(t: GpuTensor, data: ArrayBufferView, offsetElements = 0): void {
+    if (t.dtype === "bf16" || t.dtype === "f16") {
+      if (offsetElements % 2 !== 0) throw new Error("a half tensor is written at even offsets");
+      data = packHalf(data as Float32Array, t.dtype);
+    }
     this.device.queue.writeBuffer(
       t.buffer,
-      t.offset + offsetElements * 4,
+      t.offset + offsetElements * elementBytes(t.dtype),
       data.buffer,
       data.byteOffset,
       data.byteLength,
@@ -318,7 +332,7 @@ export class GpuContext {
 
   /** Submits pending work and reads `t` back (one mapAsync: keep it out of the step). */
   async read(t: GpuTensor): Promise<ArrayBuffer> {
-    const bytes = Math.max(4, t.size * 4);
+    const bytes = tensorBytes(t);
     const padded = Math.ceil(bytes / 4) * 4;
     const staging = this.device.createBuffer({
       size: padded,
@@ -345,7 +359,16 @@ export class GpuContext {
     this.submit();
     await this.device.queue.onSubmittedWorkDone();
     this.#raise();
+    if (this.tuner && !this.#tuning) {
+      this.#tuning = true;
+      try {
+        await this.tuner.flush(this);
+      } finally {
+        this.#tuning = false;
+      }
+    }
   }
+  #tuning = false;
 
   /** Frees every buffer this context created. */
   destroy(): void {

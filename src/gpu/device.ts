@@ -28,6 +28,13 @@ export interface GpuDevice {
   isFallback: boolean;
   /** The limits the device was created with (the adapter's maximums). */
   limits: GPUSupportedLimits;
+  /**
+   * The adapter's identity for tuning caches: vendor, architecture, device and driver
+   * description. @default adapterName
+   */
+  adapterKey?: string;
+  /** The device was created with `shader-f16` (the adapter offers it): f16 weights widen natively. */
+  shaderF16?: boolean;
 }
 
 /** The limits we raise to the adapter's maximum. */
@@ -70,12 +77,24 @@ export async function requestDevice(
     const value = (adapter.limits as unknown as Record<string, number>)[name];
     if (typeof value === "number") requiredLimits[name] = value;
   }
-  const device = await adapter.requestDevice({ requiredLimits });
+  // shader-f16 where offered: frozen f16 weights are then widened with WGSL's f16 type.
+  const shaderF16 = adapter.features.has("shader-f16");
+  const device = await adapter.requestDevice({
+    requiredLimits,
+    ...(shaderF16 ? { requiredFeatures: ["shader-f16" as GPUFeatureName] } : {}),
+  });
   return {
     device,
     adapterName: describeAdapter(adapter),
     isFallback: adapter.info.isFallbackAdapter ?? false,
+    adapterKey: [
+      adapter.info.vendor,
+      adapter.info.architecture,
+      adapter.info.device,
+      adapter.info.description,
+    ].join("|"),
     limits: device.limits,
+    shaderF16,
   };
 }
 

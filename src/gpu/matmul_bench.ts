@@ -6,6 +6,8 @@
 
 import type { GpuContext } from "./context.ts";
 import { matmul, type MatmulTiling } from "./kernels/matmul.ts";
+import type { TiledTiling } from "./kernels/matmul_tiled.ts";
+import { chooseMatmul } from "./matmul_policy.ts";
 
 /** Options of {@link measureMatmul}. */
 export interface MeasureMatmulOptions {
@@ -15,8 +17,8 @@ export interface MeasureMatmulOptions {
   transB?: boolean;
   /** Dispatches recorded into the one timed submit. @default 10 */
   iterations?: number;
-  /** Register block and workgroup shape. @default the one {@link matmul} picks */
-  tiling?: MatmulTiling;
+  /** Register block and workgroup shape. @default the one src/gpu/matmul_policy.ts picks */
+  tiling?: MatmulTiling | TiledTiling;
 }
 
 /**
@@ -47,7 +49,19 @@ export async function measureMatmul(
   const fillB = new Float32Array(k * n).map((_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
   ctx.write(a, fillA);
   ctx.write(b, fillB);
-  const run = () => matmul(ctx, out, a, b, m, n, k, { transA, transB }, tiling);
+  // Chosen at each run: the warm-up's finish may tune the shape, and the timed runs use the choice.
+  const run = () =>
+    matmul(
+      ctx,
+      out,
+      a,
+      b,
+      m,
+      n,
+      k,
+      { transA, transB },
+      tiling ?? chooseMatmul(ctx, m, n, k, transA, transB),
+    );
   run();
   await ctx.finish();
   const start = performance.now();

@@ -26,7 +26,11 @@ import {
   DROPOUT_KERNELS,
   FILL_WGSL,
 } from "./kernels/elementwise.ts";
-import { EMBEDDING_BACKWARD_WGSL, EMBEDDING_FORWARD_WGSL } from "./kernels/embedding.ts";
+import {
+  EMBEDDING_BACKWARD_WGSL,
+  EMBEDDING_FORWARD_WGSL,
+  embeddingForwardHalf,
+} from "./kernels/embedding.ts";
 import { KL_ROWS_SMALL_WGSL, KL_ROWS_WGSL } from "./kernels/kl.ts";
 import { KTO_LOSS_WGSL } from "./kernels/kto_loss.ts";
 import {
@@ -45,6 +49,7 @@ import {
   type MatmulVariant,
   matmulWgsl,
 } from "./kernels/matmul.ts";
+import { TILED_CANDIDATES, tiledKernelName, tiledMatmulWgsl } from "./kernels/matmul_tiled.ts";
 import {
   ADAMW_WGSL,
   RMSPROP_WGSL,
@@ -127,7 +132,7 @@ const FIXED: Record<string, Record<string, string>> = {
 /**
  * Every matmul variant `matmul` can pick: both vec4 operands take the hardware or the software
  * tiling, any scalar-load operand the scalar tiling; each with or without transposes, a vec4
- * output and a bias.
+ * output and a bias; and each variant in every workgroup-tiled candidate (kernels/matmul_tiled.ts).
  */
 function matmulShaders(): CatalogShader[] {
   const out: CatalogShader[] = [];
@@ -149,11 +154,64 @@ function matmulShaders(): CatalogShader[] {
                   wgsl: matmulWgsl(v, t),
                 });
               }
+              // The hardware layouts: every candidate takes every variant.
+              for (const t of TILED_CANDIDATES) {
+                out.push({
+                  name: tiledKernelName(v, t),
+                  family: "matmul",
+                  wgsl: tiledMatmulWgsl(v, t),
+                });
+              }
             }
           }
         }
       }
     }
+  }
+  return out;
+}
+
+/** The weight loads of frozen half-precision weights: bf16, f16 with shader-f16, f16 unpacked. */
+const HALF_LOADS = [
+  { bDtype: "bf16", f16Mode: undefined },
+  { bDtype: "f16", f16Mode: "native" },
+  { bDtype: "f16", f16Mode: "unpack" },
+] as const;
+
+/**
+ * The variants that read a frozen weight in half precision (src/gpu/kernels/weight_load.ts): the
+ * projections and LM head (NT, vec4, with and without bias; the scalar form of odd shapes), their
+ * input-gradient products (NN), and the embedding gather.
+ */
+function halfWeightShaders(): CatalogShader[] {
+  const out: CatalogShader[] = [];
+  for (const load of HALF_LOADS) {
+    const forms: [Partial<MatmulVariant>, boolean][] = [
+      [{ transB: true, bias: false }, true],
+      [{ transB: true, bias: true }, true],
+      [{ transB: false, bias: false }, true],
+      [{ transB: true, bias: false }, false],
+      [{ transB: false, bias: false }, false],
+    ];
+    for (const [form, vec] of forms) {
+      for (const vecOut of [false, true]) {
+        const v: MatmulVariant = {
+          transA: false,
+          transB: form.transB!,
+          vecA: vec,
+          vecB: vec,
+          vecOut,
+          bias: form.bias!,
+          ...load,
+        };
+        const tilings = vec ? [MATMUL_TILING, MATMUL_TILING_SOFTWARE] : [MATMUL_TILING_SCALAR];
+        for (const t of tilings) {
+          out.push({ name: matmulKernelName(v, t), family: "matmul", wgsl: matmulWgsl(v, t) });
+        }
+      }
+    }
+    const [name, wgsl] = embeddingForwardHalf(load.bDtype, load.f16Mode ?? "unpack");
+    if (!out.some((s) => s.name === name)) out.push({ name, family: "embedding", wgsl });
   }
   return out;
 }
@@ -197,5 +255,11 @@ export function shaderCatalog(): CatalogShader[] {
   const fixed = Object.entries(FIXED).flatMap(([family, shaders]) =>
     Object.entries(shaders).map(([name, wgsl]) => ({ name, family, wgsl }))
   );
-  return [...fixed, ...matmulShaders(), ...attentionShaders(), ...decodeShaders()];
+  return [
+    ...fixed,
+    ...matmulShaders(),
+    ...halfWeightShaders(),
+    ...attentionShaders(),
+    ...decodeShaders(),
+  ];
 }

@@ -26,7 +26,7 @@ import type {
   Tensor,
 } from "../backend/mod.ts";
 import type { GpuContext, GpuTensor } from "./context.ts";
-import * as matmulKernel from "./kernels/matmul.ts";
+import * as policy from "./matmul_policy.ts";
 import { copyBlock, matmulContinue } from "./kernels/pieces.ts";
 
 const ALIGN = 64; // elements per 256-byte binding offset
@@ -79,7 +79,10 @@ export function needsSlices(ctx: GpuContext, n: number, tensors: readonly Tensor
   return n > ctx.maxBindingElements || tensors.some((t) => t.size > ctx.maxBindingElements);
 }
 
-/** {@link matmulKernel.matmul}, binding operands larger than one binding in pieces. */
+/**
+ * The matmul (kernels/matmul.ts) in the layout src/gpu/matmul_policy.ts picks, binding operands
+ * larger than one binding in pieces.
+ */
 export function matmul(
   ctx: GpuContext,
   out: Tensor,
@@ -92,7 +95,7 @@ export function matmul(
 ): void {
   const max = ctx.maxBindingElements;
   if (out.size <= max && a.size <= max && b.size <= max) {
-    return matmulKernel.matmul(ctx, out, a, b, m, n, k, options);
+    return policy.matmul(ctx, out, a, b, m, n, k, options);
   }
   const { transA = false, transB = false, accumulate = false, bias } = options;
   const view = (t: Tensor, offset: number, size: number) => ctx.view(t as GpuTensor, offset, size);

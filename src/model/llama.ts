@@ -1,7 +1,6 @@
 /**
- * The Llama family (Llama, Qwen2, SmolLM2) as Hugging Face transformers computes it, written once
- * against the {@link Backend} interface: forward to per-sequence completion log-probs, and the
- * backward from their gradients, layers in reverse order of the forward (llm.c's layout).
+ * The Llama family (Llama, Qwen2, SmolLM2) as HF transformers computes it, on {@link Backend}: the
+ * forward to completion log-probs, the backward from their gradients in reverse (llm.c's layout).
  *
  * Shapes: B sequences of T tokens, N = B*T rows, C hidden, H query heads and Hkv key/value heads
  * of D dims, F MLP width, V vocabulary.
@@ -13,7 +12,7 @@ import type { TokenBatch } from "../data/collate.ts";
 import { type Backend, type Tensor, tokenIndex } from "../backend/mod.ts";
 import type { ModelConfig } from "./config.ts";
 import { type Activations, allocActivations } from "./activations.ts";
-import { ParamArena, type ParamLayout, paramLayout } from "./params.ts";
+import { frozenHalf, ParamArena, type ParamLayout, paramLayout } from "./params.ts";
 import { ropeTables } from "./rope_tables.ts";
 import { type AdapterChoice, LoraAdapters } from "./lora_adapters.ts";
 import type {
@@ -49,8 +48,8 @@ export class LlamaModel {
     readonly options: LlamaModelOptions,
   ) {
     this.layout = paramLayout(config);
-    this.params = new ParamArena(backend, this.layout, "parameters");
     const { maxBatch, maxSeqLen, logitsBudget = 4 * 1024 * 1024, trainable = true } = options;
+    this.params = new ParamArena(backend, this.layout, "parameters", frozenHalf(config, options));
     if (trainable && !options.lora) {
       this.#grads = new ParamArena(backend, this.layout, "gradients");
     }

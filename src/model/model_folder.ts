@@ -6,7 +6,7 @@
  * @module
  */
 
-import { NonFiniteError } from "./params.ts";
+import { type FrozenDtype, NonFiniteError } from "./params.ts";
 import type { Backend } from "../backend/mod.ts";
 import { loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
 import { type FileStore, joinPath } from "../io/fs.ts";
@@ -32,6 +32,22 @@ export interface LoadedWeights {
   config: ModelConfig;
   rawConfig: Record<string, unknown>;
   weights: HostWeights;
+  /** How the checkpoint stores its matrices: `bf16` / `f16` when all of them are, else `f32`. */
+  dtype: FrozenDtype;
+}
+
+/**
+ * The precision frozen weights are held in: `auto` keeps the checkpoint's (2 bytes per element
+ * for a bf16 or f16 checkpoint, widened inside the kernels), `f32` widens them at load.
+ */
+export type FrozenDtypeChoice = "auto" | "f32";
+
+/** The frozen dtype of a loaded model under `choice` (default `auto`). */
+export function frozenDtypeOf(
+  loaded: { dtype: FrozenDtype },
+  choice?: FrozenDtypeChoice,
+): FrozenDtype {
+  return choice === "f32" ? "f32" : loaded.dtype;
 }
 
 /** Tensors HF checkpoints may hold that the model does not use. */
@@ -41,11 +57,16 @@ const IGNORED_SUFFIXES = ["rotary_emb.inv_freq"];
 export async function readModelFolder(fs: FileStore, dir: string): Promise<LoadedWeights> {
   const configFile = joinPath(dir, "config.json");
   let config: ModelConfig | undefined;
+  let dtype: FrozenDtype = "f32";
   // Sizes are checked against the headers before any tensor is decoded or any array made.
   const checkpoint = await loadCheckpoint(fs, dir, {
     checkHeaders: (tensors, raw) => {
       config = configFromHf(raw, { file: configFile });
       checkConfigAgainstWeights(config, tensors, configFile);
+      const matrices = [...tensors.values()].filter((t) => t.shape.length > 1);
+      for (const [file, held] of [["BF16", "bf16"], ["F16", "f16"]] as const) {
+        if (matrices.length && matrices.every((t) => t.dtype === file)) dtype = held;
+      }
     },
   });
   if (!config) throw new Error("unreachable: loadCheckpoint checks the headers");
@@ -56,7 +77,7 @@ export async function readModelFolder(fs: FileStore, dir: string): Promise<Loade
     if (IGNORED_SUFFIXES.some((s) => name.endsWith(s))) continue;
     weights.set(name, t);
   }
-  return { config, rawConfig: checkpoint.config as Record<string, unknown>, weights };
+  return { config, rawConfig: checkpoint.config as Record<string, unknown>, weights, dtype };
 }
 
 /** Loads a model folder onto `backend`. */

@@ -43,6 +43,13 @@ export interface LlamaModelOptions {
    * base weights hold no gradient arena. Absent: full fine-tuning.
    */
   lora?: LoraOptions;
+  /**
+   * The precision the frozen weights are held in (a model with `trainable: false`, or the base
+   * under `lora`): `bf16` or `f16` keep the checkpoint's 2 bytes per element on the device and
+   * widen them to f32 inside the kernels (norms and biases are widened up front); the results
+   * equal those of the f32-widened model. Ignored for a fully trained model. @default "f32"
+   */
+  frozenDtype?: "f32" | "bf16" | "f16";
 }
 
 /** What one forward computes (and its backward differentiates). */

@@ -8,6 +8,7 @@
 import type { Backend } from "../backend/mod.ts";
 import { CpuBackend } from "../cpu/backend.ts";
 import { GpuBackend } from "../gpu/backend.ts";
+import type { GpuContextOptions } from "../gpu/context.ts";
 import { hasWebGpu, NoAdapterError } from "../gpu/device.ts";
 
 /** Which backend to run on. */
@@ -17,16 +18,20 @@ export type DeviceChoice = "webgpu" | "cpu" | "auto";
  * Creates the backend for `choice`.
  *
  * @param warn receives the fallback warning of `auto`. @default console.warn
+ * @param gpu the WebGPU context's options (kernel layouts, tuner). @default none
  * @throws {NoAdapterError} for `webgpu` when there is no adapter.
  */
 export async function createBackend(
   choice: DeviceChoice = "auto",
-  { warn = console.warn }: { warn?: (message: string) => void } = {},
+  { warn = console.warn, gpu }: {
+    warn?: (message: string) => void;
+    gpu?: GpuContextOptions;
+  } = {},
 ): Promise<Backend> {
   if (choice === "cpu") return new CpuBackend("f32");
   if (choice === "webgpu" || await hasWebGpu()) {
     try {
-      return await GpuBackend.create();
+      return await GpuBackend.create(gpu);
     } catch (error) {
       if (choice === "webgpu" || !(error instanceof NoAdapterError)) throw error;
     }

@@ -18,7 +18,7 @@ import {
 } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
-import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
+import { frozenDtypeOf, modelFingerprint, readModelFolder } from "../model/model_folder.ts";
 import { checkTokenRange } from "../data/vocab_check.ts";
 import { LlamaModel, type SequenceScorer } from "../model/llama.ts";
 import {
@@ -87,7 +87,9 @@ export async function runDpo(
   );
   const [train, evalSplit] = prepared.sections;
   logReports(prepared.sections, hooks.log);
-  const { config, rawConfig, weights } = await readModelFolder(store, options.model);
+  const loaded = await readModelFolder(store, options.model);
+  const { config, rawConfig, weights } = loaded;
+  const frozenDtype = frozenDtypeOf(loaded, options.frozenDtype);
   checkTokenRange(prepared.sections.flatMap((s) => s.examples), config.vocabSize, options.model);
   // The loss is resolved here, once, and passed down whole.
   const spec = resolveLossSpec(options);
@@ -156,7 +158,7 @@ export async function runDpo(
   }
 
   const maxSeqLen = longestPair(prepared.sections.flatMap((s) => s.examples));
-  const modelOptions = { maxBatch: 2 * loop.batchSize, maxSeqLen };
+  const modelOptions = { maxBatch: 2 * loop.batchSize, maxSeqLen, frozenDtype };
   const liveReference = !cache && refFolder !== undefined;
   const { model, adapter, save } = await trainingPolicy(store, backend, {
     config,
@@ -177,6 +179,7 @@ export async function runDpo(
           liveReference,
           gradientCheckpointing: loop.gradientCheckpointing,
           lora,
+          frozenDtype,
         },
         options.maxMemory,
         { rowsPerExample: 2, gradientCheckpointing: true },
@@ -186,7 +189,11 @@ export async function runDpo(
   const policyFingerprint = await modelFingerprint(config, weights);
   let liveFingerprint: string | undefined;
   if (withReference && !cache && refFolder) {
-    const frozen = new LlamaModel(backend, refFolder.config, { ...modelOptions, trainable: false });
+    const frozen = new LlamaModel(backend, refFolder.config, {
+      ...modelOptions,
+      trainable: false,
+      frozenDtype: frozenDtypeOf(refFolder, options.frozenDtype),
+    });
     frozen.params.writeAll(refFolder.weights, { source: options.refModel });
     live = frozen;
     hooks.log?.(`reference ${options.refModel} runs live (no cache)`);

@@ -134,10 +134,17 @@ export async function runFrontier(
     const trainer = new Trainer(policy, optimizer, objective);
     const evaluate = async () => {
       const e = await evaluateModel(policy, reference, tokenizer, prompts, evalOptions);
-      return { reward: e.reward, kl: e.kl, length: e.length };
+      return {
+        reward: e.reward,
+        kl: e.kl,
+        length: e.length,
+        entropy: e.entropy,
+        distinct_2: e.distinct2,
+      };
     };
     const start = await evaluate();
-    points.push({ method: name, beta: m.beta, step: 0, ...start });
+    const { distinct_2: distinct2, ...first } = start;
+    points.push({ method: name, beta: m.beta, step: 0, ...first, distinct2 });
     const rows = await runLoop({
       store,
       outputDir: joinPath(o.outputDir, label),
@@ -179,6 +186,8 @@ export async function runFrontier(
           reward: r.eval_reward,
           kl: r.eval_kl,
           length: r.eval_length,
+          entropy: r.eval_entropy,
+          distinct2: r.eval_distinct_2,
         });
       }
     }

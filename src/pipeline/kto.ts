@@ -1,11 +1,10 @@
 /**
- * The KTO stage (TRL's KTOTrainer): trains the policy on unpaired examples (`prompt`,
- * `completion`, boolean `label`) against reference log-probs from a cache. KTO's reference point
- * z0 is a KL estimate from mismatched pairs — prompt i with the completion of example i+1 in
- * dataset order (the last wraps to the first) — so the precompute caches the reference log-probs
- * of both the examples and their mismatched pairs (KTO_COLUMNS), and training never loads the
- * reference. Without `refCache` the cache goes to `<outputDir>/ref_cache.bin`; a `refCache` path
- * that does not exist yet is built there. The reference is `refModel`, else the starting policy.
+ * The KTO stage (TRL's KTOTrainer): the policy trains on unpaired examples (`prompt`, `completion`,
+ * boolean `label`) against cached reference log-probs. KTO's reference point z0 is a KL estimate
+ * from mismatched pairs (prompt i with completion i+1 in dataset order, the last wrapping to the
+ * first), so the precompute caches both (KTO_COLUMNS) and training never loads the reference.
+ * Without `refCache` the cache goes to `<outputDir>/ref_cache.bin` (a missing `refCache` is
+ * built); the reference is `refModel`, else the starting policy.
  *
  * @module
  */

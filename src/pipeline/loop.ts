@@ -1,22 +1,19 @@
 /**
- * The training loop shared by SFT and DPO, with HF Trainer semantics: `batchSize` examples per
- * micro-batch, `gradientAccumulationSteps` micro-batches per optimizer step, a seeded batch order
- * that is a pure function of the step (so a resumed run sees the batches the uninterrupted run
- * would), metrics every `loggingSteps`, evaluation every `evalSteps`, checkpoints every
- * `saveSteps` that hold everything a bit-identical resume needs; at the end the model,
- * metrics.jsonl and report.html (the curves as charts) in the output folder.
+ * The training loop of SFT and DPO, with HF Trainer semantics: `batchSize` examples per micro-batch,
+ * `gradientAccumulationSteps` per optimizer step, a seeded batch order that is a pure function of
+ * the step (a resumed run sees the batches the uninterrupted run would), metrics every
+ * `loggingSteps`, evaluation every `evalSteps`, checkpoints every `saveSteps` holding all a
+ * bit-identical resume needs; at the end the model, metrics.jsonl and report.html.
  *
  * @module
  */
 
-import { BatchSampler } from "../data/mod.ts";
-import type { FileStore } from "../io/fs.ts";
-import { joinPath } from "../io/fs.ts";
+import { BatchSampler, type SplitSpec, type TokenOptions } from "../data/mod.ts";
+import { type FileStore, joinPath } from "../io/fs.ts";
 import { killPoint } from "../io/kill_point.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import type { DeviceOptimizer, OptimizerOptions } from "../train/optimizer.ts";
-import type { SplitSpec, TokenOptions } from "../data/prepare.ts";
 import type { MicroBatch, Trainer } from "../train/trainer.ts";
 import { renderReport } from "../eval/report.ts";
 import { type BatchLayout, partialBatchNote } from "../eval/batches.ts";
@@ -78,13 +75,12 @@ export interface TrainStageOptions {
   peft?: PeftOptions;
   /** Redo the stage even when its outputs are up to date. @default false */
   force?: boolean;
-  /**
-   * Clear another run's outputs from outputDir instead of refusing to start (TRL's
-   * `overwrite_output_dir`). @default false
-   */
+  /** Clear another run's outputs from outputDir instead of refusing (`overwrite_output_dir`). */
   overwriteOutputDir?: boolean;
   /** `--max-memory`: device bytes the run may hold; the memory plan refuses more. */
   maxMemory?: number;
+  /** `--frozen-dtype`: frozen weights in the checkpoint's dtype (auto) or f32; same results. */
+  frozenDtype?: "auto" | "f32";
 }
 
 /** Resolved loop options. */

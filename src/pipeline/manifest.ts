@@ -111,10 +111,11 @@ export interface StageResult {
 
 /** Options that do not change a stage's outputs, left out of its fingerprint. */
 export function fingerprintedOptions(options: object): Record<string, unknown> {
-  const { resume: _r, force: _f, overwriteOutputDir: _o, ...rest } = options as Record<
-    string,
-    unknown
-  >;
+  const { resume: _r, force: _f, overwriteOutputDir: _o, frozenDtype: _d, ...rest } =
+    options as Record<
+      string,
+      unknown
+    >;
   return rest;
 }
 

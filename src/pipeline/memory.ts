@@ -47,9 +47,9 @@ export function granularityOf(backend: Backend): PlanGranularity {
     };
   }
   if (backend instanceof CpuBackend && backend.precision === "f64") {
-    return { ...EXACT_GRANULARITY, floatBytes: 8 };
+    return { ...EXACT_GRANULARITY, floatBytes: 8, widensHalf: true };
   }
-  return EXACT_GRANULARITY;
+  return { ...EXACT_GRANULARITY, widensHalf: true };
 }
 
 /** The adapter's buffer limits (none on the CPU) and `maxMemory`. */

@@ -12,7 +12,12 @@ import { cacheSections } from "../cache/identity.ts";
 import type { FileStore } from "../io/fs.ts";
 import { dirname } from "../io/fs.ts";
 import { killPoint } from "../io/kill_point.ts";
-import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
+import {
+  type FrozenDtypeChoice,
+  frozenDtypeOf,
+  modelFingerprint,
+  readModelFolder,
+} from "../model/model_folder.ts";
 import { checkTokenRange } from "../data/vocab_check.ts";
 import { LlamaModel } from "../model/llama.ts";
 import {
@@ -54,6 +59,8 @@ export interface PrecomputeOptions {
   adapter?: string;
   /** `--max-memory`: device bytes the run may hold; the memory plan refuses more. */
   maxMemory?: number;
+  /** `--frozen-dtype`: hold the reference in the checkpoint's precision (auto) or f32. */
+  frozenDtype?: FrozenDtypeChoice;
 }
 
 /** Runs the precompute stage and writes the cache file atomically. Returns its header fields. */
@@ -71,7 +78,9 @@ export async function runPrecompute(
     options.tokenOptions,
   );
   logReports(prepared.sections, hooks.log);
-  const { config, weights } = await readModelFolder(store, options.model);
+  const loaded = await readModelFolder(store, options.model);
+  const { config, weights } = loaded;
+  const frozenDtype = frozenDtypeOf(loaded, options.frozenDtype);
   checkTokenRange(prepared.sections.flatMap((s) => s.examples), config.vocabSize, options.model);
   const adapter = options.adapter
     ? await readAdapter(store, options.adapter, config, 0)
@@ -111,7 +120,14 @@ export async function runPrecompute(
     const maxSeqLen = longestPair(slice.length ? slice : all);
     assertRunFits(
       backend,
-      { config, rows: 2 * batchSize, seqLen: maxSeqLen, train: false, lora: adapter?.options },
+      {
+        config,
+        rows: 2 * batchSize,
+        seqLen: maxSeqLen,
+        train: false,
+        lora: adapter?.options,
+        frozenDtype,
+      },
       options.maxMemory,
       { rowsPerExample: 2, batchFlag: "--batch-size" },
       "precompute",
@@ -121,6 +137,7 @@ export async function runPrecompute(
       maxSeqLen,
       trainable: false,
       lora: adapter?.options,
+      frozenDtype,
     });
     model.params.writeAll(weights, { source: options.model });
     if (adapter) model.lora!.params.writeAll(adapter.weights, { source: options.adapter });

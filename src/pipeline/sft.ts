@@ -9,7 +9,7 @@ import type { Backend } from "../backend/mod.ts";
 import { collateSft, loadTokenizer, type SequenceExample } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
-import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
+import { frozenDtypeOf, modelFingerprint, readModelFolder } from "../model/model_folder.ts";
 import { checkTokenRange } from "../data/vocab_check.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import { adapterRecord, trainedOutputs, trainingPolicy } from "./peft.ts";
@@ -77,7 +77,9 @@ export async function runSft(
     { name: "train", ...train },
     ...(evalSplit ? [{ name: "eval", ...evalSplit }] : []),
   ], hooks.log);
-  const { config, rawConfig, weights } = await readModelFolder(store, options.model);
+  const loaded = await readModelFolder(store, options.model);
+  const { config, rawConfig, weights } = loaded;
+  const frozenDtype = frozenDtypeOf(loaded, options.frozenDtype);
   checkTokenRange(
     [...train.examples, ...evalSplit?.examples ?? []],
     config.vocabSize,
@@ -94,6 +96,7 @@ export async function runSft(
       maxBatch: loop.batchSize,
       maxSeqLen,
       gradientCheckpointing: loop.gradientCheckpointing,
+      frozenDtype,
     },
     seed: loop.seed,
     log: hooks.log,
@@ -107,6 +110,7 @@ export async function runSft(
           train: true,
           gradientCheckpointing: loop.gradientCheckpointing,
           lora,
+          frozenDtype,
         },
         options.maxMemory,
         { rowsPerExample: 1, gradientCheckpointing: true },

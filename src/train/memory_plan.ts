@@ -20,7 +20,7 @@ import type { Role } from "../backend/mod.ts";
 import { HYPER_SLOTS, partialSlots, PREFERENCE_METRICS } from "../backend/mod.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { logitsChunkRows } from "../model/activations.ts";
-import { paramLayout } from "../model/params.ts";
+import { halfLayouts, paramLayout } from "../model/params.ts";
 import { LORA_DEFAULTS, loraLayout, moduleShape, resolveTargetModules } from "../model/lora.ts";
 
 /** The precision a frozen weight is held in on the device (2 bytes for bf16 and f16). */
@@ -68,6 +68,11 @@ export interface PlanGranularity {
   minBytes: number;
   /** Bytes per f32 element (4; 8 for the CPU's f64 mode). */
   floatBytes: number;
+  /**
+   * The backend widens half-precision frozen weights up front (the CPU): they take floatBytes.
+   * @default false (WebGPU holds them at 2 bytes per element)
+   */
+  widensHalf?: boolean;
   /** Extra activation elements the backward's kernels allocate for N rows of width C. */
   backwardScratch?: (N: number, C: number) => number;
 }
@@ -112,9 +117,10 @@ export function planMemory(
 ): MemoryPlan {
   const { config, rows: B, seqLen: T, train } = input;
   const { alignment, minBytes, floatBytes } = granularity;
-  const frozenBytes = input.frozenDtype === undefined || input.frozenDtype === "f32"
-    ? floatBytes
-    : WEIGHT_DTYPE_BYTES[input.frozenDtype];
+  const halfDtype = input.frozenDtype === "bf16" || input.frozenDtype === "f16";
+  const frozenBytes = halfDtype && !granularity.widensHalf
+    ? WEIGHT_DTYPE_BYTES[input.frozenDtype!]
+    : floatBytes;
   const buffers: PlannedBuffer[] = [];
   const add = (role: Role, name: string, elements: number, bytesPer = floatBytes) => {
     const raw = Math.max(minBytes, elements * bytesPer);
@@ -127,7 +133,14 @@ export function planMemory(
   // One model: LlamaModel's parameter arena, gradients, activations and rotary tables.
   const model = (who: string, trainable: boolean) => {
     if (trainable && !lora) add("parameters", `${who} parameters`, base);
-    else add("parameters", `${who} parameters (frozen)`, base, frozenBytes);
+    else if (!halfDtype) add("parameters", `${who} parameters (frozen)`, base);
+    else {
+      // ParamArena with half frozen weights: the matrices at 2 bytes (128-element aligned), the
+      // 1-D norms and biases widened to f32 in an arena of their own (src/model/params.ts).
+      const { matrices, vectors } = halfLayouts(config);
+      add("parameters", `${who} parameters (frozen)`, matrices.total, frozenBytes);
+      add("parameters", `${who} norms and biases (frozen)`, vectors.total);
+    }
     if (trainable && lora) add("parameters", `${who} LoRA adapters`, trainableElements);
     if (trainable) add("gradients", `${who} gradients`, trainableElements);
     activations(who, trainable);

@@ -31,7 +31,11 @@ Deno.test("the catalog names each shader once and holds no float literal beyond 
 
 gpuTest("every catalog shader compiles on this adapter with no compiler message", async () => {
   const shaders = shaderCatalog().map(({ name, wgsl }) => ({ name, wgsl }));
-  const { results } = await compileShaders({ shaders, pipelines: "all" });
+  // Every module is validated; pipelines are built for all but the 320 workgroup-tiled matmul
+  // variants, which llvmpipe takes minutes each to compile (tests/gpu/matmul_tiled_test.ts builds
+  // and runs one variant per candidate, transpose and load width).
+  const pipelines = shaders.map((s) => s.name).filter((name) => !name.includes("_tiled"));
+  const { results } = await compileShaders({ shaders, pipelines });
   assert.deepEqual(results.length, shaders.length);
   assert.deepEqual(results.filter((r) => r.problems.length > 0), []);
 });

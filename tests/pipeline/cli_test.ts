@@ -23,6 +23,10 @@ const TASKS = [
   "mutants",
   "plan",
   "sppo",
+  "online_dpo",
+  "cache_export",
+  "cache_import",
+  "tune",
 ];
 
 async function run(

@@ -17,6 +17,7 @@ import { EXACT_GRANULARITY, type PlanInput, planMemory } from "../../src/train/m
 import { fitSuggestions, parseBytes, planFits } from "../../src/train/memory_fit.ts";
 import { granularityOf } from "../../src/pipeline/memory.ts";
 import { moduleShape } from "../../src/model/lora.ts";
+import { halfLayouts } from "../../src/model/params.ts";
 import { shapeConfig } from "../../src/train/model_shapes.ts";
 import { gpuMissing, needsTest } from "../helpers.ts";
 import { GpuBackend } from "../../src/gpu/backend.ts";
@@ -93,7 +94,12 @@ Deno.test("LoRA trains r*(in+out) per target module; the frozen base is 2 bytes 
   const adapters = 28 * 16 * ((1536 + 1536) + 2 * (1536 + 256) + (1536 + 1536));
   assert.equal(lora.weights.trainable, 4 * adapters);
   assert.equal(lora.bytes.gradients, 4 * adapters);
-  assert.equal(lora.weights.frozen, 2 * 1543714304); // Qwen2.5-1.5B's parameters, all aligned
+  // Qwen2.5-1.5B's matrices at 2 bytes, its norms and biases widened to f32 (src/model/params.ts).
+  const { matrices, vectors } = halfLayouts(config);
+  // Norms 28 * 2 * 1536 + 1536 and q, k, v biases 28 * (1536 + 2 * 256); no padding at this shape.
+  assert.equal(vectors.total, 28 * (2 * 1536 + 1536 + 2 * 256) + 1536);
+  assert.equal(matrices.total + vectors.total, 1543714304);
+  assert.equal(lora.weights.frozen, 2 * matrices.total + 4 * vectors.total);
   assert.equal(
     targets.reduce((n, m) => n + 16 * (moduleShape(config, m).in + moduleShape(config, m).out), 0),
     adapters / 28,

@@ -9,6 +9,7 @@
 import { type GpuContext, type GpuTensor, grid1d } from "../context.ts";
 import type { Tensor } from "../../backend/mod.ts";
 import { assertDistinct, INPUT_ACCESS, LINEAR_INDEX } from "./elementwise.ts";
+import { type F16Mode, weightLoad } from "./weight_load.ts";
 
 // dst: (N, C); ids: (N) i32; table: rows first..first+count of the (V, C) embedding. One
 // invocation per output element; a row whose id lies in another piece of the table is left to
@@ -62,13 +63,40 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`;
 
 /**
+ * The forward gather of a frozen table held as bf16 or f16 (and the tied LM head's weight): the
+ * same kernel with the table read through {@link weightLoad}, widened exactly to f32. Returns
+ * the kernel name (registered in src/gpu/shader_catalog.ts) and its WGSL.
+ */
+export function embeddingForwardHalf(dtype: "bf16" | "f16", mode: F16Mode): [string, string] {
+  const load = weightLoad("table", 3, dtype, false, {
+    f16Mode: dtype === "f16" ? mode : undefined,
+    access: INPUT_ACCESS,
+  });
+  const wgsl = load.directives + EMBEDDING_FORWARD_WGSL
+    .replace(/@group\(0\) @binding\(3\)[^\n]*\n/, load.decl + "\n")
+    .replace(
+      "dst[i] = table[(row - u.first) * u.C + c];",
+      `dst[i] = ${load.at("(row - u.first) * u.C + c")};`,
+    );
+  return [`embedding_forward${load.tag}`, wgsl];
+}
+
+/**
  * Rows of a (V, C) table in pieces that each fit one storage binding (one piece when it fits):
  * [first row, row count], aligned so each piece is a bindable view.
  */
-function tablePieces(ctx: GpuContext, V: number, C: number): Array<[number, number]> {
-  if (V * C <= ctx.maxBindingElements) return [[0, V]];
-  const unit = 64 / gcd(C % 64 || 64, 64);
-  const rows = Math.floor(Math.floor(ctx.maxBindingElements / C) / unit) * unit;
+function tablePieces(
+  ctx: GpuContext,
+  V: number,
+  C: number,
+  bytesPerElement = 4,
+): Array<[number, number]> {
+  // A binding holds maxBindingElements f32 words; a half table packs two elements per word.
+  const perBinding = ctx.maxBindingElements * (4 / bytesPerElement);
+  if (V * C <= perBinding) return [[0, V]];
+  const align = 256 / bytesPerElement; // elements per 256-byte binding offset
+  const unit = align / gcd(C % align || align, align);
+  const rows = Math.floor(Math.floor(perBinding / C) / unit) * unit;
   if (rows < 1) throw new Error(`embedding: a row of ${C} elements exceeds one binding`);
   const pieces: Array<[number, number]> = [];
   for (let first = 0; first < V; first += rows) pieces.push([first, Math.min(rows, V - first)]);
@@ -90,12 +118,16 @@ export function embeddingForward(
 ): void {
   assertDistinct("embeddingForward", [out, ids, table]);
   const V = Math.floor(table.size / C);
-  const pieces = tablePieces(ctx, V, C);
+  const half = table.dtype === "bf16" || table.dtype === "f16";
+  const pieces = tablePieces(ctx, V, C, half ? 2 : 4);
+  const [name, wgsl] = half
+    ? embeddingForwardHalf(table.dtype as "bf16" | "f16", ctx.f16Mode)
+    : ["embedding_forward", EMBEDDING_FORWARD_WGSL];
   for (const [first, count] of pieces) {
     const piece = pieces.length === 1 ? table : ctx.view(table as GpuTensor, first * C, count * C);
     ctx.launch(
-      "embedding_forward",
-      EMBEDDING_FORWARD_WGSL,
+      name,
+      wgsl,
       [out, ids, piece],
       [N, C, V, first, count],
       grid1d(N * C, 256),

@@ -34,8 +34,10 @@
  * @module
  */
 
-import { type GpuContext, type GpuTensor, grid1d } from "../context.ts";
+import { type GpuContext, type GpuTensor, grid1d, tensorBytes } from "../context.ts";
 import type { MatmulOptions, Tensor } from "../../backend/mod.ts";
+import { tiledGroups, tiledKernelName, tiledMatmulWgsl, type TiledTiling } from "./matmul_tiled.ts";
+import { type F16Mode, type WeightDType, weightLoad } from "./weight_load.ts";
 
 /** Shape of the register block and of the workgroup of one matmul variant. */
 export interface MatmulTiling {
@@ -96,6 +98,13 @@ export interface MatmulVariant {
   vecOut: boolean;
   /** A fourth binding holds the bias (n). */
   bias: boolean;
+  /**
+   * How `b` is stored: f32 (default), or a frozen bf16 / f16 weight widened to f32 as it is
+   * loaded (src/gpu/kernels/weight_load.ts); the sums are the same f32 multiply-adds either way.
+   */
+  bDtype?: WeightDType;
+  /** How f16 `b` words widen (with `bDtype: "f16"`). @default "unpack" */
+  f16Mode?: F16Mode;
 }
 
 /**
@@ -122,6 +131,12 @@ export function matmulWgsl(v: MatmulVariant, tiling: MatmulTiling = MATMUL_TILIN
     vec
       ? `${buf}[(${base} + ${idx[0]}) >> 2u]`
       : `vec4<f32>(${idx.map((i) => `${buf}[${base} + ${i}]`).join(", ")})`;
+  // The weight operand b, in its stored dtype (f32 gives the same text as `at` / `at4`).
+  const bLoad = weightLoad("bBuf", 3, v.bDtype ?? "f32", v.vecB, { f16Mode: v.f16Mode });
+  const bGather4 = (base: string, idx: string[]) =>
+    v.vecB
+      ? bLoad.at4(`${base} + ${idx[0]}`)
+      : `vec4<f32>(${idx.map((i) => bLoad.at(`${base} + ${i}`)).join(", ")})`;
 
   // a[r][q] and b[q][c4] of one k step, as WGSL expressions, for a four-step (W = 4) body.
   const body4 = () => {
@@ -137,13 +152,13 @@ export function matmulWgsl(v: MatmulVariant, tiling: MatmulTiling = MATMUL_TILIN
       for (const r of range(R)) emit(`    let a${r} = ${at4("aBuf", v.vecA, `aBase${r} + kk`)};`);
     }
     if (v.transB) {
-      for (const c of range(C)) emit(`    let b${c} = ${at4("bBuf", v.vecB, `bBase${c} + kk`)};`);
+      for (const c of range(C)) emit(`    let b${c} = ${bLoad.at4(`bBase${c} + kk`)};`);
     } else {
       for (const q of range(4)) {
         emit(`    let bRow${q} = (kk + ${q}u) * N;`);
         for (const c4 of range(C / 4)) {
           const idx = range(4).map((e) => `jb${4 * c4 + e}`);
-          emit(`    let b${q}_${c4} = ${gather4("bBuf", v.vecB, `bRow${q}`, idx)};`);
+          emit(`    let b${q}_${c4} = ${bGather4(`bRow${q}`, idx)};`);
         }
       }
     }
@@ -171,7 +186,7 @@ export function matmulWgsl(v: MatmulVariant, tiling: MatmulTiling = MATMUL_TILIN
     for (const c4 of range(C / 4)) {
       const parts = range(4).map((e) => {
         const c = 4 * c4 + e;
-        return at("bBuf", v.vecB, v.transB ? `bBase${c} + kk` : `kk * N + jb${c}`);
+        return bLoad.at(v.transB ? `bBase${c} + kk` : `kk * N + jb${c}`);
       });
       emit(`    let b${c4} = vec4<f32>(${parts.join(", ")});`);
     }
@@ -181,6 +196,7 @@ export function matmulWgsl(v: MatmulVariant, tiling: MatmulTiling = MATMUL_TILIN
   };
 
   const elem = (vec: boolean) => (vec ? "vec4<f32>" : "f32");
+  if (bLoad.directives) emit(bLoad.directives.trimEnd());
   emit(
     `// out: (M,N) = a: ${v.transA ? "(K,M)^T" : "(M,K)"} @ b: ${v.transB ? "(N,K)^T" : "(K,N)"}` +
       (v.bias ? " + bias: (N)" : ""),
@@ -189,7 +205,7 @@ export function matmulWgsl(v: MatmulVariant, tiling: MatmulTiling = MATMUL_TILIN
   emit(`@group(0) @binding(0) var<uniform> u: Params;`);
   emit(`@group(0) @binding(1) var<storage, read_write> outBuf: array<${elem(v.vecOut)}>;`);
   emit(`@group(0) @binding(2) var<storage, read_write> aBuf: array<${elem(v.vecA)}>;`);
-  emit(`@group(0) @binding(3) var<storage, read_write> bBuf: array<${elem(v.vecB)}>;`);
+  emit(bLoad.decl);
   if (v.bias) emit(`@group(0) @binding(4) var<storage, read_write> biasBuf: array<f32>;`);
   emit(`@compute @workgroup_size(${groupX}, ${groupY})`);
   emit(
@@ -256,7 +272,8 @@ export function matmulKernelName(v: MatmulVariant, tiling: MatmulTiling = MATMUL
   return `matmul_${v.transA ? "T" : "N"}${v.transB ? "T" : "N"}_` +
     flag(v.vecA, "a") + flag(v.vecB, "b") + flag(v.vecOut, "o") + flag(v.bias, "+") +
     `_${tiling.rows}x${tiling.cols}_${tiling.groupX}x${tiling.groupY}` +
-    (tiling.kSteps === 1 ? "_k1" : "");
+    (tiling.kSteps === 1 ? "_k1" : "") +
+    weightLoad("bBuf", 3, v.bDtype ?? "f32", v.vecB, { f16Mode: v.f16Mode }).tag;
 }
 
 /** WGSL text per kernel name, so a step that repeats shapes does not regenerate it. */
@@ -266,7 +283,9 @@ const generated = new Map<string, string>();
  * Records out (m,n) (+)= op(a) @ op(b) [+ bias] for any m, n, k >= 0 and all four transpose
  * combinations; bias works with every combination. `out` must not overlap `a`, `b` or `bias`.
  * `tiling` defaults to {@link MATMUL_TILING} ({@link MATMUL_TILING_SOFTWARE} on software
- * adapters) when both operands take vec4 loads, else to {@link MATMUL_TILING_SCALAR}.
+ * adapters) when both operands take vec4 loads, else to {@link MATMUL_TILING_SCALAR}. A
+ * {@link TiledTiling} runs the workgroup-memory layout of kernels/matmul_tiled.ts instead (the
+ * hardware layouts; src/gpu/matmul_policy.ts picks one per adapter and shape).
  */
 export function matmul(
   ctx: GpuContext,
@@ -277,7 +296,7 @@ export function matmul(
   n: number,
   k: number,
   options: MatmulOptions = {},
-  tiling?: MatmulTiling,
+  tiling?: MatmulTiling | TiledTiling,
 ): void {
   const { transA = false, transB = false, accumulate = false, bias } = options;
   checkSize("out", out, m * n);
@@ -297,7 +316,21 @@ export function matmul(
     vecB: (transB ? k : n) % 4 === 0 && k > 0,
     vecOut: n % 4 === 0,
     bias: bias !== undefined,
+    ...(b.dtype === "bf16" || b.dtype === "f16" ? { bDtype: b.dtype, f16Mode: ctx.f16Mode } : {}),
   };
+  if (a.dtype !== "f32" || out.dtype !== "f32" || bias?.dtype === "bf16" || bias?.dtype === "f16") {
+    throw new Error("matmul: only the weight operand b may be held in half precision");
+  }
+  // The tiled family reads f32 weights only: a half weight takes the simple kernel.
+  if (tiling && "bm" in tiling && variant.bDtype === undefined) {
+    const name = tiledKernelName(variant, tiling);
+    let wgsl = generated.get(name);
+    if (!wgsl) generated.set(name, wgsl = tiledMatmulWgsl(variant, tiling));
+    const tensors = bias ? [out, a, b, bias] : [out, a, b];
+    ctx.launch(name, wgsl, tensors, [m, n, k, accumulate ? 1 : 0], tiledGroups(tiling, m, n));
+    return;
+  }
+  if (tiling && "bm" in tiling) tiling = undefined;
   tiling ??= !(variant.vecA && variant.vecB)
     ? MATMUL_TILING_SCALAR
     : ctx.isSoftware
@@ -351,7 +384,7 @@ export function colSum(
 function overlaps(x: Tensor, y: Tensor): boolean {
   const [p, q] = [x as GpuTensor, y as GpuTensor];
   if (p.bufferId !== q.bufferId) return false;
-  const bytes = (t: GpuTensor) => Math.max(4, t.size * 4);
+  const bytes = tensorBytes;
   return p.offset < q.offset + bytes(q) && q.offset < p.offset + bytes(p);
 }
 

@@ -1,0 +1,46 @@
+/**
+ * The options of a {@link GpuContext}: which kernel layouts run, the tuner that picks among
+ * hardware candidates, the binding limit tests lower, and how f16 weights are widened.
+ *
+ * @module
+ */
+
+import type { GpuContext } from "./context.ts";
+import type { F16Mode } from "./kernels/weight_load.ts";
+
+/**
+ * Which kernel layouts run: `software` (laid out for llvmpipe and SwiftShader), `hardware`
+ * (workgroup-memory tiling for GPUs), or `auto`: software on software adapters, else hardware.
+ */
+export type KernelLayouts = "hardware" | "software" | "auto";
+
+/**
+ * Picks among bit-identical kernel candidates by measurement (src/gpu/matmul_tuner.ts): `choose`
+ * answers a known choice or notes the shape for the next {@link GpuContext.finish}, which calls
+ * `flush` to time what was noted.
+ */
+export interface KernelTuner {
+  /** The chosen candidate's name for a shape key, or undefined (noted for tuning). */
+  choose(ctx: GpuContext, key: string): string | undefined;
+  /** Times the candidates of the shapes noted since the last flush. */
+  flush(ctx: GpuContext): Promise<void>;
+}
+
+/** Options of {@link GpuContext}. */
+export interface GpuContextOptions {
+  /** Which layouts the kernels use. @default "auto" */
+  layouts?: KernelLayouts;
+  /** Chooses hardware candidates by measurement; without one the built-in choice runs. */
+  tuner?: KernelTuner;
+  /**
+   * Bytes per storage binding at most, below the adapter's own limit: tests lower it to run the
+   * split paths of large tensors on small ones. @default the adapter's maxStorageBufferBindingSize
+   */
+  maxBindingBytes?: number;
+  /**
+   * How f16 weights are widened: `native` (WGSL's f16, needs `shader-f16`) or `unpack`
+   * (`unpack2x16float`, core WGSL). Tests force `unpack` to run the fallback on an adapter that
+   * has the feature. @default native when the device has shader-f16, else unpack
+   */
+  f16Mode?: F16Mode;
+}

@@ -1,0 +1,99 @@
+/**
+ * Which matmul layout runs, per adapter and shape: software adapters keep the layout of
+ * kernels/matmul.ts (laid out for llvmpipe) unless the hardware layouts are forced; hardware
+ * adapters run a workgroup-tiled candidate of kernels/matmul_tiled.ts, the tuner's choice for the
+ * shape where it has one (src/gpu/matmul_tuner.ts), else the built-in one. Every candidate sums
+ * in the same order, so the choice changes speed only, never a bit of the result.
+ *
+ * @module
+ */
+
+import type { MatmulOptions, Tensor } from "../backend/mod.ts";
+import type { GpuContext } from "./context.ts";
+import * as simple from "./kernels/matmul.ts";
+import {
+  TILED_CANDIDATES,
+  tiledFits,
+  tiledName,
+  type TiledTiling,
+} from "./kernels/matmul_tiled.ts";
+
+export type { KernelLayouts } from "./context.ts";
+
+/** Environment variable that forces the layouts (`hardware`, `software`, `auto`). */
+export const LAYOUTS_ENV = "DPO_KERNEL_LAYOUTS";
+
+/** The key of a matmul shape in the tuner's table, e.g. `NT 1024x576x1536`. */
+export function matmulShapeKey(
+  m: number,
+  n: number,
+  k: number,
+  transA: boolean,
+  transB: boolean,
+): string {
+  return `${transA ? "T" : "N"}${transB ? "T" : "N"} ${m}x${n}x${k}`;
+}
+
+/** The tiled candidates the device can run, in {@link TILED_CANDIDATES} order. */
+export function candidatesFor(ctx: GpuContext): TiledTiling[] {
+  return TILED_CANDIDATES.filter((t) => tiledFits(t, ctx.limits));
+}
+
+/**
+ * The built-in hardware choice: 128 x 128 x 8 tiles with 8 x 8 blocks where the output has room
+ * for a few such tiles, 64 x 64 x 8 with 4 x 4 blocks below that (fewer idle invocations).
+ */
+export function builtInTiling(ctx: GpuContext, m: number, n: number): TiledTiling | undefined {
+  const fits = candidatesFor(ctx);
+  const big = fits.find((t) => t.bm === 128 && t.bk === 8);
+  const small = fits.find((t) => t.bm === 64 && t.bk === 8 && t.tm === 4);
+  return (m * n >= 4 * 128 * 128 ? big ?? small : small ?? big) ?? fits[0];
+}
+
+/**
+ * The layout for out (m,n) = op(a) @ op(b) on `ctx`: undefined for the software layout, else the
+ * tiled candidate (the tuner's choice, else {@link builtInTiling}).
+ */
+export function chooseMatmul(
+  ctx: GpuContext,
+  m: number,
+  n: number,
+  k: number,
+  transA: boolean,
+  transB: boolean,
+): TiledTiling | undefined {
+  if (ctx.layouts === "software") return undefined;
+  const fits = candidatesFor(ctx);
+  const tuned = ctx.tuner?.choose(ctx, matmulShapeKey(m, n, k, transA, transB));
+  return fits.find((t) => tiledName(t) === tuned) ?? builtInTiling(ctx, m, n);
+}
+
+/** The name of the layout {@link chooseMatmul} picks, for bench rows. */
+export function chosenMatmulName(
+  ctx: GpuContext,
+  m: number,
+  n: number,
+  k: number,
+  transA: boolean,
+  transB: boolean,
+): string {
+  const t = chooseMatmul(ctx, m, n, k, transA, transB);
+  if (t) return tiledName(t);
+  const s = ctx.isSoftware ? simple.MATMUL_TILING_SOFTWARE : simple.MATMUL_TILING;
+  return `simple${s.rows}x${s.cols}`;
+}
+
+/** {@link simple.matmul} in the layout {@link chooseMatmul} picks. */
+export function matmul(
+  ctx: GpuContext,
+  out: Tensor,
+  a: Tensor,
+  b: Tensor,
+  m: number,
+  n: number,
+  k: number,
+  options: MatmulOptions = {},
+): void {
+  const { transA = false, transB = false } = options;
+  simple.matmul(ctx, out, a, b, m, n, k, options, chooseMatmul(ctx, m, n, k, transA, transB));
+}
