@@ -18,9 +18,12 @@
  * CPU cycles per lane whether or not its address is uniform across the workgroup (it is a
  * per-lane loop there, inside or outside loops), while a private-array access with a dynamic
  * index costs about 1, and a barrier about 0.4 us per workgroup. So the cost of a kernel is its
- * storage loads per lane: per key s the forward reads 4D values (k three times, v once) for
- * 4 * D * rows multiply-adds; the dk/dv kernel keeps its key rows and each q, dOut row in private
- * arrays, so it reads 2D per query row as before. Consecutive invocations take the same row block of different
+ * storage loads per lane, and each query row keeps its scores (forward) or its probs and dProbs
+ * (dq kernel) in private arrays of SCORE_FLOATS / rows keys (attention_rows.ts), recomputing
+ * only keys past them: per key s the forward reads 2D values (k once, v once) and the dq kernel
+ * 3D (k twice, v once) where T fits. The dk/dv kernel keeps its key rows and each q, dOut row in
+ * private arrays, reading 2D per query row, and gets twice the key rows per invocation to share
+ * its recomputed scores. Consecutive invocations take the same row block of different
  * (batch, kv head) pairs, so the lanes of a SIMD batch (or a GPU warp) run loops of equal length.
  *
  * Determinism: each output is one invocation's fixed-order sum (over d for dots; over s for out
@@ -117,7 +120,10 @@ export function attentionKernel(
   const cap = Math.max(32, 2 ** Math.ceil(Math.log2(D)));
   // llvmpipe's compile time grows steeply with private-array size (a 512-float array alone takes
   // about 8 s), so the rows per invocation shrink as D grows: R * cap <= PRIVATE_FLOATS.
-  const rows = Math.max(1, Math.min(R, Math.floor(PRIVATE_FLOATS / cap)));
+  // The dk/dv kernel gets twice that: its recomputed scores cost private-array work per query row
+  // that more key rows per invocation share.
+  const floats = kind === "BackwardKv" ? 2 * PRIVATE_FLOATS : PRIVATE_FLOATS;
+  const rows = Math.max(1, Math.min(R, Math.floor(floats / cap)));
   const name = `attention${kind}_d${cap}_r${rows}`;
   let wgsl = generated.get(name);
   if (!wgsl) {

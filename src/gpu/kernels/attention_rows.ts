@@ -9,6 +9,8 @@ import { F32_LOWEST } from "../context.ts";
 
 /** Invocations per workgroup of these kernels. */
 export const WG = 64;
+/** Private floats per invocation for cached scores (and, in the backward, per array). */
+export const SCORE_FLOATS = 256;
 
 /** `f(r)` for r in 0..n, joined by newlines: the per-row statements, unrolled. */
 const each = (n: number, f: (r: number) => string) =>
@@ -74,40 +76,44 @@ ${
 
 /**
  * Forward; invocation i -> (b, kvh) = i % (B*Hkv), query rows from (i / (B*Hkv)) * rows.
- * out, q: (B,T,H,D); k, v: (B,T,Hkv,D); stats: (B,H,T,2). Three passes over s, each computing
- * the scores afresh (no (T, T) buffer): the row max; the sum of exp(score - max); then
- * probs = exp(score - max) / sum and out += probs * v. Every value is computed by the same
- * operations in the same order as when the scores were stored, so the results are the same bits.
+ * out, q: (B,T,H,D); k, v: (B,T,Hkv,D); stats: (B,H,T,2). Three passes over s (no (T, T)
+ * buffer): the row max, keeping each score x = q . k * scale of keys s < SCORE_FLOATS / rows in
+ * a private array; the sum of exp(x - max); then probs = exp(x - max) / sum and out += probs * v.
+ * Keys past the private array get their scores computed afresh, by the same operations in the
+ * same order, so every value is the same bits as when the scores were stored in a buffer.
  */
 export function attentionForwardWgsl(cap: number, R: number): string {
+  const SC = scoreSlots(R);
+  const sumExp = (r: number) => `    if (ok${r} && s <= t${r}) { l${r} += exp(x${r} - m${r}); }`;
+  const probs = (r: number) =>
+    `    var pr${r} = 0.0;
+    if (ok${r} && s <= t${r}) { pr${r} = exp(x${r} - m${r}) / l${r}; }`;
+  const addPv = `    let vb = ((b * T + s) * Hkv + kvh) * D;
+    for (var d = 0u; d < D; d++) {
+      let vd = v[vb + d];
+${each(R, (r) => `      acc[${r * cap}u + d] += pr${r} * vd;`)}
+    }`;
   return `${prologue(R, ["out", "stats", "q", "k", "v"])}
 ${queryRows(R)}
   var qv: array<f32, ${R * cap}>;
   var acc: array<f32, ${R * cap}>;
+  var sc: array<f32, ${R * SC}>;
   for (var d = 0u; d < D; d++) {
 ${each(R, (r) => `    qv[${r * cap}u + d] = q[q${r} + d];`)}
   }
 ${each(R, (r) => `  var m${r} = ${F32_LOWEST};\n  var l${r} = 0.0;`)}
-  for (var s = 0u; s < sEnd; s++) {
-${dots(R, cap, false, false)}
-${each(R, (r) => `    if (ok${r} && s <= t${r}) { m${r} = max(m${r}, dot${r} * u.scale); }`)}
-  }
-  for (var s = 0u; s < sEnd; s++) {
-${dots(R, cap, false, false)}
-${each(R, (r) => `    if (ok${r} && s <= t${r}) { l${r} += exp(dot${r} * u.scale - m${r}); }`)}
-  }
+  let sA = min(sEnd, ${SC}u);
   for (var s = 0u; s < sEnd; s++) {
 ${dots(R, cap, false, false)}
 ${
     each(R, (r) =>
-      `    var pr${r} = 0.0;
-    if (ok${r} && s <= t${r}) { pr${r} = exp(dot${r} * u.scale - m${r}) / l${r}; }`)
+      `    let x${r} = dot${r} * u.scale;
+    if (s < ${SC}u) { sc[${r * SC}u + s] = x${r}; }
+    if (ok${r} && s <= t${r}) { m${r} = max(m${r}, x${r}); }`)
   }
-    for (var d = 0u; d < D; d++) {
-      let vd = v[kb + d];
-${each(R, (r) => `      acc[${r * cap}u + d] += pr${r} * vd;`)}
-    }
   }
+${scorePasses(R, cap, SC, sumExp)}
+${scorePasses(R, cap, SC, probs, addPv)}
 ${
     each(R, (r) =>
       `  if (ok${r}) {
@@ -120,6 +126,32 @@ ${
 `;
 }
 
+/** Scores each row keeps in a private array: SCORE_FLOATS shared by the block's rows. */
+export function scoreSlots(R: number): number {
+  return Math.floor(SCORE_FLOATS / R);
+}
+
+// Two loops over s in ascending order, x{r} = score of row r at key s: read from sc for
+// s < sA, computed afresh for s in [sA, sEnd); then perRow(r) for each row, then tail.
+function scorePasses(
+  R: number,
+  cap: number,
+  SC: number,
+  perRow: (r: number) => string,
+  tail = "",
+): string {
+  const body = `${each(R, perRow)}${tail ? `\n${tail}` : ""}`;
+  return `  for (var s = 0u; s < sA; s++) {
+${each(R, (r) => `    let x${r} = sc[${r * SC}u + s];`)}
+${body}
+  }
+  for (var s = sA; s < sEnd; s++) {
+${dots(R, cap, false, false)}
+${each(R, (r) => `    let x${r} = dot${r} * u.scale;`)}
+${body}
+  }`;
+}
+
 // probs pr{r} of row r at key s from dot{r} and the saved stats; 0 where masked.
 function recomputeProbs(R: number): string {
   return each(R, (r) =>
@@ -129,17 +161,25 @@ function recomputeProbs(R: number): string {
 
 /**
  * Backward, part 1: dq, and rowDot = probs . dProbs per row; rows as in the forward.
- * dq, dOut, q: (B,T,H,D); k, v: (B,T,Hkv,D); stats: (B,H,T,2); rowDot: (B,H,T). Pass 1 sums
- * rowDot = probs . (dOut . v); pass 2 forms dScores = probs * (dProbs - rowDot) * scale and adds
- * dScores * k into dq; both recompute probs from the scores and stats.
+ * dq, dOut, q: (B,T,H,D); k, v: (B,T,Hkv,D); stats: (B,H,T,2); rowDot: (B,H,T). Pass 1
+ * recomputes probs from the scores and stats and sums rowDot = probs . (dOut . v), keeping probs
+ * and dProbs of keys s < SCORE_FLOATS / rows in private arrays; pass 2 forms
+ * dScores = probs * (dProbs - rowDot) * scale and adds dScores * k into dq, recomputing probs and
+ * dProbs (same operations, same order, same bits) for keys past the private arrays.
  */
 export function attentionBackwardRowsWgsl(cap: number, R: number): string {
+  const SC = scoreSlots(R);
+  const dScores = each(R, (r) =>
+    `    var ds${r} = 0.0;
+    if (ok${r} && s <= t${r}) { ds${r} = pr${r} * (dv${r} - rd${r}) * u.scale; }`);
   return `${prologue(R, ["dq", "rowDot", "dOut", "q", "k", "v", "stats"])}
 ${queryRows(R)}
   var qv: array<f32, ${R * cap}>;
   var go: array<f32, ${R * cap}>;
   var acc: array<f32, ${R * cap}>;
   var kr: array<f32, ${cap}>;
+  var ps: array<f32, ${R * SC}>;
+  var pv: array<f32, ${R * SC}>;
   for (var d = 0u; d < D; d++) {
 ${
     each(R, (r) =>
@@ -150,19 +190,29 @@ ${
     each(R, (r) =>
       `  let m${r} = stats[row${r} * 2u];\n  let l${r} = stats[row${r} * 2u + 1u];\n  var rd${r} = 0.0;`)
   }
+  let sA = min(sEnd, ${SC}u);
   for (var s = 0u; s < sEnd; s++) {
 ${dots(R, cap, true, false)}
 ${recomputeProbs(R)}
-${each(R, (r) => `    if (ok${r} && s <= t${r}) { rd${r} += pr${r} * dv${r}; }`)}
-  }
-  for (var s = 0u; s < sEnd; s++) {
-${dots(R, cap, true, true)}
-${recomputeProbs(R)}
 ${
     each(R, (r) =>
-      `    var ds${r} = 0.0;
-    if (ok${r} && s <= t${r}) { ds${r} = pr${r} * (dv${r} - rd${r}) * u.scale; }`)
+      `    if (s < ${SC}u) { ps[${r * SC}u + s] = pr${r}; pv[${r * SC}u + s] = dv${r}; }
+    if (ok${r} && s <= t${r}) { rd${r} += pr${r} * dv${r}; }`)
   }
+  }
+  for (var s = 0u; s < sA; s++) {
+${each(R, (r) => `    let pr${r} = ps[${r * SC}u + s];\n    let dv${r} = pv[${r * SC}u + s];`)}
+${dScores}
+    let kb = ((b * T + s) * Hkv + kvh) * D;
+    for (var d = 0u; d < D; d++) {
+      let kd = k[kb + d];
+${each(R, (r) => `      acc[${r * cap}u + d] += ds${r} * kd;`)}
+    }
+  }
+  for (var s = sA; s < sEnd; s++) {
+${dots(R, cap, true, true)}
+${recomputeProbs(R)}
+${dScores}
     for (var d = 0u; d < D; d++) {
       let kd = kr[d];
 ${each(R, (r) => `      acc[${r * cap}u + d] += ds${r} * kd;`)}
