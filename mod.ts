@@ -160,7 +160,7 @@ export { type FrontierMethod, type FrontierOptions, runFrontier } from "./src/pi
 export { type EvalStageOptions, runEvalStage } from "./src/pipeline/eval_stage.ts";
 export type { LoopOptions, TrainStageOptions } from "./src/pipeline/loop.ts";
 export type { PeftOptions } from "./src/pipeline/peft.ts";
-export type { HostWeights } from "./src/model/model_folder.ts";
+export type { FrozenDtypeChoice, HostWeights } from "./src/model/model_folder.ts";
 export type { StageHooks } from "./src/pipeline/stage.ts";
 export type { StageResult } from "./src/pipeline/manifest.ts";
 

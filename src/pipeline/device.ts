@@ -8,7 +8,6 @@
 import type { Backend } from "../backend/mod.ts";
 import { CpuBackend } from "../cpu/backend.ts";
 import { GpuBackend } from "../gpu/backend.ts";
-import type { GpuContextOptions } from "../gpu/context.ts";
 import { hasWebGpu, NoAdapterError } from "../gpu/device.ts";
 
 /** Which backend to run on. */
@@ -25,7 +24,7 @@ export async function createBackend(
   choice: DeviceChoice = "auto",
   { warn = console.warn, gpu }: {
     warn?: (message: string) => void;
-    gpu?: GpuContextOptions;
+    gpu?: Parameters<typeof GpuBackend.create>[0];
   } = {},
 ): Promise<Backend> {
   if (choice === "cpu") return new CpuBackend("f32");
