@@ -18,7 +18,11 @@ import { defaultRuntimeDir } from "../tasks/_driver_env.ts";
 // The adapter is requested in-process, as the tasks do: the same XDG_RUNTIME_DIR default keeps
 // the driver's line out of the test output.
 defaultRuntimeDir();
-export const gpuMissing: string | undefined = (await hasWebGpu())
+// DPO_SKIP_WEBGPU_PROBE: for subprocess fixtures that need no GPU (tests/helpers_test.ts), so that
+// no adapter is created there: llvmpipe can abort at process exit after a probe (exit 134).
+export const gpuMissing: string | undefined = Deno.env.get("DPO_SKIP_WEBGPU_PROBE") === "1"
+  ? "the WebGPU probe is skipped (DPO_SKIP_WEBGPU_PROBE=1)"
+  : (await hasWebGpu())
   ? undefined
   : "no WebGPU adapter (install mesa-vulkan-drivers for llvmpipe, run with --unstable-webgpu)";
 

@@ -14,7 +14,7 @@ async function runFixture(ci: boolean) {
   delete env.CI;
   const command = new Deno.Command(Deno.execPath(), {
     args: ["test", "-A", "--no-check", FIXTURE],
-    env: { ...env, NO_COLOR: "1", ...(ci ? { CI: "true" } : {}) },
+    env: { ...env, NO_COLOR: "1", DPO_SKIP_WEBGPU_PROBE: "1", ...(ci ? { CI: "true" } : {}) },
     clearEnv: true,
     stdout: "piped",
     stderr: "piped",
