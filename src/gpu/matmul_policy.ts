@@ -95,5 +95,7 @@ export function matmul(
   options: MatmulOptions = {},
 ): void {
   const { transA = false, transB = false } = options;
-  simple.matmul(ctx, out, a, b, m, n, k, options, chooseMatmul(ctx, m, n, k, transA, transB));
+  // The tiled family reads f32 weights only: a half weight (frozen bf16/f16) takes the simple one.
+  const tiling = b.dtype === "f32" ? chooseMatmul(ctx, m, n, k, transA, transB) : undefined;
+  simple.matmul(ctx, out, a, b, m, n, k, options, tiling);
 }

@@ -321,8 +321,8 @@ export function matmul(
   if (a.dtype !== "f32" || out.dtype !== "f32" || bias?.dtype === "bf16" || bias?.dtype === "f16") {
     throw new Error("matmul: only the weight operand b may be held in half precision");
   }
-  // The tiled family reads f32 weights only: a half weight takes the simple kernel.
-  if (tiling && "bm" in tiling && variant.bDtype === undefined) {
+  if (tiling && "bm" in tiling) {
+    if (variant.bDtype) throw new Error("matmul: the tiled layouts read f32 weights only");
     const name = tiledKernelName(variant, tiling);
     let wgsl = generated.get(name);
     if (!wgsl) generated.set(name, wgsl = tiledMatmulWgsl(variant, tiling));
@@ -330,7 +330,6 @@ export function matmul(
     ctx.launch(name, wgsl, tensors, [m, n, k, accumulate ? 1 : 0], tiledGroups(tiling, m, n));
     return;
   }
-  if (tiling && "bm" in tiling) tiling = undefined;
   tiling ??= !(variant.vecA && variant.vecB)
     ? MATMUL_TILING_SCALAR
     : ctx.isSoftware
