@@ -111,14 +111,15 @@ export const MEMORY_FLAGS: Record<string, FlagSpec> = {
   },
 };
 
-/** Frozen weights in the checkpoint's precision (sft, dpo, precompute). */
+/** Frozen weights in the checkpoint's precision (sft, dpo, kto, precompute, online-dpo, eval). */
 export const FROZEN_FLAGS: Record<string, FlagSpec> = {
   "frozen-dtype": {
     type: "string",
     default: "auto",
     choices: ["auto", "f32"],
     help:
-      "frozen weights (LoRA base, reference) in the checkpoint's bf16/f16 (auto) or widened to f32",
+      "frozen weights (LoRA base, reference, evaluated models) in the checkpoint's bf16/f16 " +
+      "(auto) or widened to f32",
   },
 };
 

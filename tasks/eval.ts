@@ -11,6 +11,7 @@
 import { PREFERENCE_LOSS_DEFAULTS } from "../src/backend/mod.ts";
 import { parseFlags, Progress, runMain, UsageError } from "./_cli.ts";
 import { openBackend, store } from "./_stage.ts";
+import { FROZEN_FLAGS } from "./_flags.ts";
 import { sentimentReward } from "../src/world/reward.ts";
 import type { DeviceChoice } from "../src/pipeline/device.ts";
 import { type Comparison, evaluateFolders } from "../src/eval/compare.ts";
@@ -44,6 +45,7 @@ const flags = parseFlags(
       choices: ["auto", "webgpu", "cpu"],
       help: "backend",
     },
+    ...FROZEN_FLAGS,
     json: {
       type: "boolean",
       default: false,
@@ -135,6 +137,7 @@ await runMain(async () => {
     beta,
     sampleCount,
     names,
+    frozenDtype: flags.frozenDtype as "auto" | "f32",
     reward: sentimentReward,
     onProgress: (stage, done, total) => {
       let bar = bars.get(stage);

@@ -15,6 +15,7 @@ import {
   checkTrainFlags,
   COMMON_FLAGS,
   deviceOf,
+  FROZEN_FLAGS,
   loopOf,
   LOSS_FLAGS,
   lossOptionsOf,
@@ -81,6 +82,7 @@ const flags = parseFlags(
       help: "refused: the sampler decodes the base weights only, not LoRA adapters",
     },
     ...MEMORY_FLAGS,
+    ...FROZEN_FLAGS,
     ...COMMON_FLAGS,
   },
 );
@@ -185,6 +187,7 @@ await runMain(async () => {
         force: f.force as boolean,
         overwriteOutputDir: f.overwriteOutputDir as boolean,
         maxMemory: maxMemoryOf(f),
+        frozenDtype: f.frozenDtype as "auto" | "f32",
       }, hooks),
   );
   const rows = result.rows.filter((r) => "loss" in r);

@@ -8,6 +8,7 @@
 import { parseFlags, runMain, UsageError } from "./_cli.ts";
 import {
   DATA_FLAGS,
+  FROZEN_FLAGS,
   LORA_FLAGS,
   maxMemoryOf,
   MEMORY_FLAGS,
@@ -23,7 +24,8 @@ import type { LoraOptions } from "../src/model/lora.ts";
 import type { WeightDtype } from "../src/train/memory_plan.ts";
 import { checkLimits, fitSuggestions, formatBytes } from "../src/train/memory_fit.ts";
 import { describePlan, granularityOf, limitsOf } from "../src/pipeline/memory.ts";
-import { longestOfData } from "../src/pipeline/plan_data.ts";
+import { frozenDtypeOfFolder, longestOfData } from "../src/pipeline/plan_data.ts";
+import type { FrozenDtypeChoice } from "../src/model/model_folder.ts";
 import { createBackend, type DeviceChoice } from "../src/pipeline/device.ts";
 import { store } from "./_stage.ts";
 import { joinPath } from "../src/io/fs.ts";
@@ -44,8 +46,10 @@ const flags = parseFlags(
     dtype: {
       type: "string",
       choices: ["bf16", "f16", "f32"],
-      help: "precision of the frozen weights (default: bf16 for --shape, the checkpoint's dtype)",
+      help: "precision of the frozen weights (default: bf16 for --shape, else what " +
+        "--frozen-dtype makes of the checkpoint's stored dtype)",
     },
+    ...FROZEN_FLAGS,
     data: { type: "string", help: "dataset: its longest tokenized example sets the length" },
     "per-device-train-batch-size": {
       type: "number",
@@ -69,15 +73,13 @@ const flags = parseFlags(
   },
 );
 
-const frozenOf = (torchDtype: string | null): WeightDtype =>
-  torchDtype === "bfloat16" ? "bf16" : torchDtype === "float16" ? "f16" : "f32";
-
 async function modelOf(): Promise<{ name: string; config: ModelConfig; dtype: WeightDtype }> {
   if (flags.shape && flags.model) throw new UsageError("give --shape or --model, not both");
   if (flags.shape) {
     try {
       const config = shapeConfig(String(flags.shape));
-      return { name: String(flags.shape), config, dtype: (flags.dtype ?? "bf16") as WeightDtype };
+      const dtype = flags.dtype ?? (frozenChoice() === "f32" ? "f32" : "bf16");
+      return { name: String(flags.shape), config, dtype: dtype as WeightDtype };
     } catch (error) {
       throw new UsageError(`--shape: ${(error as Error).message}`);
     }
@@ -85,12 +87,12 @@ async function modelOf(): Promise<{ name: string; config: ModelConfig; dtype: We
   if (!flags.model) throw new UsageError("--model DIR or --shape NAME is required; see --help");
   const path = joinPath(String(flags.model), "config.json");
   const config = configFromHf(JSON.parse(new TextDecoder().decode(await store.readFile(path))));
-  return {
-    name: String(flags.model),
-    config,
-    dtype: (flags.dtype ?? frozenOf(config.torchDtype)) as WeightDtype,
-  };
+  // The stage's rule: the safetensors headers' dtype under --frozen-dtype auto, f32 under f32.
+  const held = await frozenDtypeOfFolder(store, String(flags.model), frozenChoice());
+  return { name: String(flags.model), config, dtype: (flags.dtype ?? held) as WeightDtype };
 }
+
+const frozenChoice = () => flags.frozenDtype as FrozenDtypeChoice;
 
 await runMain(async () => {
   const stage = flags.stage as Stage;
@@ -113,13 +115,19 @@ await runMain(async () => {
   }
   // peftOf resolved every field (and refused bad ones) from the --lora-* flags.
   const lora = peftOf(flags)?.lora as LoraOptions | undefined;
+  const liveReference = stage === "dpo" && Boolean(flags.refModel) && !flags.refCache;
   const input: PlanInput = {
     config,
     rows: rowsPerExample * batch,
     seqLen,
     train: stage !== "precompute",
-    liveReference: stage === "dpo" && Boolean(flags.refModel) && !flags.refCache,
+    liveReference,
+    separateReference: liveReference,
     frozenDtype: dtype,
+    // A live --ref-model is held in its own checkpoint's precision, not the policy's.
+    referenceDtype: liveReference
+      ? await frozenDtypeOfFolder(store, String(flags.refModel), frozenChoice())
+      : undefined,
     lora,
     gradientCheckpointing: flags.gradientCheckpointing as boolean,
   };
@@ -136,7 +144,9 @@ await runMain(async () => {
     usePeft: true,
     gradientCheckpointing: true,
   });
-  const what = `${stage} of ${name} (frozen weights ${dtype}${lora ? `, LoRA r=${lora.r}` : ""}` +
+  const ref = input.referenceDtype ? `, live reference ${input.referenceDtype}` : "";
+  const what =
+    `${stage} of ${name} (frozen weights ${dtype}${ref}${lora ? `, LoRA r=${lora.r}` : ""}` +
     `${input.gradientCheckpointing ? ", gradient checkpointing" : ""}), ${batch} ` +
     `${rowsPerExample === 2 ? "pairs" : "examples"} x ${seqLen} tokens on ${adapter}`;
   console.error(`plan: ${what}`);
@@ -151,6 +161,7 @@ await runMain(async () => {
       stage,
       adapter,
       frozen_dtype: dtype,
+      reference_dtype: input.referenceDtype ?? null,
       rows: input.rows,
       seq_len: seqLen,
       lora: lora ?? null,

@@ -10,7 +10,7 @@
 import type { Backend } from "../backend/mod.ts";
 import { loadTokenizer, readPrompts } from "../data/mod.ts";
 import type { FileStore } from "../io/fs.ts";
-import { readModelFolder } from "../model/model_folder.ts";
+import { type FrozenDtypeChoice, frozenDtypeOf, readModelFolder } from "../model/model_folder.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { checkTokenRange } from "../data/vocab_check.ts";
 import { preparePreferenceSplit, type TokenOptions } from "../data/prepare.ts";
@@ -40,6 +40,12 @@ export interface FolderEvalOptions extends EvaluateOptions {
   tokenOptions?: TokenOptions;
   /** Names of the two rows. @default ["reference", "model"] */
   names?: readonly [string, string];
+  /**
+   * `--frozen-dtype`: both models only read (frozen throughout), so each is held in its
+   * checkpoint's bf16/f16 (auto: 2 bytes per element, widened in the kernels, the same results)
+   * or widened to f32. @default "auto"
+   */
+  frozenDtype?: FrozenDtypeChoice;
 }
 
 /** Both evaluations and the report inputs made from them. */
@@ -76,9 +82,14 @@ export async function evaluateFolders(
   const evalOptions = { ...options, pairs };
   const capacity = evalCapacity(prompts, evalOptions);
   const load = async (dir: string) => {
-    const { config, weights } = await readModelFolder(store, dir);
+    const loaded = await readModelFolder(store, dir);
+    const { config, weights } = loaded;
     checkTokenRange(pairs ?? [], config.vocabSize, dir);
-    const model = new LlamaModel(backend, config, { ...capacity, trainable: false });
+    const model = new LlamaModel(backend, config, {
+      ...capacity,
+      trainable: false,
+      frozenDtype: frozenDtypeOf(loaded, options.frozenDtype),
+    });
     model.params.writeAll(weights, { source: dir });
     return model;
   };

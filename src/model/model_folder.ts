@@ -50,6 +50,18 @@ export function frozenDtypeOf(
   return choice === "f32" ? "f32" : loaded.dtype;
 }
 
+/**
+ * How a checkpoint stores its matrices, from its safetensors headers: `bf16` / `f16` when all of
+ * them are, else `f32` (what {@link LoadedWeights.dtype} says, and a memory plan counts).
+ */
+export function storedDtype(tensors: Iterable<{ shape: number[]; dtype: string }>): FrozenDtype {
+  const matrices = [...tensors].filter((t) => t.shape.length > 1);
+  for (const [file, held] of [["BF16", "bf16"], ["F16", "f16"]] as const) {
+    if (matrices.length && matrices.every((t) => t.dtype === file)) return held;
+  }
+  return "f32";
+}
+
 /** Tensors HF checkpoints may hold that the model does not use. */
 const IGNORED_SUFFIXES = ["rotary_emb.inv_freq"];
 
@@ -63,10 +75,7 @@ export async function readModelFolder(fs: FileStore, dir: string): Promise<Loade
     checkHeaders: (tensors, raw) => {
       config = configFromHf(raw, { file: configFile });
       checkConfigAgainstWeights(config, tensors, configFile);
-      const matrices = [...tensors.values()].filter((t) => t.shape.length > 1);
-      for (const [file, held] of [["BF16", "bf16"], ["F16", "f16"]] as const) {
-        if (matrices.length && matrices.every((t) => t.dtype === file)) dtype = held;
-      }
+      dtype = storedDtype(tensors.values());
     },
   });
   if (!config) throw new Error("unreachable: loadCheckpoint checks the headers");

@@ -144,6 +144,7 @@ export async function runDpo(
       force: options.force,
       adapter: options.peft?.adapter,
       maxMemory: options.maxMemory,
+      frozenDtype: options.frozenDtype,
     }, hooks);
   }
   if (cachePath) {
@@ -159,7 +160,10 @@ export async function runDpo(
 
   const maxSeqLen = longestPair(prepared.sections.flatMap((s) => s.examples));
   const modelOptions = { maxBatch: 2 * loop.batchSize, maxSeqLen, frozenDtype };
-  const liveReference = !cache && refFolder !== undefined;
+  // A live reference held as a model of its own: --ref-model, or (full fine-tuning) a frozen
+  // copy of the policy; a LoRA policy's own base with the adapters off needs no copy.
+  const liveReference = withReference && !cache;
+  const referenceDtype = refFolder ? frozenDtypeOf(refFolder, options.frozenDtype) : frozenDtype;
   const { model, adapter, save } = await trainingPolicy(store, backend, {
     config,
     weights,
@@ -177,9 +181,11 @@ export async function runDpo(
           seqLen: maxSeqLen,
           train: true,
           liveReference,
+          separateReference: refFolder !== undefined,
           gradientCheckpointing: loop.gradientCheckpointing,
           lora,
           frozenDtype,
+          referenceDtype,
         },
         options.maxMemory,
         { rowsPerExample: 2, gradientCheckpointing: true },
@@ -192,7 +198,7 @@ export async function runDpo(
     const frozen = new LlamaModel(backend, refFolder.config, {
       ...modelOptions,
       trainable: false,
-      frozenDtype: frozenDtypeOf(refFolder, options.frozenDtype),
+      frozenDtype: referenceDtype,
     });
     frozen.params.writeAll(refFolder.weights, { source: options.refModel });
     live = frozen;

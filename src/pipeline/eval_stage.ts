@@ -46,7 +46,8 @@ export async function runEvalStage(
     store,
     joinPath(options.referenceDir, "manifest.json"),
   );
-  const { onProgress: _, force: __, ...recorded } = options;
+  // frozenDtype changes how the weights are held, not a bit of the results: not fingerprinted.
+  const { onProgress: _, force: __, frozenDtype: ___, ...recorded } = options;
   const manifestPath = joinPath(options.outputDir, "manifest.json");
   const stage = await openStage(store, {
     stage: "eval",

@@ -24,7 +24,12 @@ import type { FileStore } from "../io/fs.ts";
 import { joinPath } from "../io/fs.ts";
 import { sha256Hex } from "../io/hash.ts";
 import { LlamaModel } from "../model/llama.ts";
-import { modelFingerprint, readModelFolder } from "../model/model_folder.ts";
+import {
+  type FrozenDtypeChoice,
+  frozenDtypeOf,
+  modelFingerprint,
+  readModelFolder,
+} from "../model/model_folder.ts";
 import { loadTokenizer } from "../data/tokenizer.ts";
 import { readPrompts } from "../data/prompts.ts";
 import { mixSeed } from "../data/sampler.ts";
@@ -75,6 +80,12 @@ export interface OnlineDpoOptions extends PreferenceLossOptions {
   overwriteOutputDir?: boolean;
   /** Device bytes the run may hold; the memory plan refuses more. */
   maxMemory?: number;
+  /**
+   * `--frozen-dtype`: the live reference in the checkpoint's bf16/f16 (auto: 2 bytes per element,
+   * widened in the kernels, the same results) or widened to f32. The policy trains in f32.
+   * @default "auto"
+   */
+  frozenDtype?: FrozenDtypeChoice;
 }
 
 /** What {@link runOnlineDpo} returns: the metrics rows, and the trained policy's folder. */
@@ -113,7 +124,9 @@ export async function runOnlineDpo(
   }
   const spec = resolveLossSpec(o);
   const loop = loopDefaults(o.loop);
-  const { config, rawConfig, weights } = await readModelFolder(store, o.model);
+  const loaded = await readModelFolder(store, o.model);
+  const { config, rawConfig, weights } = loaded;
+  const frozenDtype = frozenDtypeOf(loaded, o.frozenDtype);
   const tokenizer = await loadTokenizer(store, o.model);
   const keep = o.maxPromptLength;
   const prompts: EvalPrompt[] = encodePrompts(
@@ -179,6 +192,7 @@ export async function runOnlineDpo(
             train: true,
             liveReference: needsReference(spec),
             gradientCheckpointing: loop.gradientCheckpointing,
+            frozenDtype,
           },
           o.maxMemory,
           { rowsPerExample: 2, gradientCheckpointing: true },
@@ -187,7 +201,11 @@ export async function runOnlineDpo(
     });
     let reference: LlamaModel | undefined;
     if (needsReference(spec)) {
-      reference = new LlamaModel(backend, config, { ...modelOptions, trainable: false });
+      reference = new LlamaModel(backend, config, {
+        ...modelOptions,
+        trainable: false,
+        frozenDtype,
+      });
       reference.params.writeAll(weights, { source: o.model });
     }
     const optimizer = new DeviceOptimizer(backend, model.trainable.layout, {

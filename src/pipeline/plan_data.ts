@@ -1,6 +1,7 @@
 /**
- * The sequence length a stage would allocate for a dataset, for `deno task plan --data`: the
- * data is read and tokenized as the stage reads it, and the longest example (pair) counts.
+ * What `deno task plan` reads of a run's inputs the way the stage reads them: the sequence length
+ * it would allocate for a dataset (`--data`: tokenized as the stage tokenizes it, the longest
+ * example or pair counts), and the precision it holds a model folder's frozen weights in.
  *
  * @module
  */
@@ -15,7 +16,36 @@ import {
   type TokenOptions,
 } from "../data/prepare.ts";
 import { loadTokenizer } from "../data/tokenizer.ts";
-import { mismatchedPairs, prepareUnpaired } from "./kto.ts";
+import { mismatchedPairs, prepareUnpaired } from "./kto_cache.ts";
+import { loadCheckpoint } from "../io/checkpoint.ts";
+import { type FrozenDtypeChoice, storedDtype } from "../model/model_folder.ts";
+import type { FrozenDtype } from "../model/params.ts";
+
+/**
+ * The precision a run holds `dir`'s frozen weights in under `choice`: the checkpoint's (as its
+ * safetensors headers say, the rule the stages load by) for `auto`, f32 for `f32`. Only the
+ * headers are parsed; no tensor is decoded.
+ */
+export async function frozenDtypeOfFolder(
+  store: FileStore,
+  dir: string,
+  choice: FrozenDtypeChoice = "auto",
+): Promise<FrozenDtype> {
+  if (choice === "f32") return "f32";
+  const headersRead = new Error("headers read");
+  let dtype: FrozenDtype = "f32";
+  try {
+    await loadCheckpoint(store, dir, {
+      checkHeaders: (tensors) => {
+        dtype = storedDtype(tensors.values());
+        throw headersRead;
+      },
+    });
+  } catch (error) {
+    if (error !== headersRead) throw error;
+  }
+  return dtype;
+}
 
 /** The longest sequence of `data` as stage `stage` tokenizes it with `model`'s tokenizer. */
 export async function longestOfData(

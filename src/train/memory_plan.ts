@@ -50,8 +50,20 @@ export interface PlanInput {
   train: boolean;
   /** A frozen second model of the same shape runs beside the policy (DPO without a cache). */
   liveReference?: boolean;
-  /** Precision of the frozen weights on the device. @default "f32" */
+  /**
+   * The live reference is a model folder of its own (`--ref-model`), held beside a LoRA policy
+   * too; without it a LoRA policy's live reference is its own base with the adapters off.
+   * @default false
+   */
+  separateReference?: boolean;
+  /** Precision of frozen weights on the device (LoRA base, forward-only model). @default "f32" */
   frozenDtype?: WeightDtype;
+  /**
+   * Precision of the live reference's weights: its own checkpoint's under `--frozen-dtype auto`
+   * (a `--ref-model` may be stored otherwise than the policy), f32 under `f32`.
+   * @default frozenDtype
+   */
+  referenceDtype?: WeightDtype;
   /** LoRA adapters: the base is frozen, only the adapters train. */
   lora?: PlanLora;
   /** Gradient checkpointing: every layer's input kept, the rest of one layer recomputed. */
@@ -117,10 +129,7 @@ export function planMemory(
 ): MemoryPlan {
   const { config, rows: B, seqLen: T, train } = input;
   const { alignment, minBytes, floatBytes } = granularity;
-  const halfDtype = input.frozenDtype === "bf16" || input.frozenDtype === "f16";
-  const frozenBytes = halfDtype && !granularity.widensHalf
-    ? WEIGHT_DTYPE_BYTES[input.frozenDtype!]
-    : floatBytes;
+  const isHalf = (d?: WeightDtype) => d === "bf16" || d === "f16";
   const buffers: PlannedBuffer[] = [];
   const add = (role: Role, name: string, elements: number, bytesPer = floatBytes) => {
     const raw = Math.max(minBytes, elements * bytesPer);
@@ -131,14 +140,15 @@ export function planMemory(
   const trainableElements = lora ? loraArenaElements(config, lora) : base;
 
   // One model: LlamaModel's parameter arena, gradients, activations and rotary tables.
-  const model = (who: string, trainable: boolean) => {
+  const model = (who: string, trainable: boolean, dtype = input.frozenDtype) => {
     if (trainable && !lora) add("parameters", `${who} parameters`, base);
-    else if (!halfDtype) add("parameters", `${who} parameters (frozen)`, base);
+    else if (!isHalf(dtype)) add("parameters", `${who} parameters (frozen)`, base);
     else {
       // ParamArena with half frozen weights: the matrices at 2 bytes (128-element aligned), the
       // 1-D norms and biases widened to f32 in an arena of their own (src/model/params.ts).
       const { matrices, vectors } = halfLayouts(config);
-      add("parameters", `${who} parameters (frozen)`, matrices.total, frozenBytes);
+      const bytesPer = granularity.widensHalf ? floatBytes : WEIGHT_DTYPE_BYTES[dtype!];
+      add("parameters", `${who} parameters (frozen)`, matrices.total, bytesPer);
       add("parameters", `${who} norms and biases (frozen)`, vectors.total);
     }
     if (trainable && lora) add("parameters", `${who} LoRA adapters`, trainableElements);
@@ -233,7 +243,9 @@ export function planMemory(
 
   model(train ? "policy" : "model", train);
   // With LoRA the live reference is the base with the adapters off: no second copy (TRL).
-  if (train && input.liveReference && !lora) model("reference", false);
+  if (train && input.liveReference && (!lora || input.separateReference)) {
+    model("reference", false, input.referenceDtype ?? input.frozenDtype);
+  }
   if (train) {
     // DeviceOptimizer: two moment arenas, the hyper-parameter block, the norm and its partials.
     add("optimizer", "first moments", trainableElements);
