@@ -117,8 +117,7 @@ export const FROZEN_FLAGS: Record<string, FlagSpec> = {
     type: "string",
     default: "auto",
     choices: ["auto", "f32"],
-    help:
-      "frozen weights (LoRA base, reference, evaluated models) in the checkpoint's bf16/f16 " +
+    help: "frozen weights (LoRA base, reference, evaluated models) in the checkpoint's bf16/f16 " +
       "(auto) or widened to f32",
   },
 };
