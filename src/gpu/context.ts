@@ -275,11 +275,12 @@ export class GpuContext {
     const uniform = this.#uniform(uniforms);
     const views = tensors as readonly GpuTensor[];
     for (let i = 0; i < views.length; i++) {
-      if (views[i].size > this.maxBindingElements) {
+      // In bytes: a half tensor (two elements per u32 word) binds twice the elements of an f32 one.
+      if (tensorBytes(views[i]) > this.maxBindingElements * 4) {
         throw new Error(
-          `${name}: binding ${i + 1} holds ${views[i].size} elements, more than the adapter's ` +
-            `largest storage binding (${this.maxBindingElements}); the caller must bind it in ` +
-            `pieces (src/gpu/split.ts)`,
+          `${name}: binding ${i + 1} holds ${views[i].size} ${views[i].dtype} elements, more ` +
+            `than the adapter's largest storage binding (${this.maxBindingElements * 4} bytes); ` +
+            `the caller must bind it in pieces (src/gpu/split.ts)`,
         );
       }
     }

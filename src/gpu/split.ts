@@ -13,6 +13,12 @@
  *   dW += dLogits^T lnf (rows);
  * - attention runs once per sequence when (B, H, T, T) is too large for one binding.
  *
+ * A frozen weight `b` held in half precision (bf16, f16: two elements per u32 word, see
+ * ../gpu/half_pack.ts) is cut at offsets of 128 elements (256 bytes, a binding offset), and a
+ * piece of k is first widened exactly into an f32 scratch (the embedding gather reads half
+ * tables) for the f32 `matmulContinue`: every product is the f32 product the unsplit matmul forms
+ * after widening, so the bits are the unsplit run's.
+ *
  * The optimizer and the gradient norm split their own dispatches (kernels/optimizer.ts), as does
  * the embedding (kernels/embedding.ts).
  *
@@ -28,19 +34,29 @@ import type {
 import type { GpuContext, GpuTensor } from "./context.ts";
 import * as policy from "./matmul_policy.ts";
 import { copyBlock, matmulContinue } from "./kernels/pieces.ts";
+import { embeddingForward } from "./kernels/embedding.ts";
+import { tensorBytes } from "./half_pack.ts";
 
-const ALIGN = 64; // elements per 256-byte binding offset
+const ALIGN = 64; // f32 elements per 256-byte binding offset (half tensors: twice as many)
+
+const isHalf = (t: Tensor) => t.dtype === "bf16" || t.dtype === "f16";
 
 const gcd = (a: number, b: number): number => b === 0 ? a : gcd(b, a % b);
 
 /**
  * The largest count of rows of `width` elements, at most `maxRows`, whose element count is a
- * multiple of the binding alignment for every width in `widths`, so views at its multiples bind.
+ * multiple of the binding alignment (`align` elements: 64 for f32, 128 for a half tensor) for
+ * every width in `widths`, so views at its multiples bind.
  */
-export function alignedRows(ctx: GpuContext, widths: number[], maxRows: number): number {
+export function alignedRows(
+  ctx: GpuContext,
+  widths: number[],
+  maxRows: number,
+  align = ALIGN,
+): number {
   let unit = 1;
   for (const w of widths) {
-    const u = ALIGN / gcd(w % ALIGN || ALIGN, ALIGN);
+    const u = align / gcd(w % align || align, align);
     unit = unit * u / gcd(unit, u);
   }
   const limit = Math.min(
@@ -60,12 +76,23 @@ export function alignedRows(ctx: GpuContext, widths: number[], maxRows: number):
 const scratchByContext = new WeakMap<GpuContext, Map<string, GpuTensor>>();
 
 /** A scratch tensor of at least `size` elements, one per `slot`, grown when too small. */
-function scratch(ctx: GpuContext, slot: string, size: number): GpuTensor {
+function scratch(ctx: GpuContext, slot: string, size: number, dtype: "f32" | "i32" = "f32") {
   let pool = scratchByContext.get(ctx);
   if (!pool) scratchByContext.set(ctx, pool = new Map());
   let t = pool.get(slot);
-  if (!t || t.size < size) pool.set(slot, t = ctx.alloc("activations", size));
+  if (!t || t.size < size) {
+    pool.set(slot, t = ctx.alloc("activations", size, dtype));
+    // The row ids 0..size-1 of the widening gather, written once per allocation.
+    if (dtype === "i32") ctx.write(t, Int32Array.from({ length: size }, (_, i) => i));
+  }
   return size === t.size ? t : ctx.view(t, 0, size);
+}
+
+/** Rows (rows, width) of a half tensor, widened exactly into an f32 scratch of `slot`. */
+function widened(ctx: GpuContext, slot: string, half: Tensor, rows: number, width: number) {
+  const wide = scratch(ctx, slot, rows * width);
+  embeddingForward(ctx, wide, scratch(ctx, "rowIds", rows, "i32"), half, rows, width);
+  return wide;
 }
 
 /** Runs `fn(offset, size)` over aligned slices of n elements that each fit one binding. */
@@ -94,10 +121,13 @@ export function matmul(
   options: MatmulOptions = {},
 ): void {
   const max = ctx.maxBindingElements;
-  if (out.size <= max && a.size <= max && b.size <= max) {
+  // Bytes decide what binds (a half b holds twice the elements of an f32 one in a binding).
+  if ([out, a, b].every((t) => tensorBytes(t) <= max * 4)) {
     return policy.matmul(ctx, out, a, b, m, n, k, options);
   }
   const { transA = false, transB = false, accumulate = false, bias } = options;
+  // Pieces of b start at multiples of the binding offset in b's own element size.
+  const bAlign = isHalf(b) ? 2 * ALIGN : ALIGN;
   const view = (t: Tensor, offset: number, size: number) => ctx.view(t as GpuTensor, offset, size);
   if (m * n > max || (!transA && m * k > max)) {
     // Rows of out (and of a unless transposed): every piece computes the same sums.
@@ -124,7 +154,7 @@ export function matmul(
   }
   if (transB) {
     // b (n, k): pieces of its rows give columns of out, computed into a dense (m, pn) scratch.
-    const cols = alignedRows(ctx, bias ? [k, 1] : [k], n);
+    const cols = alignedRows(ctx, bias ? [k, 1] : [k], n, bAlign);
     for (let n0 = 0; n0 < n; n0 += cols) {
       const pn = Math.min(cols, n - n0);
       const part = scratch(ctx, "out", m * pn);
@@ -146,7 +176,7 @@ export function matmul(
     return;
   }
   // b (k, n): pieces of k, each continuing the partial sums the previous one stored.
-  const depth = alignedRows(ctx, transA ? [n, m] : [n], k);
+  const depth = alignedRows(ctx, transA ? [n, m] : [n], k, bAlign);
   const partial = scratch(ctx, "partial", m * n);
   for (let k0 = 0; k0 < k; k0 += depth) {
     const pk = Math.min(depth, k - k0);
@@ -161,7 +191,10 @@ export function matmul(
         dstOffset: 0,
       });
     }
-    matmulContinue(ctx, out, partial, aPiece, view(b, k0 * n, pk * n), { m, n, k: pk, transA }, {
+    const bPiece = view(b, k0 * n, pk * n);
+    // matmulContinue reads f32: a half piece is widened (exactly) first.
+    const bRead = isHalf(b) ? widened(ctx, "depthB", bPiece, pk, n) : bPiece;
+    matmulContinue(ctx, out, partial, aPiece, bRead, { m, n, k: pk, transA }, {
       cont: k0 > 0,
       last: k0 + pk >= k,
       accumulate,
