@@ -242,3 +242,28 @@ for (
     if (name === "WebGPU") assert.ok(ref.allocated.parameters < 2 * copy.plan.gradients);
   });
 }
+
+/** `deno task plan --json` with `args`. */
+async function planJson(...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--unstable-webgpu", "-A", `${root}tasks/plan.ts`, "--json", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+Deno.test("plan counts the dtype the run holds: the headers', and a --ref-model's own", async () => {
+  await using w = await makeTinyWorld();
+  // config.json of the copy says float32; its tensors are BF16, which is what a run holds.
+  const half = await bf16Copy(w.base, `${w.dir}/bf16`);
+  const cpu = ["--device", "cpu", "--max-length", "32"];
+  assert.equal((await planJson("--model", half, ...cpu)).frozen_dtype, "bf16");
+  const widened = await planJson("--model", half, "--frozen-dtype", "f32", ...cpu);
+  assert.equal(widened.frozen_dtype, "f32");
+  const live = await planJson("--model", w.base, "--ref-model", half, ...cpu);
+  assert.deepEqual([live.frozen_dtype, live.reference_dtype], ["f32", "bf16"]);
+  const none = await planJson("--model", w.base, ...cpu);
+  assert.ok(live.bytes.parameters > none.bytes.parameters, "the live reference is counted");
+});
