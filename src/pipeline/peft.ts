@@ -181,8 +181,11 @@ export async function trainingPolicy(
     modelOptions: LlamaModelOptions;
     seed: number;
     log?: (message: string) => void;
-    /** Runs before anything is allocated, with the adapter's options (the memory plan). */
-    check?: (lora?: LoraOptions) => void;
+    /**
+     * Runs before anything is allocated, with the adapter's options and whether an existing
+     * adapter's frozen copy is kept as the reference adapter (the memory plan).
+     */
+    check?: (lora?: LoraOptions & { referenceAdapter?: boolean }) => void;
   },
 ): Promise<{ model: LlamaModel; adapter?: StartingAdapter; save?: AdapterSave }> {
   if (!o.peft) {
@@ -192,7 +195,7 @@ export async function trainingPolicy(
     return { model };
   }
   const adapter = await startingAdapter(store, o.config, o.peft, o.seed, o.log);
-  o.check?.(adapter.options);
+  o.check?.({ ...adapter.options, referenceAdapter: adapter.fingerprint !== undefined });
   const model = loraPolicy(backend, o.config, o.weights, adapter, o.modelOptions, o.source);
   return { model, adapter, save: { baseModel: o.source, merge: o.peft.mergeAdapter ?? false } };
 }

@@ -37,6 +37,11 @@ export interface PlanLora {
   targetModules: readonly string[];
   /** `lora_dropout`: above 0 the dropped adapter input (N, in) is kept for the backward. */
   dropout: number;
+  /**
+   * The run starts from an existing adapter (`--adapter`): its frozen copy is kept as the
+   * reference adapter (TRL's "ref" adapter), a second adapter arena. @default false
+   */
+  referenceAdapter?: boolean;
 }
 
 /** What a run allocates, as far as memory goes. */
@@ -136,11 +141,15 @@ export function planMemory(
     buffers.push({ role, name, bytes: Math.ceil(raw / alignment) * alignment });
   };
   const base = paramLayout(config).total;
-  const lora = train ? input.lora : undefined;
-  const trainableElements = lora ? loraArenaElements(config, lora) : base;
+  // LoRA on the policy (a forward-only model: its frozen adapter, e.g. precompute --adapter).
+  const lora = input.lora;
+  const adapterElements = lora ? loraArenaElements(config, lora) : 0;
+  const trainableElements = lora ? adapterElements : base;
 
-  // One model: LlamaModel's parameter arena, gradients, activations and rotary tables.
-  const model = (who: string, trainable: boolean, dtype = input.frozenDtype) => {
+  // One model: LlamaModel's parameter arena, gradients, activations and rotary tables; `adapted`:
+  // with the run's LoRA adapters (a separate live reference has none).
+  const model = (who: string, trainable: boolean, dtype = input.frozenDtype, adapted = true) => {
+    const adapters = adapted ? lora : undefined;
     if (trainable && !lora) add("parameters", `${who} parameters`, base);
     else if (!isHalf(dtype)) add("parameters", `${who} parameters (frozen)`, base);
     else {
@@ -151,16 +160,21 @@ export function planMemory(
       add("parameters", `${who} parameters (frozen)`, matrices.total, bytesPer);
       add("parameters", `${who} norms and biases (frozen)`, vectors.total);
     }
-    if (trainable && lora) add("parameters", `${who} LoRA adapters`, trainableElements);
+    if (adapters) {
+      add("parameters", `${who} LoRA adapters${trainable ? "" : " (frozen)"}`, adapterElements);
+      if (adapters.referenceAdapter) {
+        add("parameters", `${who} reference adapter (frozen)`, adapterElements);
+      }
+    }
     if (trainable) add("gradients", `${who} gradients`, trainableElements);
-    activations(who, trainable);
+    activations(who, trainable, adapters);
     const half = T * (config.headDim / 2);
     add("activations", `${who} rope cos`, half);
     add("activations", `${who} rope sin`, half);
   };
 
   // allocActivations, tensor for tensor.
-  const activations = (who: string, trainable: boolean) => {
+  const activations = (who: string, trainable: boolean, adapters?: PlanLora) => {
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
     const V = config.vocabSize, L = config.numLayers, N = B * T;
     const a = (name: string, n: number) => add("activations", `${who} ${name}`, n);
@@ -183,6 +197,7 @@ export function planMemory(
         ] as const
       ) a(`layer ${l} ${name}`, n);
     };
+    const d = (name: string, n: number) => a(name, trainable ? n : 1);
     const checkpointing = trainable && Boolean(input.gradientCheckpointing);
     if (trainable && !checkpointing) {
       for (let l = 0; l < L; l++) {
@@ -198,20 +213,24 @@ export function planMemory(
       layer("shared");
       a("layer input (other)", N * C);
     }
-    if (trainable && lora) {
-      // Per wrapped module: x A^T (N, r) for B's gradient, and the dropped input (N, in) for
-      // A's when dropout is on (without it the module's own input serves).
-      const layers = checkpointing ? 1 : L;
-      for (let l = 0; l < layers; l++) {
-        for (const m of resolveTargetModules(lora.targetModules)) {
-          a(`layer ${l} ${m} lora xA`, N * lora.r);
-          if (lora.dropout > 0) {
-            a(`layer ${l} ${m} lora dropped input`, N * moduleShape(config, m).in);
-          }
-        }
+    if (adapters) {
+      // LoraAdapters (src/model/lora_adapters.ts): x A^T (N, r) per layer and wrapped module for
+      // B's gradient (a frozen model's layers share layer 0's), the (N, r) hidden, the dropped
+      // input (N, widest in) when dropout is on, the backward's d(dropped input) and d(hidden),
+      // the dropout key; and the frozen norms' discarded weight gradient (LlamaModel).
+      const modules = resolveTargetModules(adapters.targetModules);
+      const widest = Math.max(...modules.map((m) => moduleShape(config, m).in));
+      const r = adapters.r;
+      for (let l = 0; l < (trainable ? L : 1); l++) {
+        for (const m of modules) a(`layer ${l} ${m} lora xA`, N * r);
       }
+      a("lora hidden", N * r);
+      a("lora dropped input", adapters.dropout > 0 ? N * widest : 1);
+      d("lora d(dropped input)", N * widest);
+      d("lora d(hidden)", N * r);
+      add("inputs", `${who} lora dropout key`, 1, 4);
+      if (trainable) a("lora norm weight scratch", C);
     }
-    const d = (name: string, n: number) => a(name, trainable ? n : 1);
     a("final", N * C);
     a("lnf", N * C);
     a("rstdf", N);
@@ -244,7 +263,7 @@ export function planMemory(
   model(train ? "policy" : "model", train);
   // With LoRA the live reference is the base with the adapters off: no second copy (TRL).
   if (train && input.liveReference && (!lora || input.separateReference)) {
-    model("reference", false, input.referenceDtype ?? input.frozenDtype);
+    model("reference", false, input.referenceDtype ?? input.frozenDtype, false);
   }
   if (train) {
     // DeviceOptimizer: two moment arenas, the hyper-parameter block, the norm and its partials.
