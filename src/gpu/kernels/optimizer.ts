@@ -10,14 +10,18 @@
  *
  * Arenas larger than the adapter's largest storage binding are processed in several dispatches
  * on views of the same buffer; the sum of squares keeps the same chunk layout either way, so its
- * result does not depend on the split.
+ * result does not depend on the split. An arena larger than the largest buffer comes in pieces
+ * (src/model/params.ts): the update runs per piece (elementwise, so the same bits), and the sum of
+ * squares keeps the whole arena's chunks, each thread's running sum carried across a piece
+ * boundary that cuts a chunk (SUM_SQUARES_PIECE_WGSL), so it adds the same numbers in the same
+ * order as one buffer does.
  *
  * @module
  */
 
 import { type GpuContext, type GpuTensor, grid1d } from "../context.ts";
 import type { Tensor } from "../../backend/mod.ts";
-import { chunkSize, partialSlots } from "../../backend/mod.ts";
+import { chunkSize, NORM_CARRY_SLOTS, partialSlots } from "../../backend/mod.ts";
 
 const WG = 256;
 
@@ -71,6 +75,52 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 }
 `;
 
+// g: the global elements [u.start, u.end) of a flat array of u.n in chunks of u.chunk, one piece
+// of an arena; partial: (partialSlots); carry: (2, 256). Workgroup w sums chunk u.firstSlot + w
+// over the elements it shares with the piece in SUM_SQUARES_PARTIAL_WGSL's order (thread t: chunk
+// start + t, + 256, ...). A chunk the piece cuts at its start resumes each thread's sum from carry
+// half u.carryIn - 1; one cut at its end stores them in half u.carryOut - 1 for the next piece
+// (halves alternate, so the first workgroup's read never races the last one's write).
+export const SUM_SQUARES_PIECE_WGSL = /* wgsl */ `
+struct Params { n: u32, chunk: u32, firstSlot: u32, start: u32, end: u32, carryIn: u32, carryOut: u32 }
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read_write> g: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(3) var<storage, read_write> carry: array<f32>;
+var<workgroup> sums: array<f32, ${WG}>;
+
+@compute @workgroup_size(${WG})
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let c = u.firstSlot + wid.x;
+  let cs = c * u.chunk;
+  let lo = max(cs, u.start);
+  let hi = min(min(u.n, cs + u.chunk), u.end);
+  var s = 0.0;
+  if (wid.x == 0u && u.carryIn != 0u) { s = carry[(u.carryIn - 1u) * ${WG}u + lid]; }
+  var i = cs + lid;
+  if (i < lo) { i += (lo - i + ${WG - 1}u) / ${WG}u * ${WG}u; }
+  for (; i < hi; i += ${WG}u) {
+    let x = g[i - u.start];
+    s += x * x;
+  }
+  if (wid.x == nwg.x - 1u && u.carryOut != 0u) {
+    carry[(u.carryOut - 1u) * ${WG}u + lid] = s;
+    return;
+  }
+  sums[lid] = s;
+  workgroupBarrier();
+  for (var stride = ${WG / 2}u; stride > 0u; stride >>= 1u) {
+    if (lid < stride) { sums[lid] += sums[lid + stride]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { partial[c] = sums[0]; }
+}
+`;
+
 /**
  * total (1) = sum of squares of g (n): per-chunk sums into partial (≥ partialSlots(n)), then one
  * workgroup adds them in order. `maxElements` (default: the adapter's largest binding) bounds the
@@ -80,10 +130,15 @@ export function sumSquares(
   ctx: GpuContext,
   total: Tensor,
   partial: Tensor,
-  g: Tensor,
+  g: Tensor | readonly Tensor[],
   n: number,
   maxElements = ctx.maxBindingElements,
 ): void {
+  if (Array.isArray(g)) {
+    if (g.length === 1) g = g[0];
+    else return sumSquaresPieces(ctx, total, partial, g, n, maxElements);
+  }
+  g = g as Tensor;
   const slots = partialSlots(n);
   const chunk = chunkSize(n);
   if (partial.size < slots) {
@@ -110,6 +165,57 @@ export function sumSquares(
     }
   }
   ctx.launch("sumSquaresTotal", SUM_SQUARES_TOTAL_WGSL, [partial, total], [slots], [1]);
+}
+
+/**
+ * {@link sumSquares} over g in pieces (one flat array of n, in order): one dispatch per piece, or
+ * per binding-sized part of one (cut on a chunk boundary where it can be), then the same total.
+ */
+function sumSquaresPieces(
+  ctx: GpuContext,
+  total: Tensor,
+  partial: Tensor,
+  pieces: readonly Tensor[],
+  n: number,
+  maxElements: number,
+): void {
+  const slots = partialSlots(n);
+  const chunk = chunkSize(n);
+  const carryAt = Math.ceil(slots / 64) * 64;
+  if (partial.size < carryAt + NORM_CARRY_SLOTS) {
+    throw new Error(
+      `sumSquares: partial has ${partial.size} elements, needs normScratchSlots(n) = ` +
+        `${carryAt + NORM_CARRY_SLOTS} for an arena in pieces`,
+    );
+  }
+  // Bound apart (the same buffer, disjoint ranges): a writable binding may not overlap another.
+  const sums = ctx.view(partial as GpuTensor, 0, slots);
+  const carry = ctx.view(partial as GpuTensor, carryAt, NORM_CARRY_SLOTS);
+  const most = Math.floor(maxElements / 64) * 64;
+  let base = 0;
+  let carried = 0; // the carry half (1 or 2) holding the sums of a chunk cut at the last end
+  for (const piece of pieces) {
+    const end = Math.min(n, base + piece.size);
+    for (let lo = base; lo < end;) {
+      let hi = Math.min(end, lo + most);
+      if (hi < end && Math.floor(hi / chunk) * chunk > lo) hi = Math.floor(hi / chunk) * chunk;
+      const firstSlot = Math.floor(lo / chunk);
+      const carryIn = lo % chunk !== 0 ? carried : 0;
+      const carryOut = hi % chunk !== 0 && hi < n ? (carryIn === 1 ? 2 : 1) : 0;
+      ctx.launch(
+        "sumSquaresPiece",
+        SUM_SQUARES_PIECE_WGSL,
+        [ctx.view(piece as GpuTensor, lo - base, hi - lo), sums, carry],
+        [n, chunk, firstSlot, lo, hi, carryIn, carryOut],
+        [Math.ceil(hi / chunk) - firstSlot],
+      );
+      carried = carryOut;
+      lo = hi;
+    }
+    base += piece.size;
+  }
+  if (base < n) throw new Error(`sumSquares: the pieces hold ${base} elements, fewer than ${n}`);
+  ctx.launch("sumSquaresTotal", SUM_SQUARES_TOTAL_WGSL, [sums, total], [slots], [1]);
 }
 
 // Shared by the three optimizers: bindings gradNormSq (1) and hyper (16) are declared by each
