@@ -258,7 +258,7 @@ export class CpuBackend implements Backend {
   }
 
   /** Host arrays: no limit of their own below the runtime's. */
-  readonly maxBufferBytes = Number.POSITIVE_INFINITY;
+  readonly maxBufferBytes: number = Number.POSITIVE_INFINITY;
 
   /** Half-precision frozen weights (bf16, f16) are widened up front: held as f32 (or f64). */
   alloc(role: Role, size: number, dtype: DType = "f32"): Tensor {

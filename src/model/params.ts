@@ -100,6 +100,7 @@ function layoutOf(shapes: { name: string; shape: number[] }[], align: number): P
 
 /** One piece of an arena: the elements [offset, offset + size) of `layout`, one tensor (buffer). */
 export interface ArenaSegment {
+  /** The tensor holding the piece, its own allocation (one buffer on WebGPU). */
   readonly tensor: Tensor;
   /** The layout whose elements it holds (with half frozen weights: the matrices' or the 1-D's). */
   readonly layout: ParamLayout;
