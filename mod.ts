@@ -97,7 +97,13 @@ export {
 } from "./src/model/lora_io.ts";
 export type { Activations, LayerActivations } from "./src/model/activations.ts";
 /** Parameter arenas with HF names. */
-export { ParamArena, type ParamLayout, paramLayout, type ParamSlot } from "./src/model/params.ts";
+export {
+  type ArenaSegment,
+  ParamArena,
+  type ParamLayout,
+  paramLayout,
+  type ParamSlot,
+} from "./src/model/params.ts";
 /** Seeded HF-style initialisation. */
 export { initWeights } from "./src/model/init.ts";
 

@@ -83,3 +83,17 @@ export function partialSlots(n: number): number {
 export function chunkSize(n: number): number {
   return Math.max(64, Math.ceil(n / partialSlots(n) / 64) * 64);
 }
+
+/**
+ * Elements the per-thread sums of a chunk cut by a buffer boundary are carried in, between the
+ * dispatches of a `sumSquares` over an arena in pieces: two halves of 256 (one workgroup).
+ */
+export const NORM_CARRY_SLOTS = 512;
+
+/**
+ * Elements of the `partial` tensor of `sumSquares` for `n` elements: {@link partialSlots}, rounded
+ * up to 64 (a binding offset), then {@link NORM_CARRY_SLOTS}. The CPU uses only the first part.
+ */
+export function normScratchSlots(n: number): number {
+  return Math.ceil(partialSlots(n) / 64) * 64 + NORM_CARRY_SLOTS;
+}

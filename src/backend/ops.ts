@@ -199,9 +199,11 @@ export interface Ops {
   ktoLoss(args: KtoLossArgs): void;
   /**
    * partial = per-workgroup sums of squares of g (n), then total (1) = their sum, in a fixed
-   * order. Used for the global gradient norm.
+   * order. Used for the global gradient norm. g may come in pieces (an arena split across
+   * buffers), one flat array in order: the sums and their order are those of the whole. partial
+   * holds `normScratchSlots(n)` elements (src/backend/hyper.ts).
    */
-  sumSquares(total: Tensor, partial: Tensor, g: Tensor, n: number): void;
+  sumSquares(total: Tensor, partial: Tensor, g: Tensor | readonly Tensor[], n: number): void;
   /**
    * One optimizer step over a whole arena: params, grads, state1, state2 have n elements.
    * gradNormSq (1) is the result of {@link Ops.sumSquares}, used for clipping on the device.
@@ -296,6 +298,11 @@ export interface Backend {
   readonly adapterName: string;
   /** The ops of this backend. */
   readonly ops: Ops;
+  /**
+   * Bytes one tensor may hold at most (WebGPU: the adapter's `maxBufferSize`; the CPU: Infinity).
+   * A parameter arena larger than this is allocated in several pieces (src/model/params.ts).
+   */
+  readonly maxBufferBytes: number;
   /** Allocates a zero-filled tensor in the arena of `role`. */
   alloc(role: Role, size: number, dtype?: DType): Tensor;
   /**

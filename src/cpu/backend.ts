@@ -28,6 +28,16 @@ export interface CpuTensor extends Tensor {
 }
 
 const f = (t: Tensor) => (t as CpuTensor).data as FloatArray;
+/** The pieces of one flat array (an arena in several tensors) as one array of n elements. */
+function joined(pieces: readonly Tensor[], n: number): FloatArray {
+  const out = new (f(pieces[0]).constructor as Float32ArrayConstructor)(n);
+  let offset = 0;
+  for (const p of pieces) {
+    out.set(f(p).subarray(0, Math.min(p.size, n - offset)), offset);
+    offset += p.size;
+  }
+  return out;
+}
 const i = (t: Tensor) => (t as CpuTensor).data as Int32Array;
 
 /** A {@link Backend} that runs each op at once on the host. */
@@ -174,7 +184,12 @@ export class CpuBackend implements Backend {
         )
       ),
       sumSquares: count((total, partial, g, n) =>
-        optimizer.sumSquares(f(total), f(partial), f(g), n)
+        optimizer.sumSquares(
+          f(total),
+          f(partial),
+          Array.isArray(g) ? joined(g, n) : f(g as Tensor),
+          n,
+        )
       ),
       optimizerStep: count((a) =>
         optimizer.optimizerStep(
@@ -241,6 +256,9 @@ export class CpuBackend implements Backend {
   get adapterName(): string {
     return `cpu (${this.precision})`;
   }
+
+  /** Host arrays: no limit of their own below the runtime's. */
+  readonly maxBufferBytes: number = Number.POSITIVE_INFINITY;
 
   /** Half-precision frozen weights (bf16, f16) are widened up front: held as f32 (or f64). */
   alloc(role: Role, size: number, dtype: DType = "f32"): Tensor {

@@ -202,6 +202,10 @@ export class GpuBackend implements Backend {
     return new GpuBackend(await requestDevice(), options);
   }
 
+  get maxBufferBytes(): number {
+    return this.ctx.maxBufferBytes;
+  }
+
   get adapterName(): string {
     return this.ctx.adapterName;
   }

@@ -18,6 +18,7 @@ import { elementBytes, packHalf, tensorBytes } from "./half_pack.ts";
 export { elementBytes, tensorBytes };
 export type { GpuContextOptions, KernelLayouts, KernelTuner } from "./context_options.ts";
 import type { GpuContextOptions, KernelTuner } from "./context_options.ts";
+export { F32_LOWEST, f32bits, grid1d } from "./dispatch.ts";
 
 /** A tensor on the device: a range of one GPU buffer. */
 export interface GpuTensor extends Tensor {
@@ -30,22 +31,6 @@ export interface GpuTensor extends Tensor {
 
 /** Workgroup counts of a dispatch. */
 export type Groups = readonly [number, number?, number?];
-
-/**
- * The lowest finite f32 as an exact WGSL literal (-(2 - 2^-23) * 2^127), the start of every
- * running max. A decimal such as `-3.4028235e38` lies just beyond it: WGSL makes an
- * unrepresentable f32 literal a shader-creation error, which Chromium's compiler (Tint) enforces
- * and Deno's (naga) does not, so the hexadecimal form is the one both accept.
- */
-export const F32_LOWEST = "-0x1.fffffep+127f";
-
-/** Returns the bit pattern of an f32, for packing floats into u32 uniform words. */
-export function f32bits(x: number): number {
-  F32[0] = x;
-  return U32[0];
-}
-const F32 = new Float32Array(1);
-const U32 = new Uint32Array(F32.buffer);
 
 const UNIFORM_BLOCK = 256; // bytes per uniform slot (minUniformBufferOffsetAlignment)
 const UNIFORM_POOL = 64 * 1024; // bytes per uniform buffer
@@ -81,7 +66,13 @@ export class GpuContext {
    * (src/gpu/split.ts).
    */
   readonly maxBindingElements: number;
-  /** Elements per tensor at most: one tensor lives in one buffer of `maxBufferSize` at most. */
+  /**
+   * Bytes per buffer at most: the adapter's `maxBufferSize` (lowered by
+   * {@link GpuContextOptions.maxBufferBytes} in tests), rounded down to {@link alignment}. A
+   * parameter arena larger than this spans several buffers (src/model/params.ts).
+   */
+  readonly maxBufferBytes: number;
+  /** Elements per tensor at most: one tensor lives in one buffer of {@link maxBufferBytes}. */
   readonly maxTensorElements: number;
   readonly alignment: number;
 
@@ -120,16 +111,13 @@ export class GpuContext {
     // unpack2x16float; both widen exactly (tests/gpu/weight_load_test.ts).
     this.f16Mode = gpu.shaderF16 && options.f16Mode !== "unpack" ? "native" : "unpack";
     this.alignment = Math.max(256, gpu.limits.minStorageBufferOffsetAlignment);
+    const maxBuffer = Math.min(gpu.limits.maxBufferSize, options.maxBufferBytes ?? Infinity);
+    this.maxBufferBytes = Math.floor(maxBuffer / this.alignment) * this.alignment;
+    const maxBinding = gpu.limits.maxStorageBufferBindingSize;
     this.maxBindingElements = Math.floor(
-      Math.min(
-        gpu.limits.maxStorageBufferBindingSize,
-        gpu.limits.maxBufferSize,
-        options.maxBindingBytes ?? Infinity,
-      ) / 4,
+      Math.min(maxBinding, maxBuffer, options.maxBindingBytes ?? Infinity) / 4,
     );
-    this.maxTensorElements = Math.floor(
-      Math.floor(gpu.limits.maxBufferSize / this.alignment) * this.alignment / 4,
-    );
+    this.maxTensorElements = Math.floor(this.maxBufferBytes / 4);
     // A failed dispatch (bad WGSL, bad binding) fails its whole submit silently; keep the first
     // error and raise it at the next read or finish instead of returning zeros.
     this.device.addEventListener("uncapturederror", (event) => {
@@ -155,15 +143,16 @@ export class GpuContext {
    * Allocates a zero-filled tensor in the arena of `role`. Tensors are aligned so that any of
    * them can be bound at its offset; a tensor larger than a block gets a block of its own. A
    * tensor may exceed the largest storage binding (kernels then bind it in pieces, see
-   * src/gpu/split.ts) but not the largest buffer.
+   * src/gpu/split.ts) but not {@link maxBufferBytes} (an arena larger than that is allocated as
+   * several tensors, src/model/params.ts).
    */
   alloc(role: Role, size: number, dtype: DType = "f32"): GpuTensor {
     const bytes = tensorBytes({ size, dtype });
     if (bytes > this.maxTensorElements * 4) {
       throw new Error(
-        `${role} tensor of ${size} elements exceeds the adapter's largest buffer ` +
-          `(${this.maxTensorElements} elements, maxBufferSize ${this.limits.maxBufferSize} ` +
-          `bytes); use a smaller batch or model`,
+        `${role} tensor of ${size} ${dtype} elements (${bytes} bytes) exceeds the largest ` +
+          `buffer (${this.maxBufferBytes} bytes, the adapter's maxBufferSize ` +
+          `${this.limits.maxBufferSize}); use a smaller batch or model`,
       );
     }
     const aligned = Math.ceil(bytes / this.alignment) * this.alignment;
@@ -171,10 +160,7 @@ export class GpuContext {
     if (!blocks) this.#arenas.set(role, blocks = []);
     let block = blocks.find((b) => b.buffer.size - b.used >= aligned);
     if (!block) {
-      const blockSize = Math.min(
-        Math.max(aligned, ARENA_BLOCK),
-        Math.floor(this.limits.maxBufferSize / this.alignment) * this.alignment,
-      );
+      const blockSize = Math.min(Math.max(aligned, ARENA_BLOCK), this.maxBufferBytes);
       block = {
         buffer: this.#createBuffer(
           blockSize,
@@ -383,16 +369,4 @@ export class GpuContext {
     this.#uniformSlots.clear();
     this.#arenas.clear();
   }
-}
-
-/**
- * Workgroup counts covering `n` invocations of a 1-D kernel of `workgroupSize`, folded into two
- * dimensions when one is not enough. Kernels recover the linear index as
- * `gid.x + gid.y * nwg.x * WG` (`nwg` = `@builtin(num_workgroups)`).
- */
-export function grid1d(n: number, workgroupSize: number, maxPerDim = 65535): [number, number] {
-  const groups = Math.ceil(n / workgroupSize);
-  if (groups <= maxPerDim) return [groups, 1];
-  const y = Math.ceil(groups / maxPerDim);
-  return [Math.ceil(groups / y), y];
 }

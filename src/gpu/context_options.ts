@@ -1,6 +1,6 @@
 /**
  * The options of a {@link GpuContext}: which kernel layouts run, the tuner that picks among
- * hardware candidates, the binding limit tests lower, and how f16 weights are widened.
+ * hardware candidates, the binding and buffer limits tests lower, and how f16 weights are widened.
  *
  * @module
  */
@@ -37,6 +37,12 @@ export interface GpuContextOptions {
    * split paths of large tensors on small ones. @default the adapter's maxStorageBufferBindingSize
    */
   maxBindingBytes?: number;
+  /**
+   * Bytes per buffer at most, below the adapter's own limit: tests lower it to run arenas split
+   * across buffers (src/model/params.ts) on a small model. It lowers the binding limit with it.
+   * @default the adapter's maxBufferSize
+   */
+  maxBufferBytes?: number;
   /**
    * How f16 weights are widened: `native` (WGSL's f16 type, where the device has `shader-f16`)
    * or `unpack` (`unpack2x16float` from u32 words, core WGSL); both exact. `native` falls back to

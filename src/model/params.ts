@@ -98,13 +98,66 @@ function layoutOf(shapes: { name: string; shape: number[] }[], align: number): P
   return { slots, byName: new Map(slots.map((s) => [s.name, s])), total: offset, count };
 }
 
-/** One role's arena and a view per parameter. */
+/** One piece of an arena: the elements [offset, offset + size) of `layout`, one tensor (buffer). */
+export interface ArenaSegment {
+  /** The tensor holding the piece, its own allocation (one buffer on WebGPU). */
+  readonly tensor: Tensor;
+  /** The layout whose elements it holds (with half frozen weights: the matrices' or the 1-D's). */
+  readonly layout: ParamLayout;
+  /** Element offset in `layout`. */
+  readonly offset: number;
+  /** Elements, padding included. */
+  readonly size: number;
+  /** The tensors it holds, in layout order. */
+  readonly slots: readonly ParamSlot[];
+}
+
+/**
+ * Cuts `layout` into runs of whole tensors of at most `maxBytes` each (`bytesPer` per element),
+ * greedily in layout order: every tensor lies in one run, and the runs laid end to end are the
+ * layout. Throws, naming the tensor and the limit, when one tensor alone exceeds `maxBytes`.
+ */
+export function segmentLayout(
+  layout: ParamLayout,
+  bytesPer: number,
+  maxBytes: number,
+): { offset: number; size: number }[] {
+  const runs: { offset: number; size: number }[] = [];
+  let start = 0;
+  layout.slots.forEach((slot, i) => {
+    const end = layout.slots[i + 1]?.offset ?? layout.total;
+    if ((end - slot.offset) * bytesPer > maxBytes) {
+      throw new RangeError(
+        `tensor ${slot.name} [${slot.shape}] needs ${(end - slot.offset) * bytesPer} bytes, more ` +
+          `than one buffer holds (${maxBytes} bytes, the adapter's maxBufferSize); no arena can ` +
+          "hold it: use a model whose tensors fit or an adapter with larger buffers",
+      );
+    }
+    if ((end - start) * bytesPer > maxBytes) {
+      runs.push({ offset: start, size: slot.offset - start });
+      start = slot.offset;
+    }
+  });
+  runs.push({ offset: start, size: layout.total - start });
+  return runs;
+}
+
+/**
+ * One role's arena and a view per parameter. The arena is one tensor where the backend's largest
+ * buffer ({@link Backend.maxBufferBytes}) holds it, else several {@link segments}, each whole
+ * tensors (a Qwen2.5-1.5B f32 arena, 6.17 GB, takes three of llvmpipe's 2 GiB buffers); the
+ * layout, its offsets and the flat form read and written stay those of one arena. Padding between
+ * tensors is zero: written so by {@link writeAll}, and no op writes it otherwise.
+ */
 export class ParamArena {
-  /** The whole arena (with half-precision frozen weights: the f32 one of the 1-D tensors). */
-  readonly arena: Tensor;
+  /**
+   * The arena's pieces in layout order (with half-precision frozen weights: the matrices' pieces,
+   * then the 1-D tensors').
+   */
+  readonly segments: readonly ArenaSegment[];
   readonly #views = new Map<string, Tensor>();
-  /** With half-precision frozen weights: the matrices' arena and both layouts. */
-  readonly #half?: { arena: Tensor; matrices: ParamLayout; vectors: ParamLayout };
+  /** With half-precision frozen weights: both layouts. */
+  readonly #half?: { matrices: ParamLayout; vectors: ParamLayout };
 
   /**
    * An arena of `role` for `layout` on `backend`. `half` (frozen parameters only) holds the
@@ -117,23 +170,24 @@ export class ParamArena {
     role: "parameters" | "gradients" | "optimizer",
     half?: { dtype: "bf16" | "f16"; config: ModelConfig },
   ) {
+    const parts: Array<[ParamLayout, "f32" | "bf16" | "f16"]> = [[layout, "f32"]];
     if (half) {
-      const { matrices, vectors } = halfLayouts(half.config);
-      const arena = backend.alloc(role, matrices.total, half.dtype);
-      this.arena = backend.alloc(role, vectors.total);
-      this.#half = { arena, matrices, vectors };
-      for (const slot of matrices.slots) {
-        this.#views.set(slot.name, backend.view(arena, slot.offset, slot.size));
-      }
-      for (const slot of vectors.slots) {
-        this.#views.set(slot.name, backend.view(this.arena, slot.offset, slot.size));
-      }
-      return;
+      this.#half = halfLayouts(half.config);
+      parts.splice(0, 1, [this.#half.matrices, half.dtype], [this.#half.vectors, "f32"]);
     }
-    this.arena = backend.alloc(role, layout.total);
-    for (const slot of layout.slots) {
-      this.#views.set(slot.name, backend.view(this.arena, slot.offset, slot.size));
+    const segments: ArenaSegment[] = [];
+    for (const [part, dtype] of parts) {
+      const runs = segmentLayout(part, dtype === "f32" ? 4 : 2, backend.maxBufferBytes);
+      for (const { offset, size } of runs) {
+        const tensor = backend.alloc(role, size, dtype);
+        const slots = part.slots.filter((t) => t.offset >= offset && t.offset < offset + size);
+        for (const slot of slots) {
+          this.#views.set(slot.name, backend.view(tensor, slot.offset - offset, slot.size));
+        }
+        segments.push({ tensor, layout: part, offset, size, slots });
+      }
     }
+    this.segments = segments;
   }
 
   /** The view of parameter `name`; throws with the known names when it does not exist. */
@@ -148,9 +202,22 @@ export class ParamArena {
     return this.#views.get(name);
   }
 
+  /** Sets every element, padding included, to `value` (gradients before a step): per segment. */
+  fill(value: number): void {
+    this.#f32Only("fill");
+    for (const s of this.segments) this.backend.ops.fill(s.tensor, value, s.size);
+  }
+
   /** Copies the whole arena to the host as one flat array (with padding), in {@link layout}. */
   async readArena(): Promise<Float32Array | Float64Array> {
-    if (!this.#half) return (await this.backend.read(this.arena)) as Float32Array | Float64Array;
+    if (!this.#half) {
+      const parts = [];
+      for (const s of this.segments) parts.push(await this.#read(s.tensor));
+      if (parts.length === 1) return parts[0];
+      const flat = new (parts[0].constructor as Float32ArrayConstructor)(this.layout.total);
+      parts.forEach((part, i) => flat.set(part, this.segments[i].offset));
+      return flat;
+    }
     const flat = new Float32Array(this.layout.total);
     for (const [name, t] of await this.readAll()) {
       flat.set(t.data, this.layout.byName.get(name)!.offset);
@@ -158,33 +225,48 @@ export class ParamArena {
     return flat;
   }
 
+  /** Writes a flat array of {@link layout} (as {@link readArena} returns it), per segment. */
+  writeArena(flat: Float32Array | Float64Array): void {
+    this.#f32Only("writeArena");
+    if (flat.length !== this.layout.total) {
+      throw new Error(`writeArena: ${flat.length} elements for an arena of ${this.layout.total}`);
+    }
+    for (const s of this.segments) {
+      this.backend.write(s.tensor, flat.subarray(s.offset, s.offset + s.size));
+    }
+  }
+
   /** Copies every parameter to the host, keyed by HF name (half weights widened to f32). */
   async readAll(): Promise<Map<string, { shape: number[]; data: Float32Array | Float64Array }>> {
     const out = new Map<string, { shape: number[]; data: Float32Array | Float64Array }>();
-    const parts: Array<[Tensor, ParamLayout]> = this.#half
-      ? [[this.#half.arena, this.#half.matrices], [this.arena, this.#half.vectors]]
-      : [[this.arena, this.layout]];
-    for (const [arena, layout] of parts) {
-      const flat = (await this.backend.read(arena)) as Float32Array | Float64Array;
-      for (const s of layout.slots) {
-        out.set(s.name, { shape: s.shape, data: flat.slice(s.offset, s.offset + s.size) });
+    for (const s of this.segments) {
+      const flat = await this.#read(s.tensor);
+      for (const slot of s.slots) {
+        const at = slot.offset - s.offset;
+        out.set(slot.name, { shape: slot.shape, data: flat.slice(at, at + slot.size) });
       }
     }
     return out;
   }
 
+  async #read(t: Tensor): Promise<Float32Array | Float64Array> {
+    return (await this.backend.read(t)) as Float32Array | Float64Array;
+  }
+
+  #f32Only(what: string): void {
+    if (this.#half) throw new Error(`${what}: not on an arena of half-precision frozen weights`);
+  }
+
   /**
-   * Writes named tensors into the arena in one upload. Every parameter of the layout must be
-   * present with its exact shape; extra tensors are an error unless `ignoreExtra` is set.
+   * Writes named tensors into the arena, one upload per tensor (no flat host copy of the arena),
+   * and zeros the padding after each. Every parameter of the layout must be present with its exact
+   * shape; extra tensors are an error unless their names end with one of `ignore`. Nothing is
+   * written unless all pass.
    */
   writeAll(
     tensors: Map<string, { shape: number[]; data: ArrayLike<number> }>,
     { source = "checkpoint", ignore = [] as string[] } = {},
   ): void {
-    // Half arenas are written as f32 values (exact by construction, checked on the device side).
-    const half = this.#half;
-    const flat = half ? new Float32Array(half.vectors.total) : new Float64Array(this.layout.total);
-    const flatHalf = half ? new Float32Array(half.matrices.total) : undefined;
     for (const slot of this.layout.slots) {
       const t = tensors.get(slot.name);
       if (!t) {
@@ -195,11 +277,6 @@ export class ParamArena {
           `${source}: tensor ${slot.name} has shape [${t.shape}], the config needs [${slot.shape}]`,
         );
       }
-      if (half) {
-        const m = half.matrices.byName.get(slot.name);
-        if (m) flatHalf!.set(t.data, m.offset);
-        else flat.set(t.data, half.vectors.byName.get(slot.name)!.offset);
-      } else flat.set(t.data, slot.offset);
       const bad = Array.prototype.findIndex.call(t.data, (x: number) => !Number.isFinite(x));
       if (bad >= 0) {
         throw new NonFiniteError(
@@ -217,7 +294,18 @@ export class ParamArena {
         );
       }
     }
-    this.backend.write(this.arena, flat);
-    if (half) this.backend.write(half.arena, flatHalf!);
+    // Half arenas are written as f32 values (exact by construction, checked on the device side);
+    // their writes pack pairs, so an odd-sized tensor's write covers one padding element too.
+    for (const s of this.segments) {
+      s.slots.forEach((slot, i) => {
+        const at = slot.offset - s.offset;
+        const end = (s.slots[i + 1]?.offset ?? s.offset + s.size) - s.offset;
+        const written = slot.size + (s.tensor.dtype !== "f32" ? slot.size % 2 : 0);
+        this.backend.write(s.tensor, tensors.get(slot.name)!.data, at);
+        if (end > at + written) {
+          this.backend.write(s.tensor, new Float32Array(end - at - written), at + written);
+        }
+      });
+    }
   }
 }

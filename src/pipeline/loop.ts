@@ -395,6 +395,6 @@ async function restoreTrainingState(
     if (!t || t.data.length !== arena.layout.total) {
       throw new Error(`${file}: ${name} does not match this model; resume with the same model`);
     }
-    model.backend.write(arena.arena, t.data);
+    arena.writeArena(t.data);
   }
 }

@@ -77,7 +77,7 @@ export function describePlan(plan: MemoryPlan, limits: MemoryLimits): string[] {
     `  total        ${formatBytes(plan.total)} (${
       formatBytes(plan.totalWithoutActivations)
     } without activations)`,
-    `  largest buffer ${formatBytes(plan.largest.bytes)} (${plan.largest.name})`,
+    `  largest tensor ${formatBytes(plan.largest.bytes)} (${plan.largest.name})`,
   ];
   for (const c of checkLimits(plan, limits)) {
     lines.push(

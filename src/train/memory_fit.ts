@@ -1,6 +1,7 @@
 /**
- * Whether a {@link MemoryPlan} fits: its total against `--max-memory`, its largest allocation
- * against the adapter's `maxBufferSize` and `maxStorageBufferBindingSize`; and, for a plan that
+ * Whether a {@link MemoryPlan} fits: its total against `--max-memory`, its largest single tensor
+ * against the adapter's `maxBufferSize` (an arena spans several buffers, a tensor lies in one; a
+ * tensor larger than one binding is bound in pieces); and, for a plan that
  * does not fit, the flags that would make it fit (a smaller batch, LoRA, gradient checkpointing,
  * a shorter maximum length), each checked by planning again.
  *
@@ -30,9 +31,9 @@ export interface LimitCheck {
   limit: string;
   /** The limit in bytes. */
   bytes: number;
-  /** What is held against it: the largest buffer or the total. */
+  /** What is held against it: the largest single tensor or the total. */
   needed: number;
-  /** Name of the buffer held against it (the total for max-memory). */
+  /** Name of the tensor held against it (`arena: tensor` in an arena; the total for max-memory). */
   what: string;
   fits: boolean;
 }
@@ -40,8 +41,9 @@ export interface LimitCheck {
 /** Checks `plan` against each limit given. */
 export function checkLimits(plan: MemoryPlan, limits: MemoryLimits): LimitCheck[] {
   const checks: LimitCheck[] = [];
-  // A tensor larger than the largest storage binding is split across bindings (src/gpu/split.ts),
-  // so only a buffer's own limit can refuse a run.
+  // A tensor larger than the largest storage binding is split across bindings (src/gpu/split.ts)
+  // and an arena larger than the largest buffer across buffers (src/model/params.ts), so only a
+  // single tensor larger than one buffer can refuse a run.
   for (const limit of ["maxBufferSize"] as const) {
     const bytes = limits[limit];
     if (bytes === undefined) continue;

@@ -17,10 +17,10 @@
  */
 
 import type { Role } from "../backend/mod.ts";
-import { HYPER_SLOTS, partialSlots, PREFERENCE_METRICS } from "../backend/mod.ts";
+import { HYPER_SLOTS, normScratchSlots, PREFERENCE_METRICS } from "../backend/mod.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { logitsChunkRows } from "../model/activations.ts";
-import { halfLayouts, paramLayout } from "../model/params.ts";
+import { halfLayouts, type ParamLayout, paramLayout } from "../model/params.ts";
 import { LORA_DEFAULTS, loraLayout, moduleShape, resolveTargetModules } from "../model/lora.ts";
 
 /** The precision a frozen weight is held in on the device (2 bytes for bf16 and f16). */
@@ -103,9 +103,14 @@ export interface PlannedBuffer {
   /** What it holds, e.g. `policy parameters`, `layer activations q`. */
   name: string;
   bytes: number;
+  /**
+   * For an arena (parameters, gradients, moments): its largest tensor, padding included. An arena
+   * spans several buffers where one cannot hold it (src/model/params.ts); a tensor never does.
+   */
+  largestTensor?: { name: string; bytes: number };
 }
 
-/** The plan: bytes by role, the split of the parameters, the largest buffer. */
+/** The plan: bytes by role, the split of the parameters, the largest single tensor. */
 export interface MemoryPlan {
   /** Device bytes by role, named as `bytesByRole()` and the bench's rows name them. */
   bytes: Record<Role, number>;
@@ -115,7 +120,11 @@ export interface MemoryPlan {
   total: number;
   /** Sum over the roles but activations (the part that does not grow with the batch). */
   totalWithoutActivations: number;
-  /** The largest single allocation (it must fit one buffer and one binding). */
+  /**
+   * The largest single tensor, the one that must fit one buffer (`maxBufferSize`): an arena counts
+   * by its largest tensor (named `arena: tensor`), any other buffer whole. Larger than one binding
+   * it is bound in pieces (src/gpu/split.ts).
+   */
   largest: PlannedBuffer;
   /** Every allocation. */
   buffers: PlannedBuffer[];
@@ -123,8 +132,22 @@ export interface MemoryPlan {
 
 /** Adapter arena elements: the adapters' own layout (src/model/lora.ts), slots aligned. */
 export function loraArenaElements(config: ModelConfig, lora: PlanLora): number {
+  return loraArenaLayout(config, lora).total;
+}
+
+function loraArenaLayout(config: ModelConfig, lora: PlanLora): ParamLayout {
   const targetModules = resolveTargetModules(lora.targetModules);
-  return loraLayout(config, { ...LORA_DEFAULTS, r: lora.r, targetModules }).total;
+  return loraLayout(config, { ...LORA_DEFAULTS, r: lora.r, targetModules });
+}
+
+/** The largest tensor of `layout` and its elements with the padding after it (its arena share). */
+export function largestSlot(layout: ParamLayout): { name: string; elements: number } {
+  let best = { name: "", elements: 0 };
+  layout.slots.forEach((slot, i) => {
+    const elements = (layout.slots[i + 1]?.offset ?? layout.total) - slot.offset;
+    if (elements > best.elements) best = { name: slot.name, elements };
+  });
+  return best;
 }
 
 /** Plans the device memory of a run; pure arithmetic, nothing is allocated. */
@@ -136,37 +159,50 @@ export function planMemory(
   const { alignment, minBytes, floatBytes } = granularity;
   const isHalf = (d?: WeightDtype) => d === "bf16" || d === "f16";
   const buffers: PlannedBuffer[] = [];
+  const round = (elements: number, bytesPer: number) =>
+    Math.ceil(Math.max(minBytes, elements * bytesPer) / alignment) * alignment;
   const add = (role: Role, name: string, elements: number, bytesPer = floatBytes) => {
-    const raw = Math.max(minBytes, elements * bytesPer);
-    buffers.push({ role, name, bytes: Math.ceil(raw / alignment) * alignment });
+    buffers.push({ role, name, bytes: round(elements, bytesPer) });
   };
-  const base = paramLayout(config).total;
+  // An arena of `layout`: its bytes, and its largest tensor for the one-buffer limit.
+  const addArena = (role: Role, name: string, layout: ParamLayout, bytesPer = floatBytes) => {
+    const largest = largestSlot(layout);
+    buffers.push({
+      role,
+      name,
+      bytes: round(layout.total, bytesPer),
+      largestTensor: { name: largest.name, bytes: round(largest.elements, bytesPer) },
+    });
+  };
+  const baseLayout = paramLayout(config);
   // LoRA on the policy (a forward-only model: its frozen adapter, e.g. precompute --adapter).
   const lora = input.lora;
-  const adapterElements = lora ? loraArenaElements(config, lora) : 0;
-  const trainableElements = lora ? adapterElements : base;
+  const adapterLayout = lora ? loraArenaLayout(config, lora) : undefined;
+  const trainableLayout = adapterLayout ?? baseLayout;
+  const trainableElements = trainableLayout.total;
 
   // One model: LlamaModel's parameter arena, gradients, activations and rotary tables; `adapted`:
   // with the run's LoRA adapters (a separate live reference has none).
   const model = (who: string, trainable: boolean, dtype = input.frozenDtype, adapted = true) => {
     const adapters = adapted ? lora : undefined;
-    if (trainable && !lora) add("parameters", `${who} parameters`, base);
-    else if (!isHalf(dtype)) add("parameters", `${who} parameters (frozen)`, base);
+    if (trainable && !lora) addArena("parameters", `${who} parameters`, baseLayout);
+    else if (!isHalf(dtype)) addArena("parameters", `${who} parameters (frozen)`, baseLayout);
     else {
       // ParamArena with half frozen weights: the matrices at 2 bytes (128-element aligned), the
       // 1-D norms and biases widened to f32 in an arena of their own (src/model/params.ts).
       const { matrices, vectors } = halfLayouts(config);
       const bytesPer = granularity.widensHalf ? floatBytes : WEIGHT_DTYPE_BYTES[dtype!];
-      add("parameters", `${who} parameters (frozen)`, matrices.total, bytesPer);
-      add("parameters", `${who} norms and biases (frozen)`, vectors.total);
+      addArena("parameters", `${who} parameters (frozen)`, matrices, bytesPer);
+      addArena("parameters", `${who} norms and biases (frozen)`, vectors);
     }
-    if (adapters) {
-      add("parameters", `${who} LoRA adapters${trainable ? "" : " (frozen)"}`, adapterElements);
+    if (adapters && adapterLayout) {
+      const frozen = trainable ? "" : " (frozen)";
+      addArena("parameters", `${who} LoRA adapters${frozen}`, adapterLayout);
       if (adapters.referenceAdapter) {
-        add("parameters", `${who} reference adapter (frozen)`, adapterElements);
+        addArena("parameters", `${who} reference adapter (frozen)`, adapterLayout);
       }
     }
-    if (trainable) add("gradients", `${who} gradients`, trainableElements);
+    if (trainable) addArena("gradients", `${who} gradients`, trainableLayout);
     activations(who, trainable, adapters);
     const half = T * (config.headDim / 2);
     add("activations", `${who} rope cos`, half);
@@ -267,11 +303,11 @@ export function planMemory(
   }
   if (train) {
     // DeviceOptimizer: two moment arenas, the hyper-parameter block, the norm and its partials.
-    add("optimizer", "first moments", trainableElements);
-    add("optimizer", "second moments", trainableElements);
+    addArena("optimizer", "first moments", trainableLayout);
+    addArena("optimizer", "second moments", trainableLayout);
     add("optimizer", "hyper-parameters", HYPER_SLOTS);
     add("optimizer", "gradient norm", 1);
-    add("optimizer", "norm partials", partialSlots(trainableElements));
+    add("optimizer", "norm partials", normScratchSlots(trainableElements));
     // Trainer: metrics and per-row loss inputs.
     add("activations", "trainer metrics", PREFERENCE_METRICS.length);
     for (const [name, n] of [["weights", B], ["reference", 2 * B], ["tokens", B]] as const) {
@@ -300,7 +336,11 @@ export function planMemory(
     weights: { frozen, trainable: bytes.parameters - frozen },
     total,
     totalWithoutActivations: total - bytes.activations,
-    largest: buffers.reduce((m, b) => b.bytes > m.bytes ? b : m),
+    largest: buffers.map((b): PlannedBuffer =>
+      b.largestTensor
+        ? { role: b.role, name: `${b.name}: ${b.largestTensor.name}`, bytes: b.largestTensor.bytes }
+        : b
+    ).reduce((m, b) => b.bytes > m.bytes ? b : m),
     buffers,
   };
 }

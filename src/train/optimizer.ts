@@ -7,7 +7,7 @@
  */
 
 import type { Backend, OptimizerHyper, Tensor } from "../backend/mod.ts";
-import { HYPER_SLOTS, partialSlots } from "../backend/mod.ts";
+import { HYPER_SLOTS, normScratchSlots } from "../backend/mod.ts";
 import { ParamArena, type ParamLayout } from "../model/params.ts";
 import { learningRate } from "./schedule.ts";
 
@@ -84,7 +84,7 @@ export class DeviceOptimizer {
     this.state2 = new ParamArena(backend, layout, "optimizer");
     this.hyper = backend.alloc("optimizer", HYPER_SLOTS);
     this.gradNormSq = backend.alloc("optimizer", 1);
-    this.#partial = backend.alloc("optimizer", partialSlots(layout.total));
+    this.#partial = backend.alloc("optimizer", normScratchSlots(layout.total));
   }
 
   /** The learning rate the k-th step (k from 0) uses: HF's schedule lambdas. */
@@ -114,21 +114,35 @@ export class DeviceOptimizer {
     };
   }
 
-  /** Records the gradient-norm reduction and one update of `params` from `grads`. */
+  /**
+   * Records the gradient-norm reduction and one update of `params` from `grads`: the norm over
+   * the whole arena, the update per segment when the arena spans several buffers (the four arenas
+   * share one layout, so their segments coincide).
+   */
   record(params: ParamArena, grads: ParamArena): void {
     const ops = this.backend.ops;
     const n = this.layout.total;
     this.backend.writeHyper(this.hyper, this.hyperAt(this.step));
-    ops.sumSquares(this.gradNormSq, this.#partial, grads.arena, n);
-    ops.optimizerStep({
-      kind: this.options.kind,
-      params: params.arena,
-      grads: grads.arena,
-      state1: this.state1.arena,
-      state2: this.state2.arena,
-      gradNormSq: this.gradNormSq,
-      hyper: this.hyper,
-      n,
+    ops.sumSquares(this.gradNormSq, this.#partial, grads.segments.map((s) => s.tensor), n);
+    const arenas = [params, grads, this.state1, this.state2];
+    grads.segments.forEach((segment, k) => {
+      const [p, g, s1, s2] = arenas.map((a) => a.segments[k]);
+      if (
+        arenas.some((a) => a.segments.length !== grads.segments.length) || !p || !s1 || !s2 ||
+        [p, s1, s2].some((s) => s.offset !== segment.offset || s.size !== segment.size)
+      ) {
+        throw new Error("optimizer: parameters, gradients and moments are not laid out alike");
+      }
+      ops.optimizerStep({
+        kind: this.options.kind,
+        params: p.tensor,
+        grads: g.tensor,
+        state1: s1.tensor,
+        state2: s2.tensor,
+        gradNormSq: this.gradNormSq,
+        hyper: this.hyper,
+        n: segment.size,
+      });
     });
     this.step++;
   }

@@ -124,7 +124,7 @@ export class Trainer {
     );
     micro.forEach((m, i) => {
       const { rows: B } = m.batch;
-      if (i === 0) ops.fill(model.trainable.grads.arena, 0, model.trainable.layout.total);
+      if (i === 0) model.trainable.grads.fill(0);
       if (objective.kind === "nll") {
         backend.write(this.#weights, new Float32Array(B).fill(-1 / Math.max(1, totalTokens)));
       } else if (objective.kind === "kto") {

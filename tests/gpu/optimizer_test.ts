@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import type { Backend, OptimizerHyper, Tensor } from "../../src/backend/mod.ts";
 import type { GpuContext } from "../../src/gpu/context.ts";
-import { chunkSize, partialSlots } from "../../src/backend/mod.ts";
+import { chunkSize, normScratchSlots, partialSlots } from "../../src/backend/mod.ts";
 import {
   optimizerStep as gpuOptimizerStep,
   sumSquares as gpuSumSquares,
@@ -54,7 +54,7 @@ function arenas(backend: Backend, n: number) {
     state1: backend.alloc("optimizer", n),
     state2: backend.alloc("optimizer", n),
     normSq: backend.alloc("optimizer", 1),
-    partial: backend.alloc("optimizer", partialSlots(n)),
+    partial: backend.alloc("optimizer", normScratchSlots(n)),
     hyper: backend.alloc("optimizer", 16),
   };
   backend.write(t.params, randomArray(n, 1));
@@ -158,7 +158,7 @@ gpuTest("sumSquares matches the CPU reference and sums in its fixed order", asyn
     const g = randomArray(n, n);
     const sumOn = async (backend: Backend) => {
       const total = backend.alloc("optimizer", 1);
-      const partial = backend.alloc("optimizer", partialSlots(n));
+      const partial = backend.alloc("optimizer", normScratchSlots(n));
       const x = backend.alloc("gradients", n);
       backend.write(x, g);
       backend.ops.sumSquares(total, partial, x, n);
@@ -187,7 +187,7 @@ gpuTest("sumSquares split over bindings gives the same bits as one dispatch", as
   const totals = [];
   for (const maxElements of [ctx.maxBindingElements, 4096]) {
     const total = gpu.alloc("optimizer", 1);
-    const partial = gpu.alloc("optimizer", partialSlots(n));
+    const partial = gpu.alloc("optimizer", normScratchSlots(n));
     gpuSumSquares(ctx, total, partial, x, n, maxElements);
     totals.push((await gpu.read(total))[0]);
   }

@@ -73,7 +73,7 @@ export async function forwardBackward(
   weights: number[],
 ): Promise<{ seqLogps: ArrayLike<number>; grads: Map<string, { data: ArrayLike<number> }> }> {
   const backend = model.backend;
-  backend.ops.fill(model.grads.arena, 0, model.layout.total);
+  model.grads.fill(0);
   model.forward();
   backend.write(model.acts.seqGrad, weights);
   model.backward();

@@ -95,7 +95,7 @@ async function run(
   model.lora!.params.writeAll(new Map(Object.entries(f.lora_params)), { source: "fixture" });
   model.setBatch(batch);
   const { grads, layout } = model.trainable;
-  backend.ops.fill(grads.arena, 0, layout.total);
+  grads.fill(0);
   model.forward({ dropoutSeed: 7 });
   backend.write(model.acts.seqGrad, Array.from({ length: batch.rows }, (_, i) => 1 - i / 3));
   model.backward();

@@ -81,9 +81,8 @@ async function checkForwardBackward(backend: Backend, name: string, tol: typeof 
   const { f, base } = await load(name);
   const batch = fixtureBatch(base);
   const model = loraModel(backend, f, base, batch);
-  const ops = backend.ops;
-  const { grads, layout } = model.trainable;
-  ops.fill(grads.arena, 0, layout.total);
+  const { grads } = model.trainable;
+  grads.fill(0);
   model.forward({ dropoutSeed: f.expected.dropout_seed });
   backend.write(model.acts.seqGrad, base.loss_weights);
   model.backward();

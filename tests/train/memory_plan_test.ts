@@ -105,10 +105,20 @@ Deno.test("LoRA trains r*(in+out) per target module; the frozen base is 2 bytes 
     adapters / 28,
   );
   // Full fine-tuning holds no frozen weights and 16 bytes per parameter before activations (and
-  // the optimizer's 16 hyper-parameters, its norm and 1024 norm partials).
+  // the optimizer's 16 hyper-parameters, its norm, 1024 norm partials and 512 carried sums).
   const full = planMemory(base);
   assert.equal(full.weights.frozen, 0);
-  assert.equal(full.totalWithoutActivations - full.bytes.inputs, 16 * 1543714304 + 4 * 1041);
+  assert.equal(full.totalWithoutActivations - full.bytes.inputs, 16 * 1543714304 + 4 * 1553);
+  // The one-buffer limit holds single tensors: arenas span buffers, the 151936 x 1536 embedding
+  // does not (0.93 GB at f32); the bf16 base's largest tensor is the same at 2 bytes.
+  assert.deepEqual(full.largest, {
+    role: "parameters",
+    name: "policy parameters: model.embed_tokens.weight",
+    bytes: 151936 * 1536 * 4,
+  });
+  assert.equal(full.buffers.find((b) => b.name === "policy parameters")!.bytes, 4 * 1543714304);
+  assert.deepEqual(lora.largest.name, "policy parameters (frozen): model.embed_tokens.weight");
+  assert.equal(lora.largest.bytes, 151936 * 1536 * 2);
 });
 
 Deno.test("gradient checkpointing keeps every layer's input and one layer's other tensors", () => {

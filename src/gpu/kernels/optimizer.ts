@@ -10,44 +10,20 @@
  *
  * Arenas larger than the adapter's largest storage binding are processed in several dispatches
  * on views of the same buffer; the sum of squares keeps the same chunk layout either way, so its
- * result does not depend on the split.
+ * result does not depend on the split. An arena larger than the largest buffer comes in pieces
+ * (src/model/params.ts): the update runs per piece (elementwise, so the same bits), and the sum of
+ * squares keeps the whole arena's chunks, each thread's running sum carried across a piece
+ * boundary that cuts a chunk (SUM_SQUARES_PARTIAL_WGSL), so it adds the same numbers in the same
+ * order as one buffer does.
  *
  * @module
  */
 
 import { type GpuContext, type GpuTensor, grid1d } from "../context.ts";
 import type { Tensor } from "../../backend/mod.ts";
-import { chunkSize, partialSlots } from "../../backend/mod.ts";
+import { chunkSize, NORM_CARRY_SLOTS, partialSlots } from "../../backend/mod.ts";
 
 const WG = 256;
-
-// g: (n) split in chunks of u.chunk elements; partial: (partialSlots) — one slot per chunk.
-// Workgroup w sums chunk w: thread t takes elements t, t+256, ... in order, then a fixed tree.
-export const SUM_SQUARES_PARTIAL_WGSL = /* wgsl */ `
-struct Params { n: u32, chunk: u32, firstSlot: u32 }
-@group(0) @binding(0) var<uniform> u: Params;
-@group(0) @binding(1) var<storage, read_write> g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> partial: array<f32>;
-var<workgroup> sums: array<f32, ${WG}>;
-
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let start = wid.x * u.chunk;
-  let end = min(u.n, start + u.chunk);
-  var s = 0.0;
-  for (var i = start + lid; i < end; i += ${WG}u) {
-    let x = g[i];
-    s += x * x;
-  }
-  sums[lid] = s;
-  workgroupBarrier();
-  for (var stride = ${WG / 2}u; stride > 0u; stride >>= 1u) {
-    if (lid < stride) { sums[lid] += sums[lid + stride]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { partial[u.firstSlot + wid.x] = sums[0]; }
-}
-`;
 
 // partial: (count) -> total: (1), one workgroup, same fixed order as the partial pass.
 export const SUM_SQUARES_TOTAL_WGSL = /* wgsl */ `
@@ -71,45 +47,106 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 }
 `;
 
+// g: the global elements [u.start, u.end) of a flat array of u.n (a whole arena, or one piece of an
+// arena in several buffers, or one binding's worth of either) in chunks of u.chunk; partial:
+// (partialSlots), one slot per chunk; carry: (2, 256). Workgroup w sums chunk c = u.firstSlot + w:
+// thread t takes the chunk's elements c*chunk + t, + 256, ... in order, then a fixed tree. A chunk
+// cut by the start of g resumes each thread's sum from carry half u.carryIn - 1; one cut by its
+// end stores them in half u.carryOut - 1 for the next dispatch instead (the halves alternate, so
+// a first workgroup's read never races a last one's write). So the sums, and their order, are the
+// whole array's however it is cut.
+export const SUM_SQUARES_PARTIAL_WGSL = /* wgsl */ `
+struct Params { n: u32, chunk: u32, firstSlot: u32, start: u32, end: u32, carryIn: u32, carryOut: u32 }
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read_write> g: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(3) var<storage, read_write> carry: array<f32>;
+var<workgroup> sums: array<f32, ${WG}>;
+
+@compute @workgroup_size(${WG})
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let c = u.firstSlot + wid.x;
+  let cs = c * u.chunk;
+  let lo = max(cs, u.start);
+  let hi = min(min(u.n, cs + u.chunk), u.end);
+  var s = 0.0;
+  if (wid.x == 0u && u.carryIn != 0u) { s = carry[(u.carryIn - 1u) * ${WG}u + lid]; }
+  var i = cs + lid;
+  if (i < lo) { i += (lo - i + ${WG - 1}u) / ${WG}u * ${WG}u; }
+  for (; i < hi; i += ${WG}u) {
+    let x = g[i - u.start];
+    s += x * x;
+  }
+  if (wid.x == nwg.x - 1u && u.carryOut != 0u) {
+    carry[(u.carryOut - 1u) * ${WG}u + lid] = s;
+    return;
+  }
+  sums[lid] = s;
+  workgroupBarrier();
+  for (var stride = ${WG / 2}u; stride > 0u; stride >>= 1u) {
+    if (lid < stride) { sums[lid] += sums[lid + stride]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { partial[c] = sums[0]; }
+}
+`;
+
 /**
- * total (1) = sum of squares of g (n): per-chunk sums into partial (≥ partialSlots(n)), then one
- * workgroup adds them in order. `maxElements` (default: the adapter's largest binding) bounds the
- * view of g each dispatch binds; tests lower it to exercise the split.
+ * total (1) = sum of squares of g (n): per-chunk sums into partial (≥ normScratchSlots(n)), then
+ * one workgroup adds them in order. g may come in pieces (an arena split across buffers), one flat
+ * array in order. `maxElements` (default: the adapter's largest binding) bounds the view each
+ * dispatch binds, cut on a chunk boundary (tests lower it to exercise the split); only a piece
+ * boundary cuts a chunk, and the carry keeps its sums whole.
  */
 export function sumSquares(
   ctx: GpuContext,
   total: Tensor,
   partial: Tensor,
-  g: Tensor,
+  g: Tensor | readonly Tensor[],
   n: number,
   maxElements = ctx.maxBindingElements,
 ): void {
+  const pieces = (Array.isArray(g) ? g : [g]) as readonly GpuTensor[];
   const slots = partialSlots(n);
   const chunk = chunkSize(n);
-  if (partial.size < slots) {
+  const carryAt = Math.ceil(slots / 64) * 64;
+  if (partial.size < carryAt + NORM_CARRY_SLOTS) {
     throw new Error(
-      `sumSquares: partial has ${partial.size} elements, needs partialSlots(n) = ${slots}`,
+      `sumSquares: partial has ${partial.size} elements, needs normScratchSlots(n) = ` +
+        `${carryAt + NORM_CARRY_SLOTS}`,
     );
   }
-  if (n <= maxElements && g.size <= maxElements) {
-    ctx.launch("sumSquaresPartial", SUM_SQUARES_PARTIAL_WGSL, [g, partial], [n, chunk, 0], [slots]);
-  } else {
-    const slotsPerDispatch = Math.floor(maxElements / chunk);
-    if (slotsPerDispatch < 1) throw new Error(`sumSquares: chunk ${chunk} exceeds ${maxElements}`);
-    for (let first = 0; first < slots; first += slotsPerDispatch) {
-      const offset = first * chunk;
-      if (offset >= n) break;
-      const size = Math.min(n - offset, slotsPerDispatch * chunk);
-      const count = Math.min(slotsPerDispatch, slots - first);
-      const view = ctx.view(g as GpuTensor, offset, size);
-      ctx.launch("sumSquaresPartial", SUM_SQUARES_PARTIAL_WGSL, [view, partial], [
-        size,
-        chunk,
-        first,
-      ], [count]);
+  if (chunk > maxElements) throw new Error(`sumSquares: chunk ${chunk} exceeds ${maxElements}`);
+  // Bound apart (one buffer, disjoint ranges): a writable binding may not overlap another.
+  const sums = ctx.view(partial as GpuTensor, 0, slots);
+  const carry = ctx.view(partial as GpuTensor, carryAt, NORM_CARRY_SLOTS);
+  let base = 0;
+  let carried = 0; // the carry half (1 or 2) holding the sums of the chunk the last piece cut
+  for (const piece of pieces) {
+    const end = Math.min(n, base + piece.size);
+    for (let lo = base; lo < end;) {
+      const hi = lo + maxElements >= end ? end : Math.floor((lo + maxElements) / chunk) * chunk;
+      const firstSlot = Math.floor(lo / chunk);
+      const carryIn = lo % chunk !== 0 ? carried : 0;
+      const carryOut = hi % chunk !== 0 && hi < n ? (carryIn === 1 ? 2 : 1) : 0;
+      ctx.launch(
+        "sumSquaresPartial",
+        SUM_SQUARES_PARTIAL_WGSL,
+        [ctx.view(piece, lo - base, hi - lo), sums, carry],
+        [n, chunk, firstSlot, lo, hi, carryIn, carryOut],
+        [Math.ceil(hi / chunk) - firstSlot],
+      );
+      carried = carryOut;
+      lo = hi;
     }
+    base += piece.size;
   }
-  ctx.launch("sumSquaresTotal", SUM_SQUARES_TOTAL_WGSL, [partial, total], [slots], [1]);
+  if (base < n) throw new Error(`sumSquares: g holds ${base} elements, fewer than n = ${n}`);
+  ctx.launch("sumSquaresTotal", SUM_SQUARES_TOTAL_WGSL, [sums, total], [slots], [1]);
 }
 
 // Shared by the three optimizers: bindings gradNormSq (1) and hyper (16) are declared by each
