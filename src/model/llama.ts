@@ -61,6 +61,12 @@ export class LlamaModel {
     this.acts = allocActivations(backend, config, maxBatch, maxSeqLen, logitsBudget, {
       trainable,
       checkpointing: options.gradientCheckpointing ?? false,
+      lmHead: backend.ops.lmHeadPlan?.(
+        maxBatch * maxSeqLen,
+        config.vocabSize,
+        config.hiddenSize,
+        logitsBudget,
+      ),
     });
     const { cos, sin } = ropeTables(maxSeqLen, config.headDim, config.ropeTheta);
     this.#cos = backend.alloc("activations", cos.length);
@@ -166,8 +172,42 @@ export class LlamaModel {
       C,
       eps,
     });
+    if (a.vocabChunk > 0) {
+      const tokenLogp = N === a.tokenLogp.size ? a.tokenLogp : backend.view(a.tokenLogp, 0, N);
+      ops.lmHeadForward!({ ...this.#fusedHead(N), stats: a.headStats, tokenLogp });
+    } else {
+      this.#unfusedHeadForward();
+    }
+    ops.sequenceSum(a.seqLogps, a.tokenLogp, B, T);
+  }
+
+  /** The fused head's common arguments over the first N rows. */
+  #fusedHead(N: number) {
+    const { acts: a, config } = this;
+    const rows = (t: Tensor, width: number) =>
+      t.size === N * width ? t : this.backend.view(t, 0, N * width);
+    return {
+      lse: rows(a.lse, 1),
+      scratch: a.logits,
+      hidden: rows(a.lnf, config.hiddenSize),
+      weight: this.params.get(this.lmHead),
+      targets: rows(a.targets, 1),
+      N,
+      V: config.vocabSize,
+      C: config.hiddenSize,
+      vocabChunk: a.vocabChunk,
+    };
+  }
+
+  /** The LM head as chunks of rows: logits by matmul, then their row statistics. */
+  #unfusedHeadForward(): void {
+    const { config, acts: a } = this;
+    const ops = this.backend.ops;
+    const C = config.hiddenSize;
     this.#headChunks((R, logits, v) => {
-      ops.matmul(logits, v(a.lnf, C), p(this.lmHead), R, config.vocabSize, C, { transB: true });
+      ops.matmul(logits, v(a.lnf, C), this.params.get(this.lmHead), R, config.vocabSize, C, {
+        transB: true,
+      });
       ops.logitsForward(
         v(a.lse, 1),
         v(a.tokenLogp, 1),
@@ -177,7 +217,26 @@ export class LlamaModel {
         config.vocabSize,
       );
     });
-    ops.sequenceSum(a.seqLogps, a.tokenLogp, B, T);
+  }
+
+  /** The unfused head's backward over chunks of rows, the logits recomputed unless one chunk. */
+  #unfusedHeadBackward(N: number, dHead: Tensor | undefined): void {
+    const { config, acts: a } = this;
+    const ops = this.backend.ops;
+    const p = (name: string) => this.params.get(name);
+    const C = config.hiddenSize, V = config.vocabSize;
+    const single = a.chunkRows >= N;
+    this.#headChunks((R, logits, v) => {
+      if (!single) {
+        ops.matmul(logits, v(a.lnf, C), p(this.lmHead), R, V, C, { transB: true });
+      }
+      ops.logitsBackward(logits, v(a.lse, 1), v(a.targets, 1), v(a.rowGrad, 1), R, V);
+      // d(lnf) (R,C) = dLogits (R,V) @ W (V,C); dW (V,C) += dLogits^T @ lnf (R,C).
+      ops.matmul(v(a.dLn, C), logits, p(this.lmHead), R, C, V);
+      if (dHead) {
+        ops.matmul(dHead, logits, v(a.lnf, C), V, C, R, { transA: true, accumulate: true });
+      }
+    });
   }
 
   /**
@@ -196,19 +255,17 @@ export class LlamaModel {
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
     const V = config.vocabSize;
     ops.broadcastSequence(a.rowGrad, a.seqGrad, B, T);
-    const single = a.chunkRows >= N;
-    this.#headChunks((R, logits, v) => {
-      if (!single) {
-        ops.matmul(logits, v(a.lnf, C), p(this.lmHead), R, V, C, { transB: true });
-      }
-      ops.logitsBackward(logits, v(a.lse, 1), v(a.targets, 1), v(a.rowGrad, 1), R, V);
-      // d(lnf) (R,C) = dLogits (R,V) @ W (V,C); dW (V,C) += dLogits^T @ lnf (R,C).
-      ops.matmul(v(a.dLn, C), logits, p(this.lmHead), R, C, V);
-      const dHead = g(this.lmHead);
-      if (dHead) {
-        ops.matmul(dHead, logits, v(a.lnf, C), V, C, R, { transA: true, accumulate: true });
-      }
-    });
+    if (a.vocabChunk > 0) {
+      const dWeight = g(this.lmHead);
+      ops.lmHeadBackward!({
+        ...this.#fusedHead(N),
+        dHidden: N * C === a.dLn.size ? a.dLn : backend.view(a.dLn, 0, N * C),
+        ...(dWeight ? { dWeight } : {}),
+        rowGrad: N === a.rowGrad.size ? a.rowGrad : backend.view(a.rowGrad, 0, N),
+      });
+    } else {
+      this.#unfusedHeadBackward(N, g(this.lmHead));
+    }
     ops.rmsnormBackward({
       dx: a.dRes,
       dw: gNorm("model.norm.weight"),
