@@ -20,6 +20,7 @@
 import type { LmHeadBackwardArgs, LmHeadForwardArgs, LmHeadPlan, Tensor } from "../backend/mod.ts";
 import type { GpuContext, GpuTensor } from "./context.ts";
 import * as kernels from "./kernels/lm_head.ts";
+import * as backward from "./kernels/lm_head_backward.ts";
 import * as split from "./split.ts";
 
 /** Vocabulary columns per chunk that the plan chooses among (multiples of GROUP_COLS). */
@@ -96,8 +97,8 @@ export function lmHeadBackward(ctx: GpuContext, a: LmHeadBackwardArgs): void {
   eachChunk(V, vocabChunk, (v0, Vc, first) => {
     const dLogits = view(ctx, a.scratch, 0, N * Vc);
     const weight = view(ctx, a.weight, v0 * C, Vc * C);
-    kernels.lmHeadGrad(ctx, dLogits, a.hidden, weight, a, { N, Vc, C, v0 });
-    kernels.lmHeadDHidden(ctx, a.dHidden, dLogits, weight, { N, Vc, C, first });
+    backward.lmHeadGrad(ctx, dLogits, a.hidden, weight, a, { N, Vc, C, v0 });
+    backward.lmHeadDHidden(ctx, a.dHidden, dLogits, weight, { N, Vc, C, first });
     if (a.dWeight) {
       // dWeight rows v0..v0+Vc (Vc, C) += dLogits^T (N, Vc)^T @ hidden (N, C).
       split.matmul(ctx, view(ctx, a.dWeight, v0 * C, Vc * C), dLogits, a.hidden, Vc, C, N, {
@@ -106,4 +107,19 @@ export function lmHeadBackward(ctx: GpuContext, a: LmHeadBackwardArgs): void {
       });
     }
   });
+}
+
+/** Every variant's WGSL by pipeline name, for the shader catalog. */
+export function lmHeadKernels(): Record<string, string> {
+  const out: Record<string, string> = { lm_head_merge: kernels.LM_HEAD_MERGE_WGSL };
+  for (const dtype of ["f32", "bf16", "f16"] as const) {
+    for (const vec of [false, true]) {
+      const v = { vec, dtype, f16Mode: "unpack" as const };
+      out[`lm_head_stats${kernels.tag(v)}`] = kernels.lmHeadStatsWgsl(v);
+      out[`lm_head_grad${kernels.tag(v)}`] = backward.lmHeadGradWgsl(v);
+    }
+    const v = { vec: false, dtype, f16Mode: "unpack" as const };
+    out[`lm_head_dhidden${kernels.tag(v)}`] = backward.lmHeadDHiddenWgsl(v);
+  }
+  return out;
 }

@@ -12,6 +12,7 @@ import type { TokenBatch } from "../data/collate.ts";
 import { type Backend, type Tensor, tokenIndex } from "../backend/mod.ts";
 import type { ModelConfig } from "./config.ts";
 import { type Activations, allocActivations } from "./activations.ts";
+import { LmHead } from "./lm_head.ts";
 import { frozenHalf, ParamArena, type ParamLayout, paramLayout } from "./params.ts";
 import { ropeTables } from "./rope_tables.ts";
 import { type AdapterChoice, LoraAdapters } from "./lora_adapters.ts";
@@ -36,6 +37,7 @@ export class LlamaModel {
   readonly lora?: LoraAdapters;
   readonly #grads?: ParamArena;
   readonly #normScratch?: Tensor;
+  readonly #head: LmHead;
   readonly #cos: Tensor;
   readonly #sin: Tensor;
   #B = 0;
@@ -68,6 +70,7 @@ export class LlamaModel {
         logitsBudget,
       ),
     });
+    this.#head = new LmHead(backend, config, this.acts, this.params.get(this.lmHead));
     const { cos, sin } = ropeTables(maxSeqLen, config.headDim, config.ropeTheta);
     this.#cos = backend.alloc("activations", cos.length);
     this.#sin = backend.alloc("activations", sin.length);
@@ -172,71 +175,8 @@ export class LlamaModel {
       C,
       eps,
     });
-    if (a.vocabChunk > 0) {
-      const tokenLogp = N === a.tokenLogp.size ? a.tokenLogp : backend.view(a.tokenLogp, 0, N);
-      ops.lmHeadForward!({ ...this.#fusedHead(N), stats: a.headStats, tokenLogp });
-    } else {
-      this.#unfusedHeadForward();
-    }
+    this.#head.forward(N);
     ops.sequenceSum(a.seqLogps, a.tokenLogp, B, T);
-  }
-
-  /** The fused head's common arguments over the first N rows. */
-  #fusedHead(N: number) {
-    const { acts: a, config } = this;
-    const rows = (t: Tensor, width: number) =>
-      t.size === N * width ? t : this.backend.view(t, 0, N * width);
-    return {
-      lse: rows(a.lse, 1),
-      scratch: a.logits,
-      hidden: rows(a.lnf, config.hiddenSize),
-      weight: this.params.get(this.lmHead),
-      targets: rows(a.targets, 1),
-      N,
-      V: config.vocabSize,
-      C: config.hiddenSize,
-      vocabChunk: a.vocabChunk,
-    };
-  }
-
-  /** The LM head as chunks of rows: logits by matmul, then their row statistics. */
-  #unfusedHeadForward(): void {
-    const { config, acts: a } = this;
-    const ops = this.backend.ops;
-    const C = config.hiddenSize;
-    this.#headChunks((R, logits, v) => {
-      ops.matmul(logits, v(a.lnf, C), this.params.get(this.lmHead), R, config.vocabSize, C, {
-        transB: true,
-      });
-      ops.logitsForward(
-        v(a.lse, 1),
-        v(a.tokenLogp, 1),
-        logits,
-        v(a.targets, 1),
-        R,
-        config.vocabSize,
-      );
-    });
-  }
-
-  /** The unfused head's backward over chunks of rows, the logits recomputed unless one chunk. */
-  #unfusedHeadBackward(N: number, dHead: Tensor | undefined): void {
-    const { config, acts: a } = this;
-    const ops = this.backend.ops;
-    const p = (name: string) => this.params.get(name);
-    const C = config.hiddenSize, V = config.vocabSize;
-    const single = a.chunkRows >= N;
-    this.#headChunks((R, logits, v) => {
-      if (!single) {
-        ops.matmul(logits, v(a.lnf, C), p(this.lmHead), R, V, C, { transB: true });
-      }
-      ops.logitsBackward(logits, v(a.lse, 1), v(a.targets, 1), v(a.rowGrad, 1), R, V);
-      // d(lnf) (R,C) = dLogits (R,V) @ W (V,C); dW (V,C) += dLogits^T @ lnf (R,C).
-      ops.matmul(v(a.dLn, C), logits, p(this.lmHead), R, C, V);
-      if (dHead) {
-        ops.matmul(dHead, logits, v(a.lnf, C), V, C, R, { transA: true, accumulate: true });
-      }
-    });
   }
 
   /**
@@ -255,17 +195,7 @@ export class LlamaModel {
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
     const V = config.vocabSize;
     ops.broadcastSequence(a.rowGrad, a.seqGrad, B, T);
-    if (a.vocabChunk > 0) {
-      const dWeight = g(this.lmHead);
-      ops.lmHeadBackward!({
-        ...this.#fusedHead(N),
-        dHidden: N * C === a.dLn.size ? a.dLn : backend.view(a.dLn, 0, N * C),
-        ...(dWeight ? { dWeight } : {}),
-        rowGrad: N === a.rowGrad.size ? a.rowGrad : backend.view(a.rowGrad, 0, N),
-      });
-    } else {
-      this.#unfusedHeadBackward(N, g(this.lmHead));
-    }
+    this.#head.backward(N, g(this.lmHead));
     ops.rmsnormBackward({
       dx: a.dRes,
       dw: gNorm("model.norm.weight"),
@@ -434,24 +364,5 @@ export class LlamaModel {
     ops.matmul(next, x.act, w("mlp.down_proj.weight"), N, C, F, { transB: true });
     lora?.forward(l, "down_proj", x.act, next, N, F, C);
     ops.add(next, next, x.mid, N * C);
-  }
-
-  /** Runs `fn` on each chunk of LM-head rows with a view helper `v(t, width)` of that chunk. */
-  #headChunks(
-    fn: (R: number, logits: Tensor, v: (t: Tensor, width: number) => Tensor) => void,
-  ): void {
-    const N = this.#B * this.#T;
-    const step = this.acts.chunkRows;
-    const V = this.config.vocabSize;
-    for (let r0 = 0; r0 < N; r0 += step) {
-      const R = Math.min(step, N - r0);
-      const whole = r0 === 0 && R === N;
-      const v = (t: Tensor, width: number) =>
-        whole && t.size === N * width ? t : this.backend.view(t, r0 * width, R * width);
-      const logits = R * V === this.acts.logits.size
-        ? this.acts.logits
-        : this.backend.view(this.acts.logits, 0, R * V);
-      fn(R, logits, v);
-    }
   }
 }
