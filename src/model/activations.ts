@@ -56,8 +56,8 @@ export interface Activations {
    * (`vocabChunk` > 0) the fused head's scratch instead, (N, vocabChunk) at most.
    */
   logits: Tensor;
-  /** The fused head's running per-row statistics (N,3); one element when unfused. */
-  headStats: Tensor;
+  /** The fused head's running per-row statistics (N,3); absent when unfused. */
+  headStats?: Tensor;
   /** Vocabulary columns per chunk of the fused LM head, or 0: the unfused head runs. */
   vocabChunk: number;
   /** Per-row logsumexp (N). */
@@ -185,7 +185,7 @@ export function allocActivations(
     logits: a(
       lmHead ? (trainable ? lmHead.scratch.trainable : lmHead.scratch.frozen) : chunkRows * V,
     ),
-    headStats: a(lmHead ? N * 3 : 1),
+    ...(lmHead ? { headStats: a(N * 3) } : {}),
     vocabChunk: lmHead?.vocabChunk ?? 0,
     lse: a(N),
     tokenLogp: a(N),

@@ -35,7 +35,7 @@ export class LmHead {
     if (a.vocabChunk > 0) {
       ops.lmHeadForward!({
         ...this.#fused(N),
-        stats: a.headStats,
+        stats: a.headStats!,
         tokenLogp: this.#rows(a.tokenLogp, N, 1),
       });
       return;

@@ -9,6 +9,10 @@ import assert from "node:assert/strict";
 import { assertClose, gpuMissing, gpuTest, needsTest } from "../helpers.ts";
 import { fixtureModel, FIXTURES, forwardBackward, readFixture } from "./fixture.ts";
 import { GpuBackend } from "../../src/gpu/backend.ts";
+import { configFromHf } from "../../src/model/config.ts";
+import { LlamaModel } from "../../src/model/llama.ts";
+import { planMemory } from "../../src/train/memory_plan.ts";
+import { granularityOf } from "../../src/pipeline/memory.ts";
 
 let hardware: Promise<GpuBackend> | undefined;
 /** One backend with the hardware layouts forced (the fused head among them) for this file. */
@@ -86,3 +90,27 @@ gpuTest("software layouts keep the unfused LM head (the default pipeline's bits)
   assert.equal(model.acts.vocabChunk, 0);
   assert.equal(gpu.ops.lmHeadForward, undefined);
 });
+
+hardwareTest(
+  "fused LM head: the memory plan equals the allocation, with no logits chunk",
+  async () => {
+    const f = await readFixture(FIXTURES[1]);
+    const config = { ...configFromHf(f.config), vocabSize: 5000 };
+    for (const trainable of [false, true]) {
+      const gpu = await GpuBackend.create({ layouts: "hardware" });
+      const rows = 4, seqLen = 40;
+      const model = new LlamaModel(gpu, config, { maxBatch: rows, maxSeqLen: seqLen, trainable });
+      const plan = planMemory({ config, rows, seqLen, train: false }, granularityOf(gpu));
+      const names = plan.buffers.map((b) => b.name);
+      assert.ok(names.some((n) => n.endsWith("lm head scratch")), names.join(", "));
+      assert.ok(!names.some((n) => n.includes("logits chunk")), "no logits chunk planned");
+      if (!trainable) assert.deepEqual(plan.bytes, gpu.bytesByRole());
+      // (N, chunk) for a trainable head, (N, chunk / 256, 3) for a frozen one: never (N, V).
+      const N = rows * seqLen, chunk = model.acts.vocabChunk;
+      assert.equal(chunk, 5120, "one chunk: the vocabulary rounded up to a group");
+      const want = trainable ? N * chunk : N * 3 * (chunk / 256);
+      assert.equal(model.acts.logits.size, want);
+      gpu.destroy();
+    }
+  },
+);
