@@ -292,3 +292,55 @@ export interface DropoutArgs {
   /** out += result instead of out = result. @default false */
   accumulate?: boolean;
 }
+
+/** How the fused LM head of {@link Ops.lmHeadForward} is chunked, from {@link Ops.lmHeadPlan}. */
+export interface LmHeadPlan {
+  /** Vocabulary columns per chunk. */
+  vocabChunk: number;
+  /** Elements of the scratch tensor the forward and backward share (trainable or frozen). */
+  scratch: { trainable: number; frozen: number };
+}
+
+/** Arguments of {@link Ops.lmHeadForward}; shapes N rows, C hidden, V vocabulary. */
+export interface LmHeadForwardArgs {
+  /** (N) log-sum-exp of each row's logits. */
+  lse: Tensor;
+  /** (N) logits[r, targets[r]] - lse[r], or 0 where targets[r] < 0. */
+  tokenLogp: Tensor;
+  /** (N, 3) running statistics between chunks. */
+  stats: Tensor;
+  /** The plan's scratch (frozen size at least). */
+  scratch: Tensor;
+  /** (N, C) the final norm's output. */
+  hidden: Tensor;
+  /** (V, C) the head weight (the embedding when tied), f32 or a frozen half. */
+  weight: Tensor;
+  /** (N) i32 targets. */
+  targets: Tensor;
+  N: number;
+  V: number;
+  C: number;
+  /** The plan's vocabulary columns per chunk. */
+  vocabChunk: number;
+}
+
+/** Arguments of {@link Ops.lmHeadBackward}. */
+export interface LmHeadBackwardArgs {
+  /** (N, C) overwritten with d(loss)/d(hidden). */
+  dHidden: Tensor;
+  /** (V, C) accumulated with d(loss)/d(weight); absent for a frozen head. */
+  dWeight?: Tensor;
+  /** The plan's scratch (trainable size). */
+  scratch: Tensor;
+  hidden: Tensor;
+  weight: Tensor;
+  /** (N) from the forward. */
+  lse: Tensor;
+  targets: Tensor;
+  /** (N) d(loss)/d(tokenLogp). */
+  rowGrad: Tensor;
+  N: number;
+  V: number;
+  C: number;
+  vocabChunk: number;
+}

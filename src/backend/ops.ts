@@ -22,6 +22,9 @@ import type {
   DropoutArgs,
   KtoLossArgs,
   KvCacheWriteArgs,
+  LmHeadBackwardArgs,
+  LmHeadForwardArgs,
+  LmHeadPlan,
   OptimizerStepArgs,
   PreferenceLossArgs,
   RmsnormBackwardArgs,
@@ -162,6 +165,17 @@ export interface Ops {
     R: number,
     V: number,
   ): void;
+  /**
+   * The LM head fused with log-softmax and the target gather, chunked over the vocabulary, where a
+   * backend runs it (the WebGPU backend on hardware layouts); a backend without it leaves the
+   * three undefined and the model runs matmul + {@link logitsForward} over chunks of rows. The
+   * plan for up to `rows` rows, or undefined where the fused head does not apply to the shape.
+   */
+  lmHeadPlan?(rows: number, V: number, C: number, logitsBudget: number): LmHeadPlan | undefined;
+  /** lse and tokenLogp (N) of logits = hidden (N,C) @ weight (V,C)^T, with no (N,V) buffer. */
+  lmHeadForward?(args: LmHeadForwardArgs): void;
+  /** dHidden (N,C) = dLogits @ weight, dWeight (V,C) += dLogits^T @ hidden, logits recomputed. */
+  lmHeadBackward?(args: LmHeadBackwardArgs): void;
   /** seqLogps (S) = sum over t of tokenLogp (S,T): per-sequence completion log-prob sums. */
   sequenceSum(seqLogps: Tensor, tokenLogp: Tensor, S: number, T: number): void;
   /** rowGrad (S,T) = seqGrad[s] for every token t of sequence s (masked rows are zeroed later). */

@@ -24,6 +24,7 @@ import * as decode from "./kernels/decode.ts";
 import * as sample from "./kernels/sample.ts";
 import * as kl from "./kernels/kl.ts";
 import * as split from "./split.ts";
+import * as lmHead from "./lm_head.ts";
 
 /** A {@link Backend} that records WGSL dispatches and submits them once per step. */
 export class GpuBackend implements Backend {
@@ -134,6 +135,15 @@ export class GpuBackend implements Backend {
       logitsBackward: (...a) => logits.logitsBackward(ctx, ...a),
       sequenceSum: (...a) => logits.sequenceSum(ctx, ...a),
       broadcastSequence: (...a) => logits.broadcastSequence(ctx, ...a),
+      // The fused LM head on hardware layouts only: its sums differ in order from the software
+      // default's matmul + row statistics, whose bits the default pipeline keeps.
+      ...(ctx.layouts === "hardware"
+        ? {
+          lmHeadPlan: (...a) => lmHead.lmHeadPlan(ctx, ...a),
+          lmHeadForward: (a) => lmHead.lmHeadForward(ctx, a),
+          lmHeadBackward: (a) => lmHead.lmHeadBackward(ctx, a),
+        } satisfies Partial<Backend["ops"]>
+        : {}),
       weightedSum: (...a) => loss.weightedSum(ctx, ...a),
       preferenceLoss: (a) =>
         loss.preferenceLoss(

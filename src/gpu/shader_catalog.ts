@@ -67,6 +67,7 @@ import {
 } from "./kernels/rmsnorm.ts";
 import { COPY_BLOCK_WGSL, MATMUL_CONTINUE_KERNELS } from "./kernels/pieces.ts";
 import { ROPE_WGSL } from "./kernels/rope.ts";
+import { lmHeadKernels } from "./lm_head.ts";
 import { SWIGLU_BACKWARD_WGSL, SWIGLU_FORWARD_WGSL } from "./kernels/swiglu.ts";
 
 /** One shader the engine can compile: its pipeline name and source. */
@@ -107,6 +108,7 @@ const FIXED: Record<string, Record<string, string>> = {
     sequenceSum: SEQUENCE_SUM_WGSL,
     broadcastSequence: BROADCAST_SEQUENCE_WGSL,
   },
+  lm_head: lmHeadKernels(),
   loss: {
     weighted_sum: WEIGHTED_SUM_WGSL,
     preference_loss: PREFERENCE_LOSS_WGSL,

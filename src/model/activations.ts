@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Backend, Tensor } from "../backend/mod.ts";
+import type { Backend, LmHeadPlan, Tensor } from "../backend/mod.ts";
 import type { ModelConfig } from "./config.ts";
 
 /** Tensors one layer saves in the forward. N = B*T rows. */
@@ -51,8 +51,15 @@ export interface Activations {
   lnf: Tensor;
   /** 1/rms of each row of lnf (N). */
   rstdf: Tensor;
-  /** Logits of one chunk of rows (R,V); holds d(logits) in the backward. */
+  /**
+   * Logits of one chunk of rows (R,V), holding d(logits) in the backward; with the fused head
+   * (`vocabChunk` > 0) the fused head's scratch instead, (N, vocabChunk) at most.
+   */
   logits: Tensor;
+  /** The fused head's running per-row statistics (N,3); absent when unfused. */
+  headStats?: Tensor;
+  /** Vocabulary columns per chunk of the fused LM head, or 0: the unfused head runs. */
+  vocabChunk: number;
   /** Per-row logsumexp (N). */
   lse: Tensor;
   /** Per-row target log-prob (N). */
@@ -123,8 +130,12 @@ export function allocActivations(
   B: number,
   T: number,
   logitsBudget: number,
-  { trainable = true, checkpointing = false }: { trainable?: boolean; checkpointing?: boolean } =
-    {},
+  { trainable = true, checkpointing = false, lmHead }: {
+    trainable?: boolean;
+    checkpointing?: boolean;
+    /** The backend's plan of the fused LM head; without one the unfused head runs. */
+    lmHead?: LmHeadPlan;
+  } = {},
 ): Activations {
   const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
   const V = config.vocabSize;
@@ -163,7 +174,7 @@ export function allocActivations(
       layers.push({ ...shared, input: l % 2 === 0 ? shared.input : other });
     }
   }
-  const chunkRows = logitsChunkRows(N, V, logitsBudget);
+  const chunkRows = lmHead ? N : logitsChunkRows(N, V, logitsBudget);
   const i32 = (size: number) => backend.alloc("inputs", size, "i32");
   const d = (size: number) => a(trainable ? size : 1);
   return {
@@ -171,7 +182,11 @@ export function allocActivations(
     final: a(N * C),
     lnf: a(N * C),
     rstdf: a(N),
-    logits: a(chunkRows * V),
+    logits: a(
+      lmHead ? (trainable ? lmHead.scratch.trainable : lmHead.scratch.frozen) : chunkRows * V,
+    ),
+    ...(lmHead ? { headStats: a(N * 3) } : {}),
+    vocabChunk: lmHead?.vocabChunk ?? 0,
     lse: a(N),
     tokenLogp: a(N),
     rowGrad: d(N),

@@ -12,6 +12,7 @@ import type { TokenBatch } from "../data/collate.ts";
 import { type Backend, type Tensor, tokenIndex } from "../backend/mod.ts";
 import type { ModelConfig } from "./config.ts";
 import { type Activations, allocActivations } from "./activations.ts";
+import { LmHead } from "./lm_head.ts";
 import { frozenHalf, ParamArena, type ParamLayout, paramLayout } from "./params.ts";
 import { ropeTables } from "./rope_tables.ts";
 import { type AdapterChoice, LoraAdapters } from "./lora_adapters.ts";
@@ -36,6 +37,7 @@ export class LlamaModel {
   readonly lora?: LoraAdapters;
   readonly #grads?: ParamArena;
   readonly #normScratch?: Tensor;
+  readonly #head: LmHead;
   readonly #cos: Tensor;
   readonly #sin: Tensor;
   #B = 0;
@@ -61,7 +63,14 @@ export class LlamaModel {
     this.acts = allocActivations(backend, config, maxBatch, maxSeqLen, logitsBudget, {
       trainable,
       checkpointing: options.gradientCheckpointing ?? false,
+      lmHead: backend.ops.lmHeadPlan?.(
+        maxBatch * maxSeqLen,
+        config.vocabSize,
+        config.hiddenSize,
+        logitsBudget,
+      ),
     });
+    this.#head = new LmHead(backend, config, this.acts, this.params.get(this.lmHead));
     const { cos, sin } = ropeTables(maxSeqLen, config.headDim, config.ropeTheta);
     this.#cos = backend.alloc("activations", cos.length);
     this.#sin = backend.alloc("activations", sin.length);
@@ -166,17 +175,7 @@ export class LlamaModel {
       C,
       eps,
     });
-    this.#headChunks((R, logits, v) => {
-      ops.matmul(logits, v(a.lnf, C), p(this.lmHead), R, config.vocabSize, C, { transB: true });
-      ops.logitsForward(
-        v(a.lse, 1),
-        v(a.tokenLogp, 1),
-        logits,
-        v(a.targets, 1),
-        R,
-        config.vocabSize,
-      );
-    });
+    this.#head.forward(N);
     ops.sequenceSum(a.seqLogps, a.tokenLogp, B, T);
   }
 
@@ -196,19 +195,7 @@ export class LlamaModel {
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = config;
     const V = config.vocabSize;
     ops.broadcastSequence(a.rowGrad, a.seqGrad, B, T);
-    const single = a.chunkRows >= N;
-    this.#headChunks((R, logits, v) => {
-      if (!single) {
-        ops.matmul(logits, v(a.lnf, C), p(this.lmHead), R, V, C, { transB: true });
-      }
-      ops.logitsBackward(logits, v(a.lse, 1), v(a.targets, 1), v(a.rowGrad, 1), R, V);
-      // d(lnf) (R,C) = dLogits (R,V) @ W (V,C); dW (V,C) += dLogits^T @ lnf (R,C).
-      ops.matmul(v(a.dLn, C), logits, p(this.lmHead), R, C, V);
-      const dHead = g(this.lmHead);
-      if (dHead) {
-        ops.matmul(dHead, logits, v(a.lnf, C), V, C, R, { transA: true, accumulate: true });
-      }
-    });
+    this.#head.backward(N, g(this.lmHead));
     ops.rmsnormBackward({
       dx: a.dRes,
       dw: gNorm("model.norm.weight"),
@@ -377,24 +364,5 @@ export class LlamaModel {
     ops.matmul(next, x.act, w("mlp.down_proj.weight"), N, C, F, { transB: true });
     lora?.forward(l, "down_proj", x.act, next, N, F, C);
     ops.add(next, next, x.mid, N * C);
-  }
-
-  /** Runs `fn` on each chunk of LM-head rows with a view helper `v(t, width)` of that chunk. */
-  #headChunks(
-    fn: (R: number, logits: Tensor, v: (t: Tensor, width: number) => Tensor) => void,
-  ): void {
-    const N = this.#B * this.#T;
-    const step = this.acts.chunkRows;
-    const V = this.config.vocabSize;
-    for (let r0 = 0; r0 < N; r0 += step) {
-      const R = Math.min(step, N - r0);
-      const whole = r0 === 0 && R === N;
-      const v = (t: Tensor, width: number) =>
-        whole && t.size === N * width ? t : this.backend.view(t, r0 * width, R * width);
-      const logits = R * V === this.acts.logits.size
-        ? this.acts.logits
-        : this.backend.view(this.acts.logits, 0, R * V);
-      fn(R, logits, v);
-    }
   }
 }

@@ -44,6 +44,7 @@ export function granularityOf(backend: Backend): PlanGranularity {
       minBytes: 4,
       floatBytes: 4,
       backwardScratch: (N, C) => rmsnormScratchElements(N, C, maxPerDim),
+      ...(backend.ops.lmHeadPlan ? { lmHeadPlan: backend.ops.lmHeadPlan } : {}),
     };
   }
   if (backend instanceof CpuBackend && backend.precision === "f64") {

@@ -16,7 +16,7 @@
  * @module
  */
 
-import type { Role } from "../backend/mod.ts";
+import type { Ops, Role } from "../backend/mod.ts";
 import { HYPER_SLOTS, normScratchSlots, PREFERENCE_METRICS } from "../backend/mod.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { logitsChunkRows } from "../model/activations.ts";
@@ -92,6 +92,8 @@ export interface PlanGranularity {
   widensHalf?: boolean;
   /** Extra activation elements the backward's kernels allocate for N rows of width C. */
   backwardScratch?: (N: number, C: number) => number;
+  /** The backend's fused LM head plan (`Ops.lmHeadPlan`), where it runs one. */
+  lmHeadPlan?: Ops["lmHeadPlan"];
 }
 
 /** A tight byte count, as the CPU backend in f32 holds it. */
@@ -270,7 +272,14 @@ export function planMemory(
     a("final", N * C);
     a("lnf", N * C);
     a("rstdf", N);
-    a("logits chunk", logitsChunkRows(N, V, input.logitsBudget ?? 4 * 1024 * 1024) * V);
+    const budget = input.logitsBudget ?? 4 * 1024 * 1024;
+    const fused = granularity.lmHeadPlan?.(N, V, C, budget);
+    if (fused) {
+      a("lm head scratch", trainable ? fused.scratch.trainable : fused.scratch.frozen);
+      a("lm head stats", N * 3);
+    } else {
+      a("logits chunk", logitsChunkRows(N, V, budget) * V);
+    }
     a("lse", N);
     a("tokenLogp", N);
     d("rowGrad", N);

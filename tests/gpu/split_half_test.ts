@@ -84,8 +84,8 @@ async function run(gpu: GpuBackend, weights: ReturnType<typeof bf16Weights>) {
   );
   model.lora!.params.writeAll(adapters);
   model.setBatch(batch);
-  const { grads, layout } = model.trainable;
-  gpu.ops.fill(grads.arena, 0, layout.total);
+  const { grads } = model.trainable;
+  grads.fill(0);
   model.forward();
   gpu.write(model.acts.seqGrad, [1, -0.5]);
   model.backward();
