@@ -54,7 +54,10 @@ export function helpText(name: string, summary: string, specs: Record<string, Fl
   for (const [flag, spec] of Object.entries(specs)) {
     const names = [flag, ...(spec.aliases ?? [])].map((f) => `--${f}`).join(", ");
     const arg = spec.type === "boolean" ? "" : spec.choices ? ` ${spec.choices.join("|")}` : " X";
-    const def = spec.default === undefined ? "" : ` (default: ${spec.default})`;
+    const def =
+      spec.default === undefined || spec.default === "" || /\(default\b/.test(spec.help ?? "")
+        ? ""
+        : ` (default: ${spec.default})`;
     lines.push(`  ${(names + arg).padEnd(40)} ${spec.help}${def}`);
   }
   lines.push(`  ${"--help".padEnd(40)} show this help`);

@@ -116,9 +116,9 @@ export class GpuContext {
     this.layouts = layouts === "auto" ? (this.isSoftware ? "software" : "hardware") : layouts;
     this.tuner = options.tuner;
     this.limits = gpu.limits;
-    // unpack2x16float by default: exact everywhere, while the shader-f16 bitcast read wrong
-    // values on Mesa's llvmpipe (Vulkan); `native` only on request, where the device has the feature.
-    this.f16Mode = gpu.shaderF16 && options.f16Mode === "native" ? "native" : "unpack";
+    // WGSL's f16 where the device has shader-f16 (unless `unpack` is asked for), else
+    // unpack2x16float; both widen exactly (tests/gpu/weight_load_test.ts).
+    this.f16Mode = gpu.shaderF16 && options.f16Mode !== "unpack" ? "native" : "unpack";
     this.alignment = Math.max(256, gpu.limits.minStorageBufferOffsetAlignment);
     this.maxBindingElements = Math.floor(
       Math.min(

@@ -38,9 +38,9 @@ export interface GpuContextOptions {
    */
   maxBindingBytes?: number;
   /**
-   * How f16 weights are widened: `unpack` (`unpack2x16float` from u32 words, core WGSL, exact) or
-   * `native` (WGSL's f16 via `shader-f16`; opt-in: on Mesa's llvmpipe under Vulkan its bitcast
-   * read wrong values, see tests/model/frozen_half_test.ts). @default unpack
+   * How f16 weights are widened: `native` (WGSL's f16 type, where the device has `shader-f16`)
+   * or `unpack` (`unpack2x16float` from u32 words, core WGSL); both exact. `native` falls back to
+   * `unpack` on a device without the feature. @default native
    */
   f16Mode?: F16Mode;
 }

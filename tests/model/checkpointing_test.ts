@@ -1,7 +1,8 @@
 /**
  * Gradient checkpointing (`gradientCheckpointing`): the backward recomputes each layer's
  * activations from its saved input, so training gives the bits of a run that kept them, on both
- * backends, while holding fewer activation bytes.
+ * backends, while holding fewer activation bytes; with LoRA adapters too (their dropout masks are
+ * drawn again in the recompute and must be the same masks).
  */
 
 import { deepStrictEqual, ok } from "node:assert/strict";
@@ -14,6 +15,7 @@ import { initWeights } from "../../src/model/init.ts";
 import { DeviceOptimizer } from "../../src/train/optimizer.ts";
 import { Trainer } from "../../src/train/trainer.ts";
 import { resolveLossSpec } from "../../src/backend/losses.ts";
+import { resolveTargetModules } from "../../src/model/lora.ts";
 
 const CONFIG = configFromHf({
   architectures: ["Qwen2ForCausalLM"],
@@ -31,18 +33,39 @@ const CONFIG = configFromHf({
   max_position_embeddings: 64,
 });
 
-/** Weights after two DPO steps, and the activation bytes the model allocated. */
-async function train(backend: Backend, gradientCheckpointing: boolean) {
+/** LoRA on every linear layer, with dropout, as `--use-peft --lora-target-modules all-linear`. */
+const LORA = { r: 4, alpha: 8, dropout: 0.1, targetModules: resolveTargetModules("all-linear") };
+
+/**
+ * Trained weights after two DPO steps (the adapters' under `lora`), and the activation bytes the
+ * model allocated.
+ */
+async function train(backend: Backend, gradientCheckpointing: boolean, lora = false) {
   const B = 4, T = 13;
   const before = backend.bytesByRole().activations;
   const model = new LlamaModel(backend, CONFIG, {
     maxBatch: B,
     maxSeqLen: T,
     gradientCheckpointing,
+    ...(lora ? { lora: LORA } : {}),
   });
   const activations = backend.bytesByRole().activations - before;
   model.params.writeAll(initWeights(model.layout, { seed: 7 }));
-  const optimizer = new DeviceOptimizer(backend, model.layout, { lr: 1e-2, schedule: "constant" });
+  if (lora) {
+    // B nonzero, so the adapters shape the forward from the first step.
+    const adapters = model.lora!.params;
+    adapters.writeAll(
+      new Map(
+        adapters.layout.slots.map((e) => [e.name, {
+          shape: e.shape,
+          data: randomArray(e.size, e.offset + 3, 0.2),
+        }]),
+      ),
+      { source: "test" },
+    );
+  }
+  const { layout } = model.trainable;
+  const optimizer = new DeviceOptimizer(backend, layout, { lr: 1e-2, schedule: "constant" });
   const objective = { kind: "preference", spec: resolveLossSpec({ lossType: "sigmoid" }) } as const;
   const trainer = new Trainer(model, optimizer, objective);
   const inputIds = Int32Array.from(randomArray(B * T, 9), (x) => Math.floor((x + 1) / 2 * 97));
@@ -56,13 +79,13 @@ async function train(backend: Backend, gradientCheckpointing: boolean) {
   }];
   trainer.step(micro);
   trainer.step(micro);
-  const weights = Array.from(await model.params.readArena());
+  const weights = Array.from(await (lora ? model.lora!.params : model.params).readArena());
   return { weights, activations };
 }
 
-async function checkBackend(backend: Backend): Promise<void> {
-  const kept = await train(backend, false);
-  const recomputed = await train(backend, true);
+async function checkBackend(backend: Backend, lora = false): Promise<void> {
+  const kept = await train(backend, false, lora);
+  const recomputed = await train(backend, true, lora);
   deepStrictEqual(recomputed.weights, kept.weights);
   ok(
     recomputed.activations < kept.activations * 0.7,
@@ -77,4 +100,13 @@ Deno.test("gradient checkpointing trains bit-identically with fewer activations 
 gpuTest(
   "gradient checkpointing trains bit-identically with fewer activations (WebGPU)",
   checkBackend,
+);
+
+Deno.test("gradient checkpointing with LoRA adapters trains bit-identically (CPU)", async () => {
+  await checkBackend(new CpuBackend("f32"), true);
+});
+
+gpuTest(
+  "gradient checkpointing with LoRA adapters trains bit-identically (WebGPU)",
+  (gpu) => checkBackend(gpu, true),
 );

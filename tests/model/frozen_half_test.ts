@@ -135,9 +135,18 @@ for (const name of FIXTURES) {
         const weights = rounded(base, dtype);
         const want = await run(gpu, name, weights, "f32");
         assertSame(await run(gpu, name, weights, dtype), want, `${dtype} ${gpu.ctx.f16Mode}`);
-        // f16 widens with unpack2x16float by default (the shader-f16 path is opt-in: on llvmpipe
-        // under Vulkan it read wrong values, so it is not held to this test).
-        assert.equal(gpu.ctx.f16Mode, "unpack");
+        // f16 widens through WGSL's f16 where the device has shader-f16 (llvmpipe does), and
+        // with unpack2x16float on request or without the feature: both give the same bits.
+        assert.equal(gpu.ctx.f16Mode, gpu.ctx.gpu.shaderF16 ? "native" : "unpack");
+        if (dtype === "f16" && gpu.ctx.f16Mode === "native") {
+          const unpacked = await GpuBackend.create({ f16Mode: "unpack" });
+          try {
+            assert.equal(unpacked.ctx.f16Mode, "unpack");
+            assertSame(await run(unpacked, name, weights, dtype), want, "f16 unpack");
+          } finally {
+            unpacked.destroy();
+          }
+        }
         // The CPU widens up front: the same numbers as its f32 model, and the GPU's within f32 noise.
         const host = await run(cpu("f32"), name, weights, dtype);
         assertSame(host, await run(cpu("f32"), name, weights, "f32"), "cpu");

@@ -56,6 +56,10 @@ Deno.test("every task answers --help with exit code 0", async () => {
     const r = await run(task, ["--help"]);
     assert.equal(r.code, 0, `${task} --help: ${r.stderr}`);
     assert.match(r.stdout, /deno task/, `${task} prints usage`);
+    for (const line of r.stdout.split("\n")) {
+      assert.doesNotMatch(line, /\(default: \)/, `${task} --help prints an empty default`);
+      assert.doesNotMatch(line, /\(default\b.*\(default\b/, `${task} --help names two defaults`);
+    }
   }
 });
 

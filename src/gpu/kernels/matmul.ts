@@ -38,6 +38,7 @@ import { type GpuContext, type GpuTensor, grid1d, tensorBytes } from "../context
 import type { MatmulOptions, Tensor } from "../../backend/mod.ts";
 import { tiledGroups, tiledKernelName, tiledMatmulWgsl, type TiledTiling } from "./matmul_tiled.ts";
 import { type F16Mode, type WeightDType, weightLoad } from "./weight_load.ts";
+import { emitEpilogue } from "./matmul_epilogue.ts";
 
 /** Shape of the register block and of the workgroup of one matmul variant. */
 export interface MatmulTiling {
@@ -232,36 +233,14 @@ export function matmulWgsl(v: MatmulVariant, tiling: MatmulTiling = MATMUL_TILIN
   body1();
   emit(`  }`);
   // Epilogue: + bias, then out + result when accumulating, stored only inside (M, N).
-  for (const r of range(R)) {
-    emit(`  if (i0 + ${r}u < M) {`);
-    emit(`    let row = (i0 + ${r}u) * N;`);
-    for (const c4 of range(C / 4)) {
-      const j = `j0 + ${4 * c4}u`;
-      if (v.vecOut) {
-        emit(`    if (${j} < N) {`);
-        emit(`      var value = acc${r}_${c4};`);
-        if (v.bias) {
-          const bias = range(4).map((e) => `biasBuf[${j} + ${e}u]`).join(", ");
-          emit(`      value += vec4<f32>(${bias});`);
-        }
-        emit(`      let idx = (row + ${j}) >> 2u;`);
-        emit(`      if (u.accumulate != 0u) { value = outBuf[idx] + value; }`);
-        emit(`      outBuf[idx] = value;`);
-        emit(`    }`);
-      } else {
-        for (const e of range(4)) {
-          emit(`    if (${j} + ${e}u < N) {`);
-          emit(`      var value = acc${r}_${c4}.${comp[e]};`);
-          if (v.bias) emit(`      value += biasBuf[${j} + ${e}u];`);
-          emit(`      let idx = row + ${j} + ${e}u;`);
-          emit(`      if (u.accumulate != 0u) { value = outBuf[idx] + value; }`);
-          emit(`      outBuf[idx] = value;`);
-          emit(`    }`);
-        }
-      }
-    }
-    emit(`  }`);
-  }
+  emitEpilogue(emit, {
+    rows: R,
+    colGroups: C / 4,
+    row: (r) => `i0 + ${r}u`,
+    col: (c4) => `j0 + ${4 * c4}u`,
+    vecOut: v.vecOut,
+    bias: v.bias,
+  });
   emit(`}`);
   return lines.join("\n") + "\n";
 }

@@ -33,6 +33,7 @@
  */
 
 import type { MatmulVariant } from "./matmul.ts";
+import { emitEpilogue } from "./matmul_epilogue.ts";
 
 /** Shape of one workgroup-tiled matmul candidate. */
 export interface TiledTiling {
@@ -249,39 +250,14 @@ export function tiledMatmulWgsl(v: MatmulVariant, t: TiledTiling): string {
   emit(`    workgroupBarrier();`);
   emit(`  }`);
   // Epilogue as in the software layout: + bias, then out + result, stored inside (M, N) only.
-  for (const r of range(tm)) {
-    emit(`  {`);
-    emit(`    let i = m0 + ${(r >> 2) * 4 * ty}u + lid.y * 4u + ${r & 3}u;`);
-    emit(`    if (i < M) {`);
-    emit(`      let row = i * N;`);
-    for (const c4 of range(tn / 4)) {
-      const j = `(n0 + ${c4 * 4 * tx}u + lid.x * 4u)`;
-      if (v.vecOut) {
-        emit(`      if (${j} < N) {`);
-        emit(`        var value = acc${r}_${c4};`);
-        if (v.bias) {
-          const bias = range(4).map((e) => `biasBuf[${j} + ${e}u]`).join(", ");
-          emit(`        value += vec4<f32>(${bias});`);
-        }
-        emit(`        let idx = (row + ${j}) >> 2u;`);
-        emit(`        if (u.accumulate != 0u) { value = outBuf[idx] + value; }`);
-        emit(`        outBuf[idx] = value;`);
-        emit(`      }`);
-      } else {
-        for (const e of range(4)) {
-          emit(`      if (${j} + ${e}u < N) {`);
-          emit(`        var value = acc${r}_${c4}.${COMP[e]};`);
-          if (v.bias) emit(`        value += biasBuf[${j} + ${e}u];`);
-          emit(`        let idx = row + ${j} + ${e}u;`);
-          emit(`        if (u.accumulate != 0u) { value = outBuf[idx] + value; }`);
-          emit(`        outBuf[idx] = value;`);
-          emit(`      }`);
-        }
-      }
-    }
-    emit(`    }`);
-    emit(`  }`);
-  }
+  emitEpilogue(emit, {
+    rows: tm,
+    colGroups: tn / 4,
+    row: (r) => `m0 + ${(r >> 2) * 4 * ty}u + lid.y * 4u + ${r & 3}u`,
+    col: (c4) => `n0 + ${c4 * 4 * tx}u + lid.x * 4u`,
+    vecOut: v.vecOut,
+    bias: v.bias,
+  });
   emit(`}`);
   return lines.join("\n") + "\n";
 }

@@ -7,8 +7,13 @@
  *
  * Widening is exact in every form:
  * - bf16: the top 16 bits of an f32, so `bitcast<f32>(bits << 16u)`;
- * - f16 with `shader-f16`: `bitcast<vec2<f16>>(word)` then `vec2<f32>(...)`;
+ * - f16 with `shader-f16`: the binding is declared `array<vec2<f16>>` (`array<vec4<f16>>` for
+ *   four-element loads), the same bytes, and each element converted with `f32(...)`;
  * - f16 without it: `unpack2x16float(word)` (WGSL core).
+ * Not `bitcast<vec2<f16>>(word)`: naga (wgpu 29, Deno 2.9) does not implement width-changing
+ * bitcasts (gfx-rs/wgpu#8896, #4403) and types the result as f32, so `vec2<f32>(bitcast<
+ * vec2<f16>>(w))` silently splatted the word read as one f32 (measured on llvmpipe: the pair
+ * (1, -2) read as (-2.0037, -2.0037); tests/gpu/weight_load_test.ts).
  * An f32 operand gets the plain `array<f32>` / `array<vec4<f32>>` loads kernels already use, so
  * their f32 WGSL text is unchanged.
  *
@@ -63,14 +68,13 @@ export function weightLoad(
     };
   }
   const mode = options.f16Mode ?? "unpack";
+  if (dtype === "f16" && mode === "native") return nativeF16Load(name, binding, vec, access);
   const pair = `${name}_pair`;
   const word = `${name}_word`;
   // pair(w): the two elements of word w as vec2<f32> (low half first).
   const pairFn = dtype === "bf16"
     ? `fn ${pair}(w: u32) -> vec2<f32> {\n` +
       `  return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u));\n}`
-    : mode === "native"
-    ? `fn ${pair}(w: u32) -> vec2<f32> { return vec2<f32>(bitcast<vec2<f16>>(w)); }`
     : `fn ${pair}(w: u32) -> vec2<f32> { return unpack2x16float(w); }`;
   const decl = [
     `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${
@@ -84,16 +88,46 @@ export function weightLoad(
     vec
       ? `fn ${name}_at4(i: u32) -> vec4<f32> {\n` +
         `  let w = ${name}[i >> 2u];\n  return vec4<f32>(${pair}(w.x), ${pair}(w.y));\n}`
-      : `fn ${name}_at4(i: u32) -> vec4<f32> {\n` +
-        `  return vec4<f32>(${name}_at(i), ${name}_at(i + 1u), ${name}_at(i + 2u), ` +
-        `${name}_at(i + 3u));\n}`,
+      : scalarAt4(name),
   ].join("\n");
   return {
-    directives: dtype === "f16" && mode === "native" ? "enable f16;\n" : "",
+    directives: "",
     decl,
     at: (idx) => `${name}_at(${idx})`,
     at4: (idx) => `${name}_at4(${idx})`,
-    tag: dtype === "bf16" ? "_wbf16" : mode === "native" ? "_wf16" : "_wf16u",
+    tag: dtype === "bf16" ? "_wbf16" : "_wf16u",
+  };
+}
+
+/** at4 from four scalar loads (a binding read one element at a time). */
+function scalarAt4(name: string): string {
+  return `fn ${name}_at4(i: u32) -> vec4<f32> {\n` +
+    `  return vec4<f32>(${name}_at(i), ${name}_at(i + 1u), ${name}_at(i + 2u), ${name}_at(i + 3u));\n}`;
+}
+
+/**
+ * f16 through `shader-f16`: the words bound as `array<vec2<f16>>` (scalar loads: element i is
+ * component i & 1 of entry i >> 1, low half first as in the u32 layout) or `array<vec4<f16>>`
+ * (four-element loads, 8 bytes an entry like `vec2<u32>`), converted with `f32(...)`.
+ */
+function nativeF16Load(name: string, binding: number, vec: boolean, access: string): WeightLoad {
+  const decl = [
+    `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${
+      vec ? "vec4<f16>" : "vec2<f16>"
+    }>;`,
+    vec
+      ? `fn ${name}_at(i: u32) -> f32 { return f32(${name}[i >> 2u][i & 3u]); }`
+      : `fn ${name}_at(i: u32) -> f32 { return f32(${name}[i >> 1u][i & 1u]); }`,
+    vec
+      ? `fn ${name}_at4(i: u32) -> vec4<f32> { return vec4<f32>(${name}[i >> 2u]); }`
+      : scalarAt4(name),
+  ].join("\n");
+  return {
+    directives: "enable f16;\n",
+    decl,
+    at: (idx) => `${name}_at(${idx})`,
+    at4: (idx) => `${name}_at4(${idx})`,
+    tag: "_wf16",
   };
 }
 
