@@ -10,6 +10,10 @@ import { measureMatmul } from "../src/gpu/matmul_bench.ts";
 import {
   benchStep,
   LARGE_BENCH_CONFIGS,
+  mergePytorchStep,
+  parsePytorchStep,
+  pytorchMatches,
+  type PytorchStep,
   STEP_BENCH_CONFIGS,
   type StepBenchConfig,
   type StepBenchResult,
@@ -18,6 +22,9 @@ import type { Backend } from "../src/backend/mod.ts";
 import { hasWebGpu } from "../src/gpu/device.ts";
 import { chosenMatmulName } from "../src/gpu/matmul_policy.ts";
 import { KERNEL_FLAGS, kernelOptions } from "./_kernels.ts";
+
+/** Environment variable naming the PyTorch figure's JSON (as --pytorch-json). */
+const PYTORCH_JSON_ENV = "DPO_BENCH_PYTORCH_JSON";
 
 const flags = parseFlags("bench", "Measures matmul and training-step throughput.", {
   device: { type: "string", default: "webgpu", choices: ["webgpu", "cpu"], help: "backend" },
@@ -42,9 +49,45 @@ const flags = parseFlags("bench", "Measures matmul and training-step throughput.
     help:
       "recompute layer activations in the backward in the default rows (large rows set their own)",
   },
+  "large-rows": {
+    type: "string",
+    default: "",
+    help: "with --large, only these rows (0-based, comma-separated; default all: " +
+      LARGE_BENCH_CONFIGS.map((c, i) =>
+        `${i} ${c.name} ${c.pairs}x${c.seqLen}${c.gradientCheckpointing ? " ckpt" : ""}`
+      ).join(", ") + ")",
+  },
+  warmup: {
+    type: "number",
+    default: 1,
+    help: "untimed warm-up steps per config (the first tunes new shapes, a second runs them)",
+  },
+  "pytorch-json": {
+    type: "string",
+    default: "",
+    help: `docs/bench/pytorch_dpo_step.py's output, recorded in its row as pytorch_tokens_per_s ` +
+      `(env ${PYTORCH_JSON_ENV})`,
+  },
   json: { type: "boolean", default: false, help: "print one JSON object on stdout" },
   ...KERNEL_FLAGS,
 });
+
+/** Reads and checks the PyTorch figure of --pytorch-json (or the environment), if any. */
+async function readPytorch(): Promise<PytorchStep | undefined> {
+  const path = String(flags.pytorchJson || Deno.env.get(PYTORCH_JSON_ENV) || "");
+  if (!path) return undefined;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(`--pytorch-json: cannot read ${path}: ${(error as Error).message}`);
+  }
+  try {
+    return parsePytorchStep(JSON.parse(text));
+  } catch (error) {
+    throw new UsageError(`--pytorch-json: ${path}: ${(error as Error).message}`);
+  }
+}
 
 const log = (s: string) => console.error(s);
 const mib = (b: number) => (b / 2 ** 20).toFixed(2);
@@ -60,6 +103,29 @@ async function newBackend(): Promise<Backend> {
 }
 
 await runMain(async () => {
+  const warmup = Number(flags.warmup);
+  if (!(warmup >= 1) || !Number.isInteger(warmup)) {
+    throw new UsageError(`--warmup: expected a whole number >= 1, got ${flags.warmup}`);
+  }
+  const largeRows = String(flags.largeRows || "")
+    ? String(flags.largeRows).split(",").map((s) => {
+      const i = Number(s);
+      if (!Number.isInteger(i) || !LARGE_BENCH_CONFIGS[i] || s.trim() === "") {
+        throw new UsageError(
+          `--large-rows: "${s}" is not a row index 0..${LARGE_BENCH_CONFIGS.length - 1}`,
+        );
+      }
+      return LARGE_BENCH_CONFIGS[i];
+    })
+    : LARGE_BENCH_CONFIGS;
+  const pytorch = await readPytorch();
+  const timedConfigs = [...STEP_BENCH_CONFIGS, ...(flags.large ? largeRows : [])];
+  if (pytorch && !timedConfigs.some((c) => pytorchMatches(c, pytorch))) {
+    throw new UsageError(
+      `--pytorch-json: no bench row is "${pytorch.name}" at ${pytorch.pairs} pairs x ` +
+        `${pytorch.seq_len} without checkpointing (large rows need --large)`,
+    );
+  }
   const probe = await newBackend();
   const hardware = probe instanceof GpuBackend && probe.ctx.layouts === "hardware";
   const sizes = String(flags.sizes || (hardware ? "1024,2048,4096" : "1024")).split(",").map(
@@ -95,7 +161,7 @@ await runMain(async () => {
     if (!(steps >= 0) || !Number.isInteger(steps)) {
       throw new UsageError(`--steps: expected a whole number >= 0, got ${flags.steps}`);
     }
-    const r = await benchStep(backend, c, { steps, liveReference });
+    const r = await benchStep(backend, c, { steps, liveReference, warmup });
     backend.destroy();
     const timing = r.seconds_per_step === null
       ? "allocated only (--steps 0)"
@@ -125,7 +191,17 @@ await runMain(async () => {
     live: { seconds_per_step: live.seconds_per_step, bytes: live.bytes },
   };
   const large: StepBenchResult[] = [];
-  if (flags.large) { for (const c of LARGE_BENCH_CONFIGS) large.push(await step(c)); }
+  if (flags.large) { for (const c of largeRows) large.push(await step(c)); }
+  if (pytorch && Number(flags.steps) > 0) {
+    const row = mergePytorchStep([...train, ...large], pytorch);
+    if (row) {
+      log(
+        `pytorch ${row.name} ${row.pairs} pairs x ${row.seq_len}: ` +
+          `${pytorch.tokens_per_s.toFixed(0)} tokens/s; ours ${row.tokens_per_s!.toFixed(0)} ` +
+          `(${(row.tokens_per_s! / pytorch.tokens_per_s).toFixed(3)}x)`,
+      );
+    }
+  }
   if (flags.json) {
     // The `train` rows keep the issue's schema; details go under `train_details`.
     console.log(JSON.stringify({

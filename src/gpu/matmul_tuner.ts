@@ -114,11 +114,12 @@ export class MatmulTuner implements KernelTuner {
 
   /** Times every candidate on each shape key, records the fastest and saves the document. */
   async tune(ctx: GpuContext, keys: string[]): Promise<Record<string, TunedShape>> {
-    const scratch = new GpuContext(ctx.gpu, { layouts: "hardware" });
     const results: Record<string, TunedShape> = {};
-    try {
-      this.#log(`tuning matmul for ${ctx.adapterName}: ${keys.length} shapes (once per adapter)`);
-      for (const [i, key] of keys.entries()) {
+    this.#log(`tuning matmul for ${ctx.adapterName}: ${keys.length} shapes (once per adapter)`);
+    for (const [i, key] of keys.entries()) {
+      // A fresh scratch context per shape: a destroyed one is not reused (its buffers are gone).
+      const scratch = new GpuContext(ctx.gpu, { layouts: "hardware" });
+      try {
         const { m, n, k, transA, transB } = parseShapeKey(key);
         const a = scratch.alloc("activations", m * k), b = scratch.alloc("activations", k * n);
         const out = scratch.alloc("activations", m * n);
@@ -136,10 +137,9 @@ export class MatmulTuner implements KernelTuner {
         const choice = Object.entries(ms).sort((x, y) => x[1] - y[1])[0]?.[0];
         if (choice) results[key] = { choice, ms };
         this.#log(`tuning matmul ${i + 1}/${keys.length}: ${key} -> ${choice}`);
+      } finally {
         scratch.destroy();
       }
-    } finally {
-      scratch.destroy();
     }
     const table = this.#doc.adapters[adapterKeyOf(ctx)] ??= {};
     Object.assign(table, results);

@@ -108,6 +108,70 @@ export interface StepBenchResult {
   readbacks_per_step: number | null;
   /** Bytes allocated per role, everything of the step included. */
   bytes: Record<Role, number>;
+  /** PyTorch's tokens/s on the same step and device ({@link mergePytorchStep}), when measured. */
+  pytorch_tokens_per_s?: number;
+  /** What the PyTorch figure was measured with. */
+  pytorch?: Record<string, unknown>;
+}
+
+/** The fields of docs/bench/pytorch_dpo_step.py's JSON that the merge reads. */
+export interface PytorchStep {
+  name: string;
+  params: number;
+  pairs: number;
+  seq_len: number;
+  tokens_per_s: number;
+  [other: string]: unknown;
+}
+
+/** Checks the PyTorch script's JSON. @throws RangeError naming the bad or missing field */
+export function parsePytorchStep(value: unknown): PytorchStep {
+  const v = value as Record<string, unknown> | null;
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new RangeError("expected one JSON object (docs/bench/pytorch_dpo_step.py's output)");
+  }
+  if (typeof v.name !== "string" || !v.name) throw new RangeError('"name": expected a string');
+  for (const key of ["params", "pairs", "seq_len"]) {
+    if (!Number.isInteger(v[key]) || (v[key] as number) <= 0) {
+      throw new RangeError(`"${key}": expected a positive whole number, got ${v[key]}`);
+    }
+  }
+  const t = v.tokens_per_s;
+  if (typeof t !== "number" || !(t > 0) || !Number.isFinite(t)) {
+    throw new RangeError(`"tokens_per_s": expected a positive number, got ${t}`);
+  }
+  return v as PytorchStep;
+}
+
+/** Whether a bench configuration is the step the PyTorch figure measured (no checkpointing). */
+export function pytorchMatches(c: StepBenchConfig, p: PytorchStep): boolean {
+  return c.name === p.name && c.pairs === p.pairs && c.seqLen === p.seq_len &&
+    !c.gradientCheckpointing;
+}
+
+/**
+ * Records the PyTorch figure in the matching row (same name, pairs and sequence length, no
+ * gradient checkpointing) as `pytorch_tokens_per_s`, with what it was measured with.
+ * @returns the row merged into, or undefined when none matches
+ * @throws RangeError when the matching row's parameter count differs (another model)
+ */
+export function mergePytorchStep(
+  rows: StepBenchResult[],
+  p: PytorchStep,
+): StepBenchResult | undefined {
+  const row = rows.find((r) =>
+    r.name === p.name && r.pairs === p.pairs && r.seq_len === p.seq_len && !r.gradient_checkpointing
+  );
+  if (!row) return undefined;
+  if (row.params !== p.params) {
+    throw new RangeError(
+      `PyTorch's "${p.name}" has ${p.params} parameters, the bench row ${row.params}: not one model`,
+    );
+  }
+  const { name: _n, params: _p, pairs: _r, seq_len: _s, tokens_per_s, ...rest } = p;
+  row.pytorch_tokens_per_s = tokens_per_s;
+  row.pytorch = rest;
+  return row;
 }
 
 /** A Llama config of the benchmark's shape. */
@@ -130,14 +194,20 @@ export function benchModelConfig(c: StepBenchConfig): ModelConfig {
 }
 
 /**
- * Times `steps` DPO steps after one warm-up step (pipelines compiled, bind groups built).
+ * Times `steps` DPO steps after `warmup` (at least one) warm-up steps (pipelines compiled, bind
+ * groups built).
  * Waits for the device only at the end, as a training loop would. With `steps` 0 it only
  * allocates the model, the optimizer and the step's tensors and reports their bytes.
  */
 export async function benchStep(
   backend: Backend,
   c: StepBenchConfig,
-  { steps = 2, liveReference = false }: { steps?: number; liveReference?: boolean } = {},
+  { steps = 2, liveReference = false, warmup = 1 }: {
+    steps?: number;
+    liveReference?: boolean;
+    /** Untimed steps first (the first may tune new shapes; a second runs the tuned kernels). */
+    warmup?: number;
+  } = {},
 ): Promise<StepBenchResult> {
   const config = benchModelConfig(c);
   const B = 2 * c.pairs, T = c.seqLen;
@@ -190,8 +260,10 @@ export async function benchStep(
       bytes: backend.bytesByRole(),
     };
   }
-  trainer.step(micro);
-  await backend.read(optimizer.gradNormSq);
+  for (let w = 0; w < Math.max(1, warmup); w++) {
+    trainer.step(micro);
+    await backend.read(optimizer.gradNormSq);
+  }
   const before = backend.counters();
   const start = performance.now();
   for (let s = 0; s < steps; s++) trainer.step(micro);

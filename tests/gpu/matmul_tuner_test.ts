@@ -5,7 +5,7 @@
 import { deepStrictEqual as assertEquals, strictEqual, throws } from "node:assert/strict";
 import { gpuTest, randomArray } from "../helpers.ts";
 import { GpuBackend } from "../../src/gpu/backend.ts";
-import { MatmulTuner } from "../../src/gpu/matmul_tuner.ts";
+import { MatmulTuner, memoryStore } from "../../src/gpu/matmul_tuner.ts";
 import { chooseMatmul, matmulShapeKey } from "../../src/gpu/matmul_policy.ts";
 import { tiledName } from "../../src/gpu/kernels/matmul_tiled.ts";
 import { fileStore, layoutsOf, tuningCachePath } from "../../tasks/_kernels.ts";
@@ -75,3 +75,20 @@ gpuTest(
     }
   },
 );
+
+gpuTest("one tune call times several shapes (each on its own scratch context)", async () => {
+  const tuner = await MatmulTuner.open(memoryStore());
+  const gpu = await GpuBackend.create({ layouts: "hardware", tuner });
+  try {
+    const keys = ["NT 19x13x11", "NN 19x11x13", "TN 13x11x19"];
+    const table = await tuner.tune(gpu.ctx, keys);
+    assertEquals(Object.keys(table), keys);
+    for (const key of keys) {
+      strictEqual(typeof table[key].choice, "string");
+      strictEqual(Object.keys(table[key].ms).length > 0, true);
+      assertEquals(tuner.table(gpu.ctx)[key], table[key]);
+    }
+  } finally {
+    gpu.destroy();
+  }
+});
