@@ -175,6 +175,30 @@ gpuTest("WGSL attention matches the CPU with 1 and with 3 rows per invocation", 
 });
 
 gpuTest(
+  "WGSL software attention gives the same bits for every unroll (keys or query rows per iteration)",
+  async (gpu) => {
+    // Unroll 3 leaves remainders of 1 and 2 (T = 26, 27, 70, 75); D = 72 rounds up to 128, where
+    // the kernels take at most 2; SHAPES[3] sends keys 64..74 down the recompute path.
+    for (const shape of SHAPES) {
+      const inputs = makeInputs(shape, 4);
+      const c = runCpu(shape, inputs);
+      const base = await runGpu(gpu, shape, inputs, { rows: 4, keys: 4, unroll: 1 });
+      for (const name of NAMES) assertClose(base[name], c[name], { ...TOL, label: name });
+      for (const unroll of [3, 4]) {
+        const g = await runGpu(gpu, shape, inputs, { rows: 4, keys: 4, unroll });
+        for (const name of NAMES) {
+          assert.deepEqual(
+            new Uint32Array(g[name].buffer),
+            new Uint32Array(base[name].buffer),
+            `${name} with unroll ${unroll} differs from unroll 1 (${JSON.stringify(shape)})`,
+          );
+        }
+      }
+    }
+  },
+);
+
+gpuTest(
   "WGSL flash attention (the hardware layout) matches the CPU, every tile candidate the same bits",
   async (gpu) => {
     for (const shape of SHAPES) {

@@ -2,6 +2,11 @@
  * WGSL of the software-adapter (rows-per-invocation) attention kernels; the layout, its cost
  * model and its determinism are described in attention.ts, which launches them.
  *
+ * Every loop over keys (forward, dq) or query rows (dk/dv) takes U of them per iteration, then
+ * the rest one at a time: each private value (a q or dOut element, an accumulator) is read and
+ * written once per U keys instead of once per key, while every sum still adds its terms one by
+ * one in ascending order, so U never changes a bit of the result.
+ *
  * @module
  */
 
@@ -11,10 +16,20 @@ import { F32_LOWEST } from "../context.ts";
 export const WG = 64;
 /** Private floats per invocation for cached scores (and, in the backward, per array). */
 export const SCORE_FLOATS = 256;
+/** Keys (or, in dk/dv, query rows) per loop iteration. */
+export const UNROLL = 2;
 
 /** `f(r)` for r in 0..n, joined by newlines: the per-row statements, unrolled. */
 const each = (n: number, f: (r: number) => string) =>
   Array.from({ length: n }, (_, r) => f(r)).join("\n");
+/** `f(r, j)` for every row r < R and key j < U, rows outer. */
+const eachRJ = (R: number, U: number, f: (r: number, j: number) => string) =>
+  each(R, (r) => each(U, (j) => f(r, j)));
+
+/** Scores each row keeps in a private array: SCORE_FLOATS shared by the block's rows. */
+export function scoreSlots(R: number): number {
+  return Math.floor(SCORE_FLOATS / R);
+}
 
 // Shared prologue: invocation -> (b, kvh, first row), and per row r its t, head, bases, validity.
 function prologue(R: number, bindings: string[]): string {
@@ -57,63 +72,142 @@ ${
   }`;
 }
 
-// Per row r: dot{r} = q_r . k[s] (and, with `withV`, dv{r} = dOut_r . v[s]), d ascending.
-function dots(R: number, cap: number, withV: boolean, keepK: boolean): string {
-  return `    let kb = ((b * T + s) * Hkv + kvh) * D;
-${each(R, (r) => `    var dot${r} = 0.0;${withV ? `\n    var dv${r} = 0.0;` : ""}`)}
+/**
+ * A loop of `v` from `from` to `to`, U at a time and then one at a time; body(n) handles
+ * v + j for j < n, named v0..v{n-1}.
+ */
+function unrolled(v: string, from: string, to: string, U: number, body: (n: number) => string) {
+  const names = (n: number) => each(n, (j) => `    let ${v}${j} = ${v} + ${j}u;`);
+  return `  {
+  var ${v} = ${from};
+  for (; ${v} + ${U}u <= ${to}; ${v} += ${U}u) {
+${names(U)}
+${body(U)}
+  }
+  for (; ${v} < ${to}; ${v}++) {
+${names(1)}
+${body(1)}
+  }
+  }`;
+}
+
+// Whether row r takes key s{j} (the row exists and the key is not in its future).
+const live = (r: number, j: number) => `ok${r} && s${j} <= t${r}`;
+
+// dot{r}_{j} = q_r . k[s{j}] (and, with `withV`, dv{r}_{j} = dOut_r . v[s{j}]), d ascending;
+// with `keepK` the k rows are kept in kr for the dq pass.
+function dots(R: number, U: number, cap: number, withV: boolean, keepK: boolean): string {
+  return `${each(U, (j) => `    let kb${j} = ((b * T + s${j}) * Hkv + kvh) * D;`)}
+${
+    eachRJ(R, U, (r, j) =>
+      `    var dot${r}_${j} = 0.0;${withV ? `\n    var dv${r}_${j} = 0.0;` : ""}`)
+  }
     for (var d = 0u; d < D; d++) {
-      let kd = k[kb + d];${keepK ? "\n      kr[d] = kd;" : ""}${
-    withV ? "\n      let vd = v[kb + d];" : ""
+${
+    each(U, (j) =>
+      `      let kd${j} = k[kb${j} + d];${keepK ? `\n      kr[${j * cap}u + d] = kd${j};` : ""}${
+        withV ? `\n      let vd${j} = v[kb${j} + d];` : ""
+      }`)
   }
 ${
     each(R, (r) =>
-      `      dot${r} += qv[${r * cap}u + d] * kd;${
-        withV ? `\n      dv${r} += go[${r * cap}u + d] * vd;` : ""
+      `      let qd${r} = qv[${r * cap}u + d];${
+        withV ? `\n      let gd${r} = go[${r * cap}u + d];` : ""
+      }
+${
+        each(U, (j) =>
+          `      dot${r}_${j} += qd${r} * kd${j};${
+            withV ? `\n      dv${r}_${j} += gd${r} * vd${j};` : ""
+          }`)
       }`)
   }
     }`;
 }
 
+// acc[r] += w{r}_{j} * x[s{j}] for each key j in order, each accumulator read and written once.
+function accumulate(R: number, U: number, cap: number, w: string, load: (j: number) => string) {
+  return `    for (var d = 0u; d < D; d++) {
+${each(U, (j) => `      let xd${j} = ${load(j)};`)}
+${
+    each(R, (r) =>
+      `      var a${r} = acc[${r * cap}u + d];
+${each(U, (j) => `      a${r} += ${w}${r}_${j} * xd${j};`)}
+      acc[${r * cap}u + d] = a${r};`)
+  }
+    }`;
+}
+
+// Loads the block's q rows (and dOut rows into go) into private arrays.
+function loadRows(R: number, cap: number, withGo: boolean): string {
+  return `  for (var d = 0u; d < D; d++) {
+${
+    each(R, (r) =>
+      `    qv[${r * cap}u + d] = q[q${r} + d];${
+        withGo ? `\n    go[${r * cap}u + d] = dOut[q${r} + d];` : ""
+      }`)
+  }
+  }`;
+}
+
 /**
  * Forward; invocation i -> (b, kvh) = i % (B*Hkv), query rows from (i / (B*Hkv)) * rows.
  * out, q: (B,T,H,D); k, v: (B,T,Hkv,D); stats: (B,H,T,2). Three passes over s (no (T, T)
- * buffer): the row max, keeping each score x = q . k * scale of keys s < SCORE_FLOATS / rows in
- * a private array; the sum of exp(x - max); then probs = exp(x - max) / sum and out += probs * v.
- * Keys past the private array get their scores computed afresh, by the same operations in the
- * same order, so every value is the same bits as when the scores were stored in a buffer.
+ * buffer): the row max, keeping each score x = q . k * scale of keys s < SC in a private array;
+ * e = exp(x - max), summed and kept in place of x; then probs = e / sum and out += probs * v.
+ * Keys past the private array get their scores (and e) computed afresh, by the same operations in
+ * the same order, so every value is the same bits as when the scores were stored in a buffer.
  */
-export function attentionForwardWgsl(cap: number, R: number): string {
+export function attentionForwardWgsl(cap: number, R: number, U = UNROLL): string {
   const SC = scoreSlots(R);
-  const sumExp = (r: number) => `    if (ok${r} && s <= t${r}) { l${r} += exp(x${r} - m${r}); }`;
-  const probs = (r: number) =>
-    `    var pr${r} = 0.0;
-    if (ok${r} && s <= t${r}) { pr${r} = exp(x${r} - m${r}) / l${r}; }`;
-  const addPv = `    let vb = ((b * T + s) * Hkv + kvh) * D;
-    for (var d = 0u; d < D; d++) {
-      let vd = v[vb + d];
-${each(R, (r) => `      acc[${r * cap}u + d] += pr${r} * vd;`)}
-    }`;
+  const pv = (n: number) => accumulate(R, n, cap, "pr", (j) => `v[kb${j} + d]`);
+  const probs = (n: number, e: (r: number, j: number) => string) =>
+    `${
+      eachRJ(R, n, (r, j) =>
+        `    var pr${r}_${j} = 0.0;\n    if (${live(r, j)}) { pr${r}_${j} = ${e(r, j)} / l${r}; }`)
+    }
+${pv(n)}`;
+  const fresh = (r: number, j: number) => `exp(dot${r}_${j} * u.scale - m${r})`;
   return `${prologue(R, ["out", "stats", "q", "k", "v"])}
 ${queryRows(R)}
   var qv: array<f32, ${R * cap}>;
   var acc: array<f32, ${R * cap}>;
   var sc: array<f32, ${R * SC}>;
-  for (var d = 0u; d < D; d++) {
-${each(R, (r) => `    qv[${r * cap}u + d] = q[q${r} + d];`)}
-  }
+${loadRows(R, cap, false)}
 ${each(R, (r) => `  var m${r} = ${F32_LOWEST};\n  var l${r} = 0.0;`)}
   let sA = min(sEnd, ${SC}u);
-  for (var s = 0u; s < sEnd; s++) {
-${dots(R, cap, false, false)}
+${
+    unrolled("s", "0u", "sEnd", U, (n) =>
+      `${dots(R, n, cap, false, false)}
+${
+        eachRJ(R, n, (r, j) =>
+          `    let x${r}_${j} = dot${r}_${j} * u.scale;
+    if (s${j} < ${SC}u) { sc[${r * SC}u + s${j}] = x${r}_${j}; }
+    if (${live(r, j)}) { m${r} = max(m${r}, x${r}_${j}); }`)
+      }`)
+  }
+  for (var s0 = 0u; s0 < sA; s0++) {
 ${
     each(R, (r) =>
-      `    let x${r} = dot${r} * u.scale;
-    if (s < ${SC}u) { sc[${r * SC}u + s] = x${r}; }
-    if (ok${r} && s <= t${r}) { m${r} = max(m${r}, x${r}); }`)
+      `    if (${live(r, 0)}) { let e = exp(sc[${r * SC}u + s0] - m${r}); sc[${
+        r * SC
+      }u + s0] = e; l${r} += e; }`)
   }
   }
-${scorePasses(R, cap, SC, sumExp)}
-${scorePasses(R, cap, SC, probs, addPv)}
+${
+    unrolled("s", "sA", "sEnd", U, (n) =>
+      `${dots(R, n, cap, false, false)}
+${eachRJ(R, n, (r, j) => `    if (${live(r, j)}) { l${r} += ${fresh(r, j)}; }`)}`)
+  }
+${
+    unrolled("s", "0u", "sA", U, (n) =>
+      `${
+        each(n, (j) => `    let kb${j} = ((b * T + s${j}) * Hkv + kvh) * D;`)
+      }
+${
+        probs(n, (r, j) => `sc[${r * SC}u + s${j}]`)
+      }`)
+  }
+${unrolled("s", "sA", "sEnd", U, (n) => `${dots(R, n, cap, false, false)}\n${probs(n, fresh)}`)}
 ${
     each(R, (r) =>
       `  if (ok${r}) {
@@ -126,39 +220,6 @@ ${
 `;
 }
 
-/** Scores each row keeps in a private array: SCORE_FLOATS shared by the block's rows. */
-export function scoreSlots(R: number): number {
-  return Math.floor(SCORE_FLOATS / R);
-}
-
-// Two loops over s in ascending order, x{r} = score of row r at key s: read from sc for
-// s < sA, computed afresh for s in [sA, sEnd); then perRow(r) for each row, then tail.
-function scorePasses(
-  R: number,
-  cap: number,
-  SC: number,
-  perRow: (r: number) => string,
-  tail = "",
-): string {
-  const body = `${each(R, perRow)}${tail ? `\n${tail}` : ""}`;
-  return `  for (var s = 0u; s < sA; s++) {
-${each(R, (r) => `    let x${r} = sc[${r * SC}u + s];`)}
-${body}
-  }
-  for (var s = sA; s < sEnd; s++) {
-${dots(R, cap, false, false)}
-${each(R, (r) => `    let x${r} = dot${r} * u.scale;`)}
-${body}
-  }`;
-}
-
-// probs pr{r} of row r at key s from dot{r} and the saved stats; 0 where masked.
-function recomputeProbs(R: number): string {
-  return each(R, (r) =>
-    `    var pr${r} = 0.0;
-    if (ok${r} && s <= t${r}) { pr${r} = exp(dot${r} * u.scale - m${r}) / l${r}; }`);
-}
-
 /**
  * Backward, part 1: dq, and rowDot = probs . dProbs per row; rows as in the forward.
  * dq, dOut, q: (B,T,H,D); k, v: (B,T,Hkv,D); stats: (B,H,T,2); rowDot: (B,H,T). Pass 1
@@ -167,56 +228,63 @@ function recomputeProbs(R: number): string {
  * dScores = probs * (dProbs - rowDot) * scale and adds dScores * k into dq, recomputing probs and
  * dProbs (same operations, same order, same bits) for keys past the private arrays.
  */
-export function attentionBackwardRowsWgsl(cap: number, R: number): string {
+export function attentionBackwardRowsWgsl(cap: number, R: number, U = UNROLL): string {
   const SC = scoreSlots(R);
-  const dScores = each(R, (r) =>
-    `    var ds${r} = 0.0;
-    if (ok${r} && s <= t${r}) { ds${r} = pr${r} * (dv${r} - rd${r}) * u.scale; }`);
+  const probs = (n: number) =>
+    eachRJ(R, n, (r, j) =>
+      `    var pr${r}_${j} = 0.0;
+    if (${live(r, j)}) { pr${r}_${j} = exp(dot${r}_${j} * u.scale - m${r}) / l${r}; }`);
+  const dScores = (n: number) =>
+    eachRJ(R, n, (r, j) =>
+      `    var ds${r}_${j} = 0.0;
+    if (${live(r, j)}) { ds${r}_${j} = pr${r}_${j} * (dv${r}_${j} - rd${r}) * u.scale; }`);
+  const kb = (n: number) => each(n, (j) => `    let kb${j} = ((b * T + s${j}) * Hkv + kvh) * D;`);
   return `${prologue(R, ["dq", "rowDot", "dOut", "q", "k", "v", "stats"])}
 ${queryRows(R)}
   var qv: array<f32, ${R * cap}>;
   var go: array<f32, ${R * cap}>;
   var acc: array<f32, ${R * cap}>;
-  var kr: array<f32, ${cap}>;
+  var kr: array<f32, ${U * cap}>;
   var ps: array<f32, ${R * SC}>;
   var pv: array<f32, ${R * SC}>;
-  for (var d = 0u; d < D; d++) {
-${
-    each(R, (r) =>
-      `    qv[${r * cap}u + d] = q[q${r} + d];\n    go[${r * cap}u + d] = dOut[q${r} + d];`)
-  }
-  }
+${loadRows(R, cap, true)}
 ${
     each(R, (r) =>
       `  let m${r} = stats[row${r} * 2u];\n  let l${r} = stats[row${r} * 2u + 1u];\n  var rd${r} = 0.0;`)
   }
   let sA = min(sEnd, ${SC}u);
-  for (var s = 0u; s < sEnd; s++) {
-${dots(R, cap, true, false)}
-${recomputeProbs(R)}
 ${
-    each(R, (r) =>
-      `    if (s < ${SC}u) { ps[${r * SC}u + s] = pr${r}; pv[${r * SC}u + s] = dv${r}; }
-    if (ok${r} && s <= t${r}) { rd${r} += pr${r} * dv${r}; }`)
+    unrolled("s", "0u", "sEnd", U, (n) =>
+      `${dots(R, n, cap, true, false)}
+${probs(n)}
+${
+        eachRJ(R, n, (r, j) =>
+          `    if (s${j} < ${SC}u) { ps[${r * SC}u + s${j}] = pr${r}_${j}; pv[${
+            r * SC
+          }u + s${j}] = dv${r}_${j}; }
+    if (${live(r, j)}) { rd${r} += pr${r}_${j} * dv${r}_${j}; }`)
+      }`)
   }
+${
+    unrolled("s", "0u", "sA", U, (n) =>
+      `${
+        eachRJ(R, n, (r, j) =>
+          `    let pr${r}_${j} = ps[${r * SC}u + s${j}];\n    let dv${r}_${j} = pv[${
+            r * SC
+          }u + s${j}];`)
+      }
+${dScores(n)}
+${kb(n)}
+${
+        accumulate(R, n, cap, "ds", (j) => `k[kb${j} + d]`)
+      }`)
   }
-  for (var s = 0u; s < sA; s++) {
-${each(R, (r) => `    let pr${r} = ps[${r * SC}u + s];\n    let dv${r} = pv[${r * SC}u + s];`)}
-${dScores}
-    let kb = ((b * T + s) * Hkv + kvh) * D;
-    for (var d = 0u; d < D; d++) {
-      let kd = k[kb + d];
-${each(R, (r) => `      acc[${r * cap}u + d] += ds${r} * kd;`)}
-    }
-  }
-  for (var s = sA; s < sEnd; s++) {
-${dots(R, cap, true, true)}
-${recomputeProbs(R)}
-${dScores}
-    for (var d = 0u; d < D; d++) {
-      let kd = kr[d];
-${each(R, (r) => `      acc[${r * cap}u + d] += ds${r} * kd;`)}
-    }
+${
+    unrolled("s", "sA", "sEnd", U, (n) =>
+      `${dots(R, n, cap, true, true)}
+${probs(n)}
+${dScores(n)}
+${accumulate(R, n, cap, "ds", (j) => `kr[${j * cap}u + d]`)}`)
   }
 ${
     each(R, (r) =>
@@ -231,11 +299,61 @@ ${
 
 /**
  * Backward, part 2: dk and dv; invocation i -> (b, kvh), key rows s from (i / (B*Hkv)) * keys,
- * each summed over the group's heads, then t >= s, in that fixed order; probs and dScores are
- * recomputed per (t, s) from q, k, v, dOut, stats and rowDot.
+ * each summed over the group's heads, then t >= s, in that fixed order (U query rows t per
+ * iteration); probs and dScores are recomputed per (t, s) from q, k, v, dOut, stats and rowDot.
  * dk, dv, k, v: (B,T,Hkv,D); q, dOut: (B,T,H,D); stats: (B,H,T,2); rowDot: (B,H,T)
  */
-export function attentionBackwardKvWgsl(cap: number, R: number): string {
+export function attentionBackwardKvWgsl(cap: number, R: number, U = UNROLL): string {
+  const body = (n: number) =>
+    `${
+      each(n, (j) =>
+        `    let row${j} = (b * H + h) * T + t${j};\n    let qb${j} = ((b * T + t${j}) * H + h) * D;`)
+    }
+${eachRJ(R, n, (r, j) => `    var dot${r}_${j} = 0.0;\n    var dp${r}_${j} = 0.0;`)}
+    for (var d = 0u; d < D; d++) {
+${
+      each(n, (j) =>
+        `      let qd${j} = q[qb${j} + d];
+      let od${j} = dOut[qb${j} + d];
+      qt[${j * cap}u + d] = qd${j};
+      ot[${j * cap}u + d] = od${j};`)
+    }
+${
+      each(R, (r) =>
+        `      let kd${r} = kr[${r * cap}u + d];
+      let vd${r} = vr[${r * cap}u + d];
+${each(n, (j) => `      dot${r}_${j} += qd${j} * kd${r};\n      dp${r}_${j} += od${j} * vd${r};`)}`)
+    }
+    }
+${
+      each(n, (j) =>
+        `    let m${j} = stats[row${j} * 2u];
+    let l${j} = stats[row${j} * 2u + 1u];
+    let rd${j} = rowDot[row${j}];`)
+    }
+${
+      eachRJ(R, n, (r, j) =>
+        `    var ds${r}_${j} = 0.0;
+    var pr${r}_${j} = 0.0;
+    if (s${r} <= t${j}) {
+      pr${r}_${j} = exp(dot${r}_${j} * u.scale - m${j}) / l${j};
+      ds${r}_${j} = pr${r}_${j} * (dp${r}_${j} - rd${j}) * u.scale;
+    }`)
+    }
+    for (var d = 0u; d < D; d++) {
+${
+      each(n, (j) =>
+        `      let qd${j} = qt[${j * cap}u + d];\n      let od${j} = ot[${j * cap}u + d];`)
+    }
+${
+      each(R, (r) =>
+        `      var gk${r} = gk[${r * cap}u + d];
+      var gv${r} = gv[${r * cap}u + d];
+${each(n, (j) => `      gk${r} += ds${r}_${j} * qd${j};\n      gv${r} += pr${r}_${j} * od${j};`)}
+      gk[${r * cap}u + d] = gk${r};
+      gv[${r * cap}u + d] = gv${r};`)
+    }
+    }`;
   return `${prologue(R, ["dk", "dv", "rowDot", "stats", "q", "dOut", "k", "v"])}
   let last = min(first + ${R}u, T) - 1u;
 ${
@@ -248,8 +366,8 @@ ${
   var vr: array<f32, ${R * cap}>;
   var gk: array<f32, ${R * cap}>;
   var gv: array<f32, ${R * cap}>;
-  var qt: array<f32, ${cap}>;
-  var ot: array<f32, ${cap}>;
+  var qt: array<f32, ${U * cap}>;
+  var ot: array<f32, ${U * cap}>;
   for (var d = 0u; d < D; d++) {
 ${
     each(R, (r) =>
@@ -257,41 +375,7 @@ ${
   }
   }
   for (var h = kvh * G; h < (kvh + 1u) * G; h++) {
-    for (var t = first; t < T; t++) {
-      let row = (b * H + h) * T + t;
-      let qb = ((b * T + t) * H + h) * D;
-${each(R, (r) => `      var dot${r} = 0.0;\n      var dp${r} = 0.0;`)}
-      for (var d = 0u; d < D; d++) {
-        let qd = q[qb + d];
-        let od = dOut[qb + d];
-        qt[d] = qd;
-        ot[d] = od;
-${
-    each(R, (r) =>
-      `        dot${r} += qd * kr[${r * cap}u + d];\n        dp${r} += od * vr[${r * cap}u + d];`)
-  }
-      }
-      let m = stats[row * 2u];
-      let l = stats[row * 2u + 1u];
-      let rd = rowDot[row];
-${
-    each(R, (r) =>
-      `      var ds${r} = 0.0;
-      var pr${r} = 0.0;
-      if (s${r} <= t) {
-        pr${r} = exp(dot${r} * u.scale - m) / l;
-        ds${r} = pr${r} * (dp${r} - rd) * u.scale;
-      }`)
-  }
-      for (var d = 0u; d < D; d++) {
-        let qd = qt[d];
-        let od = ot[d];
-${
-    each(R, (r) =>
-      `        gk[${r * cap}u + d] += ds${r} * qd;\n        gv[${r * cap}u + d] += pr${r} * od;`)
-  }
-      }
-    }
+${unrolled("t", "first", "T", U, body)}
   }
 ${
     each(R, (r) =>
