@@ -317,8 +317,11 @@ export interface LmHeadForwardArgs {
   weight: Tensor;
   /** (N) i32 targets. */
   targets: Tensor;
+  /** Rows. */
   N: number;
+  /** Vocabulary size. */
   V: number;
+  /** Hidden size. */
   C: number;
   /** The plan's vocabulary columns per chunk. */
   vocabChunk: number;
@@ -332,15 +335,22 @@ export interface LmHeadBackwardArgs {
   dWeight?: Tensor;
   /** The plan's scratch (trainable size). */
   scratch: Tensor;
+  /** (N, C) the final norm's output, as in the forward. */
   hidden: Tensor;
+  /** (V, C) the head weight, as in the forward. */
   weight: Tensor;
   /** (N) from the forward. */
   lse: Tensor;
+  /** (N) i32 targets, as in the forward. */
   targets: Tensor;
   /** (N) d(loss)/d(tokenLogp). */
   rowGrad: Tensor;
+  /** Rows. */
   N: number;
+  /** Vocabulary size. */
   V: number;
+  /** Hidden size. */
   C: number;
+  /** The plan's vocabulary columns per chunk. */
   vocabChunk: number;
 }
