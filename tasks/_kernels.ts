@@ -9,7 +9,7 @@ import type { FlagSpec } from "./_cli.ts";
 import { UsageError } from "./_cli.ts";
 import type { GpuContextOptions, KernelLayouts } from "../src/gpu/context.ts";
 import { LAYOUTS_ENV } from "../src/gpu/matmul_policy.ts";
-import { MatmulTuner, type TuningStore } from "../src/gpu/matmul_tuner.ts";
+import { Tuner, type TuningStore } from "../src/gpu/tuner.ts";
 
 /** Environment variable naming the tuning cache file. */
 export const TUNING_CACHE_ENV = "DPO_TUNING_CACHE";
@@ -92,7 +92,7 @@ export function fileStore(path: string): TuningStore {
 export async function kernelOptions(flags: Flags): Promise<GpuContextOptions> {
   const layouts = layoutsOf(flags);
   if (flags.noTune) return { layouts };
-  const tuner = await MatmulTuner.open(fileStore(tuningCachePath(flags)), {
+  const tuner = await Tuner.open(fileStore(tuningCachePath(flags)), {
     log: (message) => console.error(message),
   });
   return { layouts, tuner };

@@ -10,6 +10,7 @@
 /// <reference lib="webworker" />
 
 import { GpuBackend } from "../src/gpu/backend.ts";
+import { memoryStore, Tuner } from "../src/gpu/tuner.ts";
 import { MemoryFileStore } from "../src/io/memory_fs.ts";
 import { basename, joinPath } from "../src/io/fs.ts";
 import { defaultPipelineSpec } from "../src/pipeline/defaults.ts";
@@ -179,7 +180,8 @@ async function runCustom(
 async function start(message: Extract<ToWorker, { type: "start" }>) {
   controller = new AbortController();
   const signal = controller.signal;
-  const backend = await GpuBackend.create();
+  // Hardware adapters tune their kernels once per page (the choices live in memory).
+  const backend = await GpuBackend.create({ tuner: await Tuner.open(memoryStore()) });
   post({ type: "adapter", description: backend.adapterName });
   backend.ctx.device.lost.then((info) => {
     if (info.reason !== "destroyed") {

@@ -3,7 +3,8 @@
 #   1. unpack Deno, its module cache and the Vulkan loader (docs/bench/gpu_prepare.sh made them);
 #   2. check that Deno's WebGPU sees the NVIDIA adapter (abort with a clear message if not);
 #   3. PyTorch eager fp32 on the bench's 135M-shape DPO step (docs/bench/pytorch_dpo_step.py);
-#   4. `deno task tune` on the bench's shapes (matmul 1024^3..4096^3, the 135M projections);
+#   4. `deno task tune` on the bench's shapes (matmul 1024^3..4096^3, the 135M step's
+#      projections, attention and LM head);
 #   5. `deno task bench --json --large` (the 135M row at 4 pairs x 256 without checkpointing),
 #      with PyTorch's figure merged into that row as pytorch_tokens_per_s;
 #   6. the GPU tests (tests/gpu/, tests/model/) with DPO_KERNEL_LAYOUTS=auto and =hardware;
@@ -129,6 +130,7 @@ if [ "$DRY" != 1 ]; then
     n=${nk%x*} k=${nk#*x}
     KEYS+=("NT 2048x${n}x${k}" "NN 2048x${k}x${n}" "TN ${n}x${k}x2048")
   done
+  KEYS+=("attention 8x256x9x3x64" "lm_head 2048x49152x576 chunk<=2048")
 fi
 SHAPES="$(IFS=,; echo "${KEYS[*]}")"
 export DPO_TUNING_CACHE="$OUT/tuning.json"

@@ -15,7 +15,7 @@ import type { F16Mode } from "./kernels/weight_load.ts";
 export type KernelLayouts = "hardware" | "software" | "auto";
 
 /**
- * Picks among bit-identical kernel candidates by measurement (src/gpu/matmul_tuner.ts): `choose`
+ * Picks among bit-identical kernel candidates by measurement (src/gpu/tuner.ts): `choose`
  * answers a known choice or notes the shape for the next {@link GpuContext.finish}, which calls
  * `flush` to time what was noted.
  */

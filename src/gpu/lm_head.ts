@@ -9,10 +9,11 @@
  * memory and speed only. The forward needs no scratch beyond its (N, G, 3) group statistics, and
  * the backward's re-reading of dHidden once per chunk is small beside its three N·V·C products;
  * what the chunk buys is work per dispatch: dWeight's product of a chunk is (vocabChunk, C) over k
- * = N, and a few chunk columns leave most of a GPU idle. So the plan takes the widest candidate
- * whose (N, vocabChunk) scratch fits the model's `logitsBudget` (the elements of logits the
- * unfused head may hold at once; 16 MiB by default), one binding, and one binding of weight rows,
- * and never wider than the vocabulary rounded up to a group.
+ * = N, and a few chunk columns leave most of a GPU idle. So the built-in choice is the widest
+ * candidate whose (N, vocabChunk) scratch fits the model's `logitsBudget` (the elements of logits
+ * the unfused head may hold at once; 16 MiB by default), one binding, and one binding of weight
+ * rows, and never wider than the vocabulary rounded up to a group; with a tuner the plan takes
+ * the fastest of that and every narrower candidate, timed on the adapter (src/gpu/tuner.ts).
  *
  * @module
  */
@@ -34,9 +35,58 @@ export function lmHeadScratch(N: number, vocabChunk: number): LmHeadPlan["scratc
   return { trainable: Math.max(frozen, N * vocabChunk), frozen };
 }
 
+/** The key of an LM head shape in the tuner's table, e.g. `lm_head 2048x49152x576 chunk<=8192`. */
+export function lmHeadKey(N: number, V: number, C: number, widest: number): string {
+  return `lm_head ${N}x${V}x${C} chunk<=${widest}`;
+}
+
+/** Parses {@link lmHeadKey}'s key back into its parts. */
+export function parseLmHeadKey(key: string) {
+  const match = /^lm_head (\d+)x(\d+)x(\d+) chunk<=(\d+)$/.exec(key);
+  if (!match || +match[4] % kernels.GROUP_COLS !== 0) {
+    throw new Error(`bad lm head shape key "${key}"`);
+  }
+  const [N, V, C, widest] = match.slice(1).map(Number);
+  return { N, V, C, widest };
+}
+
+/**
+ * The chunks a tuner may choose among: every candidate that binds for N rows, narrower than
+ * `widest` (the plan's memory-bound choice), and `widest` itself.
+ */
+export function lmHeadCandidates(ctx: GpuContext, N: number, C: number, widest: number): number[] {
+  const max = ctx.maxBindingElements;
+  const fits = LM_HEAD_CHUNKS.filter((c) => c < widest && N * c <= max && c * C <= max);
+  return [...fits, widest];
+}
+
+/** The built-in chunk (the widest within budget), or undefined where the head does not apply. */
+function widestChunk(ctx: GpuContext, N: number, V: number, C: number, logitsBudget: number) {
+  const max = ctx.maxBindingElements;
+  if (N < 1 || N * C > max) return undefined;
+  const fits = LM_HEAD_CHUNKS.filter((c) => N * c <= max && c * C <= max);
+  if (fits.length === 0) return undefined;
+  const within = fits.filter((c) => N * c <= logitsBudget);
+  return Math.min(within.at(-1) ?? fits[0], roundUp(V, kernels.GROUP_COLS));
+}
+
+/** The tuner's key of a model's LM head, or undefined where there is nothing to choose. */
+export function lmHeadTuningKey(
+  ctx: GpuContext,
+  N: number,
+  V: number,
+  C: number,
+  logitsBudget: number,
+): string | undefined {
+  const widest = widestChunk(ctx, N, V, C, logitsBudget);
+  if (widest === undefined || lmHeadCandidates(ctx, N, C, widest).length < 2) return undefined;
+  return lmHeadKey(N, V, C, widest);
+}
+
 /**
  * The plan for up to N rows, or undefined where the fused head does not apply: the hidden state
- * (N, C) must fit one binding, as must an (N, 256) scratch and 256 weight rows.
+ * (N, C) must fit one binding, as must an (N, 256) scratch and 256 weight rows. The chunk is the
+ * tuner's choice among {@link lmHeadCandidates} where it has one, else the widest within budget.
  */
 export function lmHeadPlan(
   ctx: GpuContext,
@@ -45,13 +95,12 @@ export function lmHeadPlan(
   C: number,
   logitsBudget: number,
 ): LmHeadPlan | undefined {
-  const max = ctx.maxBindingElements;
-  if (N < 1 || N * C > max) return undefined;
-  const widest = roundUp(V, kernels.GROUP_COLS);
-  const fits = LM_HEAD_CHUNKS.filter((c) => N * c <= max && c * C <= max);
-  if (fits.length === 0) return undefined;
-  const within = fits.filter((c) => N * c <= logitsBudget);
-  const vocabChunk = Math.min(within.at(-1) ?? fits[0], widest);
+  const widest = widestChunk(ctx, N, V, C, logitsBudget);
+  if (widest === undefined) return undefined;
+  const key = lmHeadTuningKey(ctx, N, V, C, logitsBudget);
+  const tuned = key === undefined ? NaN : Number(ctx.tuner?.choose(ctx, key));
+  const candidates = lmHeadCandidates(ctx, N, C, widest);
+  const vocabChunk = candidates.includes(tuned) ? tuned : widest;
   return { vocabChunk, scratch: lmHeadScratch(N, vocabChunk) };
 }
 

@@ -2,7 +2,7 @@
  * Which matmul layout runs, per adapter and shape: software adapters keep the layout of
  * kernels/matmul.ts (laid out for llvmpipe) unless the hardware layouts are forced; hardware
  * adapters run a workgroup-tiled candidate of kernels/matmul_tiled.ts, the tuner's choice for the
- * shape where it has one (src/gpu/matmul_tuner.ts), else the built-in one. Every candidate sums
+ * shape where it has one (src/gpu/tuner.ts), else the built-in one. Every candidate sums
  * in the same order, so the choice changes speed only, never a bit of the result.
  *
  * @module
@@ -32,6 +32,14 @@ export function matmulShapeKey(
   transB: boolean,
 ): string {
   return `${transA ? "T" : "N"}${transB ? "T" : "N"} ${m}x${n}x${k}`;
+}
+
+/** Parses a shape key `NT 1024x576x1536` back into its parts. */
+export function parseShapeKey(key: string) {
+  const match = /^([NT])([NT]) (\d+)x(\d+)x(\d+)$/.exec(key);
+  if (!match) throw new Error(`bad matmul shape key "${key}"`);
+  const [, ta, tb, m, n, k] = match;
+  return { transA: ta === "T", transB: tb === "T", m: +m, n: +n, k: +k };
 }
 
 /** The tiled candidates the device can run, in {@link TILED_CANDIDATES} order. */

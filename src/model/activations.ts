@@ -9,6 +9,9 @@
 import type { Backend, LmHeadPlan, Tensor } from "../backend/mod.ts";
 import type { ModelConfig } from "./config.ts";
 
+/** Logit elements the unfused LM head holds at once unless a model says otherwise (16 MiB). */
+export const DEFAULT_LOGITS_BUDGET = 4 * 1024 * 1024;
+
 /** Tensors one layer saves in the forward. N = B*T rows. */
 export interface LayerActivations {
   /** Residual stream entering the layer (N,C). */

@@ -11,7 +11,7 @@
 import type { TokenBatch } from "../data/collate.ts";
 import { type Backend, type Tensor, tokenIndex } from "../backend/mod.ts";
 import type { ModelConfig } from "./config.ts";
-import { type Activations, allocActivations } from "./activations.ts";
+import { type Activations, allocActivations, DEFAULT_LOGITS_BUDGET } from "./activations.ts";
 import { LmHead } from "./lm_head.ts";
 import { frozenHalf, ParamArena, type ParamLayout, paramLayout } from "./params.ts";
 import { ropeTables } from "./rope_tables.ts";
@@ -50,7 +50,7 @@ export class LlamaModel {
     readonly options: LlamaModelOptions,
   ) {
     this.layout = paramLayout(config);
-    const { maxBatch, maxSeqLen, logitsBudget = 4 * 1024 * 1024, trainable = true } = options;
+    const { maxBatch, maxSeqLen, logitsBudget = DEFAULT_LOGITS_BUDGET, trainable = true } = options;
     this.params = new ParamArena(backend, this.layout, "parameters", frozenHalf(config, options));
     if (trainable && !options.lora) {
       this.#grads = new ParamArena(backend, this.layout, "gradients");

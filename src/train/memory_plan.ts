@@ -19,7 +19,7 @@
 import type { Ops, Role } from "../backend/mod.ts";
 import { HYPER_SLOTS, normScratchSlots, PREFERENCE_METRICS } from "../backend/mod.ts";
 import type { ModelConfig } from "../model/config.ts";
-import { logitsChunkRows } from "../model/activations.ts";
+import { DEFAULT_LOGITS_BUDGET, logitsChunkRows } from "../model/activations.ts";
 import { halfLayouts, type ParamLayout, paramLayout } from "../model/params.ts";
 import { LORA_DEFAULTS, loraLayout, moduleShape, resolveTargetModules } from "../model/lora.ts";
 
@@ -272,7 +272,7 @@ export function planMemory(
     a("final", N * C);
     a("lnf", N * C);
     a("rstdf", N);
-    const budget = input.logitsBudget ?? 4 * 1024 * 1024;
+    const budget = input.logitsBudget ?? DEFAULT_LOGITS_BUDGET;
     const fused = granularity.lmHeadPlan?.(N, V, C, budget);
     if (fused) {
       a("lm head scratch", trainable ? fused.scratch.trainable : fused.scratch.frozen);

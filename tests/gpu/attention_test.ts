@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { attentionBackward, attentionForward } from "../../src/cpu/attention.ts";
-import type { GpuBackend } from "../../src/gpu/backend.ts";
+import { GpuBackend } from "../../src/gpu/backend.ts";
 import * as kernels from "../../src/gpu/kernels/attention.ts";
 import { FLASH_CANDIDATES, FLASH_TILING } from "../../src/gpu/kernels/attention_flash.ts";
 import { assertClose, gpuTest, randomArray, upload } from "../helpers.ts";
@@ -220,16 +220,17 @@ gpuTest(
   },
 );
 
-gpuTest("DPO_KERNEL_LAYOUTS=hardware selects the flash layout on any adapter", (gpu) => {
-  const saved = Deno.env.get("DPO_KERNEL_LAYOUTS");
-  try {
-    Deno.env.set("DPO_KERNEL_LAYOUTS", "hardware");
-    assert.deepEqual(kernels.attentionTiling(gpu.ctx), FLASH_TILING);
-    Deno.env.delete("DPO_KERNEL_LAYOUTS");
-    const expected = gpu.ctx.isSoftware ? kernels.ATTENTION_TILING_CPU : FLASH_TILING;
-    assert.deepEqual(kernels.attentionTiling(gpu.ctx), expected);
-  } finally {
-    if (saved === undefined) Deno.env.delete("DPO_KERNEL_LAYOUTS");
-    else Deno.env.set("DPO_KERNEL_LAYOUTS", saved);
-  }
-});
+gpuTest(
+  "the hardware layouts select the flash tiles on any adapter, the software ones the rows",
+  async () => {
+    const hardware = await GpuBackend.create({ layouts: "hardware" });
+    const software = await GpuBackend.create({ layouts: "software" });
+    try {
+      assert.deepEqual(kernels.attentionTiling(hardware.ctx), FLASH_TILING);
+      assert.deepEqual(kernels.attentionTiling(software.ctx), kernels.ATTENTION_TILING_CPU);
+    } finally {
+      hardware.destroy();
+      software.destroy();
+    }
+  },
+);

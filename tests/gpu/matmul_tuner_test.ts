@@ -5,7 +5,7 @@
 import { deepStrictEqual as assertEquals, strictEqual, throws } from "node:assert/strict";
 import { gpuTest, randomArray } from "../helpers.ts";
 import { GpuBackend } from "../../src/gpu/backend.ts";
-import { MatmulTuner, memoryStore } from "../../src/gpu/matmul_tuner.ts";
+import { memoryStore, Tuner } from "../../src/gpu/tuner.ts";
 import { chooseMatmul, matmulShapeKey } from "../../src/gpu/matmul_policy.ts";
 import { tiledName } from "../../src/gpu/kernels/matmul_tiled.ts";
 import { fileStore, layoutsOf, tuningCachePath } from "../../tasks/_kernels.ts";
@@ -35,7 +35,7 @@ gpuTest(
   async () => {
     const dir = await Deno.makeTempDir();
     const path = `${dir}/sub/tuning.json`;
-    const tuner = await MatmulTuner.open(fileStore(path));
+    const tuner = await Tuner.open(fileStore(path));
     const gpu = await GpuBackend.create({ layouts: "hardware", tuner });
     const soft = await GpuBackend.create({ layouts: "software" });
     try {
@@ -62,7 +62,7 @@ gpuTest(
       assertEquals(first, software);
       assertEquals(second, software);
       // Reopened from the file: the same choice, nothing pending, no timing.
-      const again = await MatmulTuner.open(fileStore(path));
+      const again = await Tuner.open(fileStore(path));
       assertEquals(again.table(gpu.ctx)[key], tuned);
       strictEqual(again.choose(gpu.ctx, key), tuned.choice);
       const before = (await Deno.stat(path)).mtime?.getTime();
@@ -77,7 +77,7 @@ gpuTest(
 );
 
 gpuTest("one tune call times several shapes (each on its own scratch context)", async () => {
-  const tuner = await MatmulTuner.open(memoryStore());
+  const tuner = await Tuner.open(memoryStore());
   const gpu = await GpuBackend.create({ layouts: "hardware", tuner });
   try {
     const keys = ["NT 19x13x11", "NN 19x11x13", "TN 13x11x19"];

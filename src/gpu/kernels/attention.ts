@@ -45,6 +45,7 @@
 import {
   attentionBackwardFlash,
   attentionForwardFlash,
+  FLASH_CANDIDATES,
   FLASH_TILING,
   type FlashTiling,
 } from "./attention_flash.ts";
@@ -89,26 +90,44 @@ export const MAX_HEAD_DIM = 256;
 /** Floats per private array, at most, where the head dimension allows (see {@link launch}). */
 const PRIVATE_FLOATS = 128;
 
-/**
- * Whether the hardware layouts are forced on every adapter (`DPO_KERNEL_LAYOUTS=hardware`), so CI
- * tests the hardware kernels on llvmpipe. Read where the host has an environment (Deno); absent
- * in a browser. One small function, to be folded into GpuContextOptions.layouts.
- */
-export function hardwareLayoutsForced(): boolean {
-  const host = globalThis as { Deno?: { env?: { get(name: string): string | undefined } } };
-  try {
-    return host.Deno?.env?.get("DPO_KERNEL_LAYOUTS") === "hardware";
-  } catch {
-    return false; // no permission to read the environment: the built-in choice
-  }
-}
-
 /** An attention layout: rows per invocation (software) or the flash tiles (hardware). */
 export type AttentionLayout = AttentionTiling | FlashTiling;
 
-/** The layout for this context: rows per invocation on software adapters, flash on hardware. */
-export function attentionTiling(ctx: GpuContext): AttentionLayout {
-  return ctx.isSoftware && !hardwareLayoutsForced() ? ATTENTION_TILING_CPU : FLASH_TILING;
+/** An attention shape: batch, sequence, query heads, kv heads, head dimension. */
+export type AttentionShape = [number, number, number, number, number];
+
+/** The key of an attention shape in the tuner's table, e.g. `attention 8x256x9x3x64`. */
+export function attentionShapeKey(shape: AttentionShape): string {
+  return `attention ${shape.join("x")}`;
+}
+
+/** Parses {@link attentionShapeKey}'s key back into its shape. */
+export function parseAttentionKey(key: string): AttentionShape {
+  const match = /^attention (\d+)x(\d+)x(\d+)x(\d+)x(\d+)$/.exec(key);
+  if (!match) throw new Error(`bad attention shape key "${key}"`);
+  return match.slice(1).map(Number) as AttentionShape;
+}
+
+/** A flash tiling's name in the tuner's table, e.g. `flash_r64_k16`. */
+export function flashName(t: FlashTiling): string {
+  return `flash_r${t.rows}_k${t.keys}`;
+}
+
+/** The flash candidates the device can run (rows invocations per workgroup). */
+export function flashCandidates(ctx: GpuContext): FlashTiling[] {
+  const { maxComputeInvocationsPerWorkgroup: inv, maxComputeWorkgroupSizeX: x } = ctx.limits;
+  return FLASH_CANDIDATES.filter((t) => t.rows <= inv && t.rows <= x);
+}
+
+/**
+ * The layout for this context: rows per invocation with the software layouts (llvmpipe's default),
+ * flash with the hardware ones (forced on any adapter by GpuContextOptions.layouts), its tiles the
+ * tuner's choice for the shape where it has one, else {@link FLASH_TILING}.
+ */
+export function attentionTiling(ctx: GpuContext, shape?: AttentionShape): AttentionLayout {
+  if (ctx.layouts === "software") return ATTENTION_TILING_CPU;
+  const tuned = shape && ctx.tuner?.choose(ctx, attentionShapeKey(shape));
+  return flashCandidates(ctx).find((t) => flashName(t) === tuned) ?? FLASH_TILING;
 }
 
 /** WGSL per kernel name (one name per distinct text: head dimension and rows are baked in). */
@@ -190,7 +209,7 @@ export function attentionForward(
   H: number,
   Hkv: number,
   D: number,
-  tiling: AttentionLayout = attentionTiling(ctx),
+  tiling: AttentionLayout = attentionTiling(ctx, [B, T, H, Hkv, D]),
 ): void {
   if ("flash" in tiling) {
     return attentionForwardFlash(ctx, out, stats, q, k, v, [B, T, H, Hkv, D], tiling);
@@ -217,9 +236,9 @@ export function attentionBackward(
   H: number,
   Hkv: number,
   D: number,
-  tiling: AttentionLayout = attentionTiling(ctx),
+  tiling: AttentionLayout = attentionTiling(ctx, [B, T, H, Hkv, D]),
 ): void {
-  const shape: [number, number, number, number, number] = [B, T, H, Hkv, D];
+  const shape: AttentionShape = [B, T, H, Hkv, D];
   if ("flash" in tiling) {
     const saved = { dOut, q, k, v, out, stats };
     return attentionBackwardFlash(ctx, { dq, dk, dv, rowDot }, saved, shape, tiling);
