@@ -9,6 +9,7 @@ import { CpuBackend } from "../src/cpu/backend.ts";
 import { hasWebGpu } from "../src/gpu/device.ts";
 import type { Backend, Tensor } from "../src/backend/mod.ts";
 import { defaultRuntimeDir } from "../tasks/_driver_env.ts";
+import { layoutsOf } from "../tasks/_kernels.ts";
 
 /**
  * Why the WebGPU tests cannot run here, or undefined where an adapter answers. Probed once, when
@@ -30,7 +31,8 @@ let shared: Promise<GpuBackend> | undefined;
 
 /** One GPU backend shared by the tests of a file (creating a device is slow on llvmpipe). */
 export function sharedGpu(): Promise<GpuBackend> {
-  shared ??= GpuBackend.create();
+  // DPO_KERNEL_LAYOUTS=hardware runs every shared-backend test on the hardware layouts.
+  shared ??= GpuBackend.create({ layouts: layoutsOf({}) });
   return shared;
 }
 

@@ -139,7 +139,7 @@ for (const name of FIXTURES) {
         // with unpack2x16float on request or without the feature: both give the same bits.
         assert.equal(gpu.ctx.f16Mode, gpu.ctx.gpu.shaderF16 ? "native" : "unpack");
         if (dtype === "f16" && gpu.ctx.f16Mode === "native") {
-          const unpacked = await GpuBackend.create({ f16Mode: "unpack" });
+          const unpacked = await GpuBackend.create({ f16Mode: "unpack", layouts: gpu.ctx.layouts });
           try {
             assert.equal(unpacked.ctx.f16Mode, "unpack");
             assertSame(await run(unpacked, name, weights, dtype), want, "f16 unpack");
