@@ -13,7 +13,7 @@ export interface CompileResult {
   problems: string[];
   moduleMs: number;
   pipelineMs: number;
-  /** Not compiled: it needs `shader-f16` (`enable f16;`) and the adapter lacks the feature. */
+  /** Not compiled: it needs `shader-f16` or `subgroups` (`enable ...;`) and the adapter lacks it. */
   skipped?: boolean;
 }
 
@@ -30,14 +30,19 @@ export async function compileShaders(
 ): Promise<{ adapter: string; results: CompileResult[] }> {
   const adapter = await navigator.gpu.requestAdapter();
   if (!adapter) throw new Error("no WebGPU adapter");
-  // shader-f16 where offered, as the engine's device does (src/gpu/device.ts).
+  // shader-f16 and subgroups where offered, as the engine's device does (src/gpu/device.ts).
   const f16 = adapter.features.has("shader-f16");
-  const device = await adapter.requestDevice(
-    f16 ? { requiredFeatures: ["shader-f16" as GPUFeatureName] } : {},
-  );
+  const subgroups = adapter.features.has("subgroups" as GPUFeatureName);
+  const requiredFeatures = [
+    ...(f16 ? ["shader-f16"] : []),
+    ...(subgroups ? ["subgroups"] : []),
+  ] as GPUFeatureName[];
+  const device = await adapter.requestDevice({ requiredFeatures });
   const results: CompileResult[] = [];
   for (const { name, wgsl } of shaders) {
-    if (!f16 && wgsl.startsWith("enable f16;")) {
+    const lacks = (!f16 && wgsl.startsWith("enable f16;")) ||
+      (!subgroups && wgsl.startsWith("enable subgroups;"));
+    if (lacks) {
       results.push({ name, problems: [], moduleMs: 0, pipelineMs: 0, skipped: true });
       continue;
     }

@@ -35,6 +35,8 @@ export interface GpuDevice {
   adapterKey?: string;
   /** The device was created with `shader-f16` (the adapter offers it): f16 weights widen natively. */
   shaderF16?: boolean;
+  /** The device was created with `subgroups` (the adapter offers it): the subgroup matmul runs. */
+  subgroups?: boolean;
 }
 
 /** The limits we raise to the adapter's maximum. */
@@ -79,10 +81,13 @@ export async function requestDevice(
   }
   // shader-f16 where offered: frozen f16 weights are then widened with WGSL's f16 type.
   const shaderF16 = adapter.features.has("shader-f16");
-  const device = await adapter.requestDevice({
-    requiredLimits,
-    ...(shaderF16 ? { requiredFeatures: ["shader-f16" as GPUFeatureName] } : {}),
-  });
+  // subgroups where offered: the matmul tuner then times the subgroup candidates too.
+  const subgroups = adapter.features.has("subgroups" as GPUFeatureName);
+  const requiredFeatures = [
+    ...(shaderF16 ? ["shader-f16"] : []),
+    ...(subgroups ? ["subgroups"] : []),
+  ] as GPUFeatureName[];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   return {
     device,
     adapterName: describeAdapter(adapter),
@@ -95,6 +100,7 @@ export async function requestDevice(
     ].join("|"),
     limits: device.limits,
     shaderF16,
+    subgroups,
   };
 }
 

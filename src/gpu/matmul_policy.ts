@@ -1,7 +1,8 @@
 /**
  * Which matmul layout runs, per adapter and shape: software adapters keep the layout of
  * kernels/matmul.ts (laid out for llvmpipe) unless the hardware layouts are forced; hardware
- * adapters run a workgroup-tiled candidate of kernels/matmul_tiled.ts, the tuner's choice for the
+ * adapters run a workgroup-tiled candidate of kernels/matmul_tiled.ts (or, where the device has
+ * `subgroups` and the tuner finds it faster, one of kernels/matmul_subgroup.ts), the tuner's choice for the
  * shape where it has one (src/gpu/tuner.ts), else the built-in one. Every candidate sums
  * in the same order, so the choice changes speed only, never a bit of the result.
  *
@@ -17,6 +18,11 @@ import {
   tiledName,
   type TiledTiling,
 } from "./kernels/matmul_tiled.ts";
+import {
+  SUBGROUP_CANDIDATES,
+  subgroupName,
+  type SubgroupTiling,
+} from "./kernels/matmul_subgroup.ts";
 
 export type { KernelLayouts } from "./context.ts";
 
@@ -42,9 +48,21 @@ export function parseShapeKey(key: string) {
   return { transA: ta === "T", transB: tb === "T", m: +m, n: +n, k: +k };
 }
 
-/** The tiled candidates the device can run, in {@link TILED_CANDIDATES} order. */
-export function candidatesFor(ctx: GpuContext): TiledTiling[] {
-  return TILED_CANDIDATES.filter((t) => tiledFits(t, ctx.limits));
+/** A hardware matmul candidate: workgroup-tiled, or subgroup-shared where the device has them. */
+export type HardwareMatmul = TiledTiling | SubgroupTiling;
+
+/** A candidate's name in the tuner's table, e.g. `tiled128x128x16_8x8` or `subgroup_8`. */
+export function matmulCandidateName(t: HardwareMatmul): string {
+  return "subgroup" in t ? subgroupName(t) : tiledName(t);
+}
+
+/**
+ * The hardware candidates the device can run: the tiled ones that fit its limits, in
+ * {@link TILED_CANDIDATES} order, then the subgroup ones where it has `subgroups`.
+ */
+export function candidatesFor(ctx: GpuContext): HardwareMatmul[] {
+  const tiled: HardwareMatmul[] = TILED_CANDIDATES.filter((t) => tiledFits(t, ctx.limits));
+  return ctx.gpu.subgroups ? [...tiled, ...SUBGROUP_CANDIDATES] : tiled;
 }
 
 /**
@@ -52,7 +70,7 @@ export function candidatesFor(ctx: GpuContext): TiledTiling[] {
  * for a few such tiles, 64 x 64 x 8 with 4 x 4 blocks below that (fewer idle invocations).
  */
 export function builtInTiling(ctx: GpuContext, m: number, n: number): TiledTiling | undefined {
-  const fits = candidatesFor(ctx);
+  const fits = TILED_CANDIDATES.filter((t) => tiledFits(t, ctx.limits));
   const big = fits.find((t) => t.bm === 128 && t.bk === 8);
   const small = fits.find((t) => t.bm === 64 && t.bk === 8 && t.tm === 4);
   return (m * n >= 4 * 128 * 128 ? big ?? small : small ?? big) ?? fits[0];
@@ -60,7 +78,7 @@ export function builtInTiling(ctx: GpuContext, m: number, n: number): TiledTilin
 
 /**
  * The layout for out (m,n) = op(a) @ op(b) on `ctx`: undefined for the software layout, else the
- * tiled candidate (the tuner's choice, else {@link builtInTiling}).
+ * hardware candidate (the tuner's choice, else {@link builtInTiling}).
  */
 export function chooseMatmul(
   ctx: GpuContext,
@@ -69,11 +87,11 @@ export function chooseMatmul(
   k: number,
   transA: boolean,
   transB: boolean,
-): TiledTiling | undefined {
+): HardwareMatmul | undefined {
   if (ctx.layouts === "software") return undefined;
-  const fits = candidatesFor(ctx);
   const tuned = ctx.tuner?.choose(ctx, matmulShapeKey(m, n, k, transA, transB));
-  return fits.find((t) => tiledName(t) === tuned) ?? builtInTiling(ctx, m, n);
+  return candidatesFor(ctx).find((t) => matmulCandidateName(t) === tuned) ??
+    builtInTiling(ctx, m, n);
 }
 
 /** The name of the layout {@link chooseMatmul} picks, for bench rows. */
@@ -86,7 +104,7 @@ export function chosenMatmulName(
   transB: boolean,
 ): string {
   const t = chooseMatmul(ctx, m, n, k, transA, transB);
-  if (t) return tiledName(t);
+  if (t) return matmulCandidateName(t);
   const s = ctx.isSoftware ? simple.MATMUL_TILING_SOFTWARE : simple.MATMUL_TILING;
   return `simple${s.rows}x${s.cols}`;
 }

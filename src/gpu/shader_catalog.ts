@@ -51,6 +51,11 @@ import {
 } from "./kernels/matmul.ts";
 import { TILED_CANDIDATES, tiledKernelName, tiledMatmulWgsl } from "./kernels/matmul_tiled.ts";
 import {
+  SUBGROUP_CANDIDATES,
+  subgroupKernelName,
+  subgroupMatmulWgsl,
+} from "./kernels/matmul_subgroup.ts";
+import {
   ADAMW_WGSL,
   RMSPROP_WGSL,
   SGD_WGSL,
@@ -162,6 +167,14 @@ function matmulShaders(): CatalogShader[] {
                   name: tiledKernelName(v, t),
                   family: "matmul",
                   wgsl: tiledMatmulWgsl(v, t),
+                });
+              }
+              // The subgroup candidates (compiled where the adapter has `subgroups`).
+              for (const t of SUBGROUP_CANDIDATES) {
+                out.push({
+                  name: subgroupKernelName(v, t),
+                  family: "matmul",
+                  wgsl: subgroupMatmulWgsl(v, t),
                 });
               }
             }

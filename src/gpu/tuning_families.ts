@@ -12,8 +12,7 @@
 
 import type { TunerFamily } from "./tuner.ts";
 import { matmul } from "./kernels/matmul.ts";
-import { tiledName } from "./kernels/matmul_tiled.ts";
-import { candidatesFor, parseShapeKey } from "./matmul_policy.ts";
+import { candidatesFor, matmulCandidateName, parseShapeKey } from "./matmul_policy.ts";
 import { flashCandidates, flashName, parseAttentionKey } from "./kernels/attention.ts";
 import { attentionBackwardFlash, attentionForwardFlash } from "./kernels/attention_flash.ts";
 import {
@@ -33,7 +32,7 @@ const owns = (parse: (key: string) => unknown) => (key: string) => {
   }
 };
 
-/** The tiled matmul: every candidate that fits the device. */
+/** The hardware matmul: every candidate the device can run (tiled, and subgroup where offered). */
 export const MATMUL_FAMILY: TunerFamily = {
   name: "matmul",
   example: "NT 1024x576x1536",
@@ -44,7 +43,7 @@ export const MATMUL_FAMILY: TunerFamily = {
     const out = scratch.alloc("activations", m * n);
     return new Map(
       candidatesFor(scratch).map((t) => [
-        tiledName(t),
+        matmulCandidateName(t),
         () => matmul(scratch, out, a, b, m, n, k, { transA, transB }, t),
       ]),
     );

@@ -6,8 +6,7 @@ import { deepStrictEqual as assertEquals, strictEqual, throws } from "node:asser
 import { gpuTest, randomArray } from "../helpers.ts";
 import { GpuBackend } from "../../src/gpu/backend.ts";
 import { memoryStore, Tuner } from "../../src/gpu/tuner.ts";
-import { chooseMatmul, matmulShapeKey } from "../../src/gpu/matmul_policy.ts";
-import { tiledName } from "../../src/gpu/kernels/matmul_tiled.ts";
+import { chooseMatmul, matmulCandidateName, matmulShapeKey } from "../../src/gpu/matmul_policy.ts";
 import { fileStore, layoutsOf, tuningCachePath } from "../../tasks/_kernels.ts";
 
 Deno.test("kernel layouts: the flag beats the environment, which beats auto", () => {
@@ -55,8 +54,8 @@ gpuTest(
       const first = await runOn(gpu); // notes the shape; finish tunes it
       const tuned = tuner.table(gpu.ctx)[key];
       strictEqual(typeof tuned?.choice, "string");
-      strictEqual(chooseMatmul(gpu.ctx, m, n, k, false, true)?.bm !== undefined, true);
-      strictEqual(tiledName(chooseMatmul(gpu.ctx, m, n, k, false, true)!), tuned.choice);
+      strictEqual(chooseMatmul(gpu.ctx, m, n, k, false, true) !== undefined, true);
+      strictEqual(matmulCandidateName(chooseMatmul(gpu.ctx, m, n, k, false, true)!), tuned.choice);
       const second = await runOn(gpu); // the tuned candidate
       const software = await runOn(soft);
       assertEquals(first, software);

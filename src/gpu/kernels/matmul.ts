@@ -37,6 +37,12 @@
 import { type GpuContext, type GpuTensor, grid1d, tensorBytes } from "../context.ts";
 import type { MatmulOptions, Tensor } from "../../backend/mod.ts";
 import { tiledGroups, tiledKernelName, tiledMatmulWgsl, type TiledTiling } from "./matmul_tiled.ts";
+import {
+  subgroupGroups,
+  subgroupKernelName,
+  subgroupMatmulWgsl,
+  type SubgroupTiling,
+} from "./matmul_subgroup.ts";
 import { type F16Mode, type WeightDType, weightLoad } from "./weight_load.ts";
 import { emitEpilogue } from "./matmul_epilogue.ts";
 
@@ -275,7 +281,7 @@ export function matmul(
   n: number,
   k: number,
   options: MatmulOptions = {},
-  tiling?: MatmulTiling | TiledTiling,
+  tiling?: MatmulTiling | TiledTiling | SubgroupTiling,
 ): void {
   const { transA = false, transB = false, accumulate = false, bias } = options;
   checkSize("out", out, m * n);
@@ -300,13 +306,30 @@ export function matmul(
   if (a.dtype !== "f32" || out.dtype !== "f32" || bias?.dtype === "bf16" || bias?.dtype === "f16") {
     throw new Error("matmul: only the weight operand b may be held in half precision");
   }
-  if (tiling && "bm" in tiling) {
-    if (variant.bDtype) throw new Error("matmul: the tiled layouts read f32 weights only");
-    const name = tiledKernelName(variant, tiling);
+  if (tiling && ("subgroup" in tiling || "bm" in tiling)) {
+    if (variant.bDtype) throw new Error("matmul: the hardware layouts read f32 weights only");
+    const t = tiling;
+    const hw = "subgroup" in t
+      ? [
+        subgroupKernelName(variant, t),
+        () => subgroupMatmulWgsl(variant, t),
+        subgroupGroups(t, m, n),
+      ] as const
+      : [
+        tiledKernelName(variant, t),
+        () => tiledMatmulWgsl(variant, t),
+        tiledGroups(t, m, n),
+      ] as const;
+    const [name, make, groups] = hw;
     let wgsl = generated.get(name);
-    if (!wgsl) generated.set(name, wgsl = tiledMatmulWgsl(variant, tiling));
-    const tensors = bias ? [out, a, b, bias] : [out, a, b];
-    ctx.launch(name, wgsl, tensors, [m, n, k, accumulate ? 1 : 0], tiledGroups(tiling, m, n));
+    if (!wgsl) generated.set(name, wgsl = make());
+    ctx.launch(
+      name,
+      wgsl,
+      bias ? [out, a, b, bias] : [out, a, b],
+      [m, n, k, accumulate ? 1 : 0],
+      groups,
+    );
     return;
   }
   tiling ??= !(variant.vecA && variant.vecB)

@@ -33,7 +33,7 @@
  */
 
 import type { MatmulVariant } from "./matmul.ts";
-import { emitEpilogue } from "./matmul_epilogue.ts";
+import { emitEpilogue, emitPrologue, variantTag } from "./matmul_epilogue.ts";
 
 /** Shape of one workgroup-tiled matmul candidate. */
 export interface TiledTiling {
@@ -81,10 +81,7 @@ export function tiledFits(t: TiledTiling, limits: GPUSupportedLimits): boolean {
 
 /** Pipeline-cache name of one variant in one tiling (one name per distinct WGSL text). */
 export function tiledKernelName(v: MatmulVariant, t: TiledTiling): string {
-  const flag = (b: boolean, s: string) => (b ? s : "_");
-  return `matmul_${v.transA ? "T" : "N"}${v.transB ? "T" : "N"}_` +
-    flag(v.vecA, "a") + flag(v.vecB, "b") + flag(v.vecOut, "o") + flag(v.bias, "+") + "_" +
-    tiledName(t);
+  return variantTag(v) + tiledName(t);
 }
 
 /** Workgroup counts of a dispatch of `t` over out (m, n). */
@@ -107,7 +104,6 @@ export function tiledMatmulWgsl(v: MatmulVariant, t: TiledTiling): string {
   }
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
-  const elem = (vec: boolean) => (vec ? "vec4<f32>" : "f32");
 
   /**
    * Loads of one operand's K-tile into registers (`load`) and their stores into workgroup memory
@@ -171,16 +167,7 @@ export function tiledMatmulWgsl(v: MatmulVariant, t: TiledTiling): string {
   const A = operand("a"), B = operand("b");
   const tileA = bk * bm / 4, tileB = bk * bn / 4;
 
-  emit(
-    `// out: (M,N) = a: ${v.transA ? "(K,M)^T" : "(M,K)"} @ b: ${v.transB ? "(N,K)^T" : "(K,N)"}` +
-      (v.bias ? " + bias: (N)" : "") + ` (${tiledName(t)})`,
-  );
-  emit(`struct Params { M: u32, N: u32, K: u32, accumulate: u32 }`);
-  emit(`@group(0) @binding(0) var<uniform> u: Params;`);
-  emit(`@group(0) @binding(1) var<storage, read_write> outBuf: array<${elem(v.vecOut)}>;`);
-  emit(`@group(0) @binding(2) var<storage, read_write> aBuf: array<${elem(v.vecA)}>;`);
-  emit(`@group(0) @binding(3) var<storage, read_write> bBuf: array<${elem(v.vecB)}>;`);
-  if (v.bias) emit(`@group(0) @binding(4) var<storage, read_write> biasBuf: array<f32>;`);
+  emitPrologue(emit, v, tiledName(t));
   emit(`var<workgroup> As: array<vec4<f32>, ${2 * tileA}>;`);
   emit(`var<workgroup> Bs: array<vec4<f32>, ${2 * tileB}>;`);
   emit(`@compute @workgroup_size(${tx}, ${ty})`);
