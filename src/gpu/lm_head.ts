@@ -70,6 +70,15 @@ function widestChunk(ctx: GpuContext, N: number, V: number, C: number, logitsBud
   return Math.min(within.at(-1) ?? fits[0], roundUp(V, kernels.GROUP_COLS));
 }
 
+/** The built-in chunk, the tuner's candidates and its key (undefined: one candidate only). */
+function chunkChoice(ctx: GpuContext, N: number, V: number, C: number, logitsBudget: number) {
+  const widest = widestChunk(ctx, N, V, C, logitsBudget);
+  if (widest === undefined) return undefined;
+  const candidates = lmHeadCandidates(ctx, N, C, widest);
+  const key = candidates.length > 1 ? lmHeadKey(N, V, C, widest) : undefined;
+  return { widest, candidates, key };
+}
+
 /** The tuner's key of a model's LM head, or undefined where there is nothing to choose. */
 export function lmHeadTuningKey(
   ctx: GpuContext,
@@ -78,9 +87,7 @@ export function lmHeadTuningKey(
   C: number,
   logitsBudget: number,
 ): string | undefined {
-  const widest = widestChunk(ctx, N, V, C, logitsBudget);
-  if (widest === undefined || lmHeadCandidates(ctx, N, C, widest).length < 2) return undefined;
-  return lmHeadKey(N, V, C, widest);
+  return chunkChoice(ctx, N, V, C, logitsBudget)?.key;
 }
 
 /**
@@ -95,11 +102,10 @@ export function lmHeadPlan(
   C: number,
   logitsBudget: number,
 ): LmHeadPlan | undefined {
-  const widest = widestChunk(ctx, N, V, C, logitsBudget);
-  if (widest === undefined) return undefined;
-  const key = lmHeadTuningKey(ctx, N, V, C, logitsBudget);
+  const choice = chunkChoice(ctx, N, V, C, logitsBudget);
+  if (!choice) return undefined;
+  const { widest, candidates, key } = choice;
   const tuned = key === undefined ? NaN : Number(ctx.tuner?.choose(ctx, key));
-  const candidates = lmHeadCandidates(ctx, N, C, widest);
   const vocabChunk = candidates.includes(tuned) ? tuned : widest;
   return { vocabChunk, scratch: lmHeadScratch(N, vocabChunk) };
 }
